@@ -1,0 +1,1 @@
+"""Data layer: BEIR folders, pair files, validation, splits and the demo corpus."""

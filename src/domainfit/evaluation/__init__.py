@@ -1,0 +1,1 @@
+"""Evaluation: metrics, per-slice tables, significance and TREC run files."""

@@ -1,0 +1,1 @@
+"""Retrieval baselines: BM25, exact dense search, hybrid fusion and reranking."""
