@@ -1,0 +1,112 @@
+"""Configuration: pydantic models for ``domainfit.toml``.
+
+Unknown keys are errors (``extra="forbid"``), so a typo never silently falls
+back to a default. Command-line options override the file; the resolved
+config is saved into every stage's output.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from domainfit.errors import InputError
+from domainfit.models import DEFAULT_MODEL
+
+KNOWN_METRIC = re.compile(r"^(ndcg|recall|mrr|map|precision)(@\d+)?$")
+
+
+class _Strict(BaseModel):
+    """Base for config sections: unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class BenchConfig(_Strict):
+    """Settings of the ``bench`` stage (baselines on one split)."""
+
+    split: str = Field("test", description="qrels split to evaluate")
+    tune_split: str | None = Field("dev", description="split used to tune the hybrid weight (skipped if absent)")
+    models: list[str] = Field(default_factory=lambda: [DEFAULT_MODEL], description="bi-encoders to evaluate")
+    reranker: str | None = Field(None, description="cross-encoder name or path; reranks the best hybrid run")
+    rerank_depth: int = Field(50, ge=1, le=1000)
+    depth: int = Field(100, ge=1, le=10000, description="documents retrieved per query")
+    metrics: list[str] = Field(default_factory=lambda: ["ndcg@10", "recall@100", "mrr@10", "map@100"])
+    primary_metric: str = "ndcg@10"
+    rrf_k: int = Field(60, ge=1)
+    hybrid: bool = True
+    batch_size: int = Field(32, ge=1)
+    max_seq_length: int | None = Field(256, ge=8)
+    slice_fields: list[str] | None = Field(None, description="query metadata fields to slice by (None = all)")
+    significance_test: str = "student"
+    bm25_k1: float = Field(1.2, gt=0)
+    bm25_b: float = Field(0.75, ge=0, le=1)
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, value: list[str]) -> list[str]:
+        """Reject metric names the evaluator does not know."""
+        bad = [m for m in value if not KNOWN_METRIC.match(m)]
+        if bad:
+            raise ValueError(f"unknown metric(s) {bad}; use ndcg@k, recall@k, mrr@k, map@k, map, precision@k")
+        return value
+
+
+class DataConfig(_Strict):
+    """Settings of the data layer."""
+
+    max_line_mib: int = Field(8, ge=1, description="largest accepted JSONL record")
+
+
+class Config(_Strict):
+    """The whole ``domainfit.toml``."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    bench: BenchConfig = Field(default_factory=BenchConfig)
+
+
+def _line_of(text: str, key: str) -> int:
+    """Best-effort line number of ``key = ...`` in a TOML text (0 when not found)."""
+    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=", re.MULTILINE)
+    match = pattern.search(text)
+    return text.count("\n", 0, match.start()) + 1 if match else 0
+
+
+def load_config(path: Path | None, overrides: dict[str, dict[str, Any]] | None = None) -> Config:
+    """Load ``domainfit.toml`` (or defaults when ``path`` is None) and apply CLI overrides.
+
+    Overrides are ``{section: {key: value}}``; None values are ignored.
+    Raises `InputError` naming the file, line and key on any problem.
+    """
+    raw: dict[str, Any] = {}
+    text = ""
+    source = str(path) if path else "<options>"
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+            raw = tomllib.loads(text)
+        except FileNotFoundError:
+            raise InputError(path, 0, "-", "config file not found") from None
+        except UnicodeDecodeError as exc:
+            raise InputError(path, 0, "-", f"invalid UTF-8 ({exc.reason})") from None
+        except tomllib.TOMLDecodeError as exc:
+            line = getattr(exc, "lineno", 0) or 0
+            raise InputError(path, line, "-", f"invalid TOML ({str(exc).split(' (at')[0]})") from None
+    for section, values in (overrides or {}).items():
+        for key, value in values.items():
+            if value is not None:
+                raw.setdefault(section, {})[key] = value
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        key = str(err["loc"][-1]) if err["loc"] else "-"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key"
+        raise InputError(source, _line_of(text, key), loc, message) from None

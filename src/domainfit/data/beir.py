@@ -1,0 +1,177 @@
+"""Read, validate and write BEIR folders.
+
+A BEIR folder holds ``corpus.jsonl`` (``_id``, ``title``, ``text``, any other
+fields kept as metadata), ``queries.jsonl`` (``_id``, ``text``, metadata such as
+``family``, ``lang``, ``slice``) and ``qrels/<split>.tsv`` (a header row, then
+``query-id  corpus-id  score`` with integer graded relevance).
+
+Every defect raises `InputError` with file, line and field; nothing is written
+while reading.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from domainfit.data.jsonl import dumps_line, iter_jsonl, iter_lines, require_str
+from domainfit.errors import InputError
+from domainfit.types import Document, Qrels, Query
+from domainfit.workspace import atomic_write_text, staged_dir
+
+QRELS_HEADER = ("query-id", "corpus-id", "score")
+_RESERVED_DOC = {"_id", "title", "text"}
+_RESERVED_QUERY = {"_id", "text"}
+
+
+@dataclass
+class BeirDataset:
+    """A loaded BEIR folder: documents, queries and qrels per split."""
+
+    corpus: dict[str, Document]
+    queries: dict[str, Query]
+    qrels: dict[str, Qrels] = field(default_factory=dict)
+    root: Path | None = None
+
+    def split_queries(self, split: str) -> dict[str, Query]:
+        """Return the queries judged in ``split`` (raises KeyError for an unknown split)."""
+        return {qid: self.queries[qid] for qid in self.qrels[split] if qid in self.queries}
+
+
+def _metadata(record: dict[str, Any], reserved: set[str]) -> dict[str, Any]:
+    """Collect non-reserved fields; a nested ``metadata`` object is flattened into them."""
+    meta: dict[str, Any] = {}
+    for key, value in record.items():
+        if key in reserved:
+            continue
+        if key == "metadata" and isinstance(value, dict):
+            meta.update(value)
+        else:
+            meta[key] = value
+    return meta
+
+
+def _read_id(record: dict[str, Any], path: Path, line: int) -> str:
+    """Return the record's ``_id``: a non-empty string without tabs or newlines."""
+    ident = require_str(record, "_id", path, line)
+    if ident != ident.strip() or any(c in ident for c in "\t\n\r"):
+        raise InputError(path, line, "_id", f"has surrounding whitespace or a tab/newline: {ident!r:.40}")
+    return ident
+
+
+def read_corpus(path: Path) -> dict[str, Document]:
+    """Read and validate ``corpus.jsonl``; returns documents by id, in file order."""
+    docs: dict[str, Document] = {}
+    first_seen: dict[str, int] = {}
+    for line, record in iter_jsonl(path):
+        ident = _read_id(record, path, line)
+        if ident in docs:
+            raise InputError(path, line, "_id", f"duplicate id {ident!r} (first on line {first_seen[ident]})")
+        title = require_str(record, "title", path, line, required=False, allow_empty=True)
+        text = require_str(record, "text", path, line, required=True, allow_empty=True)
+        if not text.strip() and not title.strip():
+            raise InputError(path, line, "text", "is empty (and so is the title)")
+        docs[ident] = Document(id=ident, text=text, title=title, metadata=_metadata(record, _RESERVED_DOC))
+        first_seen[ident] = line
+    if not docs:
+        raise InputError(path, 0, "-", "no documents in the file")
+    return docs
+
+
+def read_queries(path: Path) -> dict[str, Query]:
+    """Read and validate ``queries.jsonl``; returns queries by id, in file order."""
+    queries: dict[str, Query] = {}
+    first_seen: dict[str, int] = {}
+    for line, record in iter_jsonl(path):
+        ident = _read_id(record, path, line)
+        if ident in queries:
+            raise InputError(path, line, "_id", f"duplicate id {ident!r} (first on line {first_seen[ident]})")
+        text = require_str(record, "text", path, line)
+        meta = _metadata(record, _RESERVED_QUERY)
+        if "family" in meta and not isinstance(meta["family"], str | int):
+            raise InputError(path, line, "family", "must be a string")
+        queries[ident] = Query(id=ident, text=text, metadata=meta)
+        first_seen[ident] = line
+    if not queries:
+        raise InputError(path, 0, "-", "no queries in the file")
+    return queries
+
+
+def read_qrels(path: Path, query_ids: set[str] | dict[str, Any], doc_ids: set[str] | dict[str, Any]) -> Qrels:
+    """Read and validate one ``qrels/<split>.tsv`` against known query and document ids."""
+    qrels: Qrels = {}
+    header_seen = False
+    for line, text in iter_lines(path):
+        cols = text.split("\t")
+        if not header_seen:
+            header_seen = True
+            if tuple(c.strip().lower() for c in cols) == QRELS_HEADER:
+                continue
+            if len(cols) == 3 and cols[2].strip().lstrip("-").isdigit():
+                raise InputError(path, line, "-", "missing header row 'query-id\\tcorpus-id\\tscore'")
+            raise InputError(path, line, "-", f"header must be 'query-id\\tcorpus-id\\tscore', got {text!r:.60}")
+        if len(cols) != 3:
+            raise InputError(path, line, "-", f"expected 3 tab-separated columns, got {len(cols)}")
+        qid, did, score_text = (c.strip() for c in cols)
+        if not qid:
+            raise InputError(path, line, "query-id", "is empty")
+        if not did:
+            raise InputError(path, line, "corpus-id", "is empty")
+        try:
+            score = int(score_text)
+        except ValueError:
+            raise InputError(path, line, "score", f"must be an integer, got {score_text!r:.20}") from None
+        if qid not in query_ids:
+            raise InputError(path, line, "query-id", f"unknown query {qid!r} (not in queries.jsonl)")
+        if did not in doc_ids:
+            raise InputError(path, line, "corpus-id", f"unknown document {did!r} (not in corpus.jsonl)")
+        judged = qrels.setdefault(qid, {})
+        if did in judged:
+            raise InputError(path, line, "corpus-id", f"duplicate judgement for ({qid!r}, {did!r})")
+        judged[did] = score
+    if not header_seen:
+        raise InputError(path, 0, "-", "empty file (expected a header row and judgements)")
+    return qrels
+
+
+def load_beir(folder: Path | str, splits: list[str] | None = None) -> BeirDataset:
+    """Load a BEIR folder; ``splits`` limits which ``qrels/*.tsv`` are read (default: all)."""
+    root = Path(folder).expanduser().resolve()
+    if not root.is_dir():
+        raise InputError(root, 0, "-", "not a folder (expected a BEIR folder with corpus.jsonl)")
+    corpus = read_corpus(root / "corpus.jsonl")
+    queries_path = root / "queries.jsonl"
+    queries = read_queries(queries_path) if queries_path.exists() else {}
+    qrels_dir = root / "qrels"
+    available = sorted(p.stem for p in qrels_dir.glob("*.tsv")) if qrels_dir.is_dir() else []
+    wanted = available if splits is None else splits
+    qrels: dict[str, Qrels] = {}
+    for split in wanted:
+        path = qrels_dir / f"{split}.tsv"
+        if not path.is_file():
+            raise InputError(path, 0, "-", f"split {split!r} not found; available: {', '.join(available) or 'none'}")
+        qrels[split] = read_qrels(path, queries, corpus)
+    return BeirDataset(corpus=corpus, queries=queries, qrels=qrels, root=root)
+
+
+def write_beir(dataset: BeirDataset, folder: Path | str) -> Path:
+    """Write ``dataset`` as a BEIR folder, atomically (the folder appears complete or not at all)."""
+    final = Path(folder).expanduser().resolve()
+    with staged_dir(final) as tmp:
+        atomic_write_text(
+            tmp / "corpus.jsonl",
+            "".join(
+                dumps_line({"_id": d.id, "title": d.title, "text": d.text, **d.metadata})
+                for d in dataset.corpus.values()
+            ),
+        )
+        atomic_write_text(
+            tmp / "queries.jsonl",
+            "".join(dumps_line({"_id": q.id, "text": q.text, **q.metadata}) for q in dataset.queries.values()),
+        )
+        for split, qrels in dataset.qrels.items():
+            rows = ["\t".join(QRELS_HEADER)]
+            rows += [f"{qid}\t{did}\t{rel}" for qid, docs in qrels.items() for did, rel in docs.items()]
+            atomic_write_text(tmp / "qrels" / f"{split}.tsv", "\n".join(rows) + "\n")
+    return final

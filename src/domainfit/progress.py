@@ -1,0 +1,51 @@
+"""Progress bars (rich) that every long step uses, silenced by ``--quiet``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+_QUIET = False
+
+
+def set_quiet(quiet: bool) -> None:
+    """Silence (or re-enable) every progress bar of this process."""
+    global _QUIET
+    _QUIET = quiet
+
+
+def is_quiet() -> bool:
+    """Return True when progress output is silenced."""
+    return _QUIET
+
+
+def stderr_console() -> Console:
+    """Return a console on stderr that honours ``NO_COLOR``."""
+    return Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")), file=sys.stderr)
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """Show a progress bar for ``total`` units; yields ``advance(n)``.
+
+    Silent when quiet is set. The bar goes to stderr so ``--json`` output on
+    stdout stays clean.
+    """
+    if _QUIET or total <= 0:
+        yield lambda n: None
+        return
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=stderr_console(), transient=False) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.advance(task, n)

@@ -1,0 +1,191 @@
+"""Dense retrieval: encode with a sentence-transformers model, search exactly.
+
+Embeddings are L2-normalised, so inner product is cosine similarity. Search is
+exact (numpy blocks or FAISS ``IndexFlatIP``), so that approximate-search
+recall loss is never mistaken for model quality.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from domainfit.models import DEFAULT_MODEL, load_bi_encoder, model_fingerprint
+from domainfit.progress import progress_bar
+from domainfit.retrieval.cache import EmbeddingCache, text_key
+from domainfit.types import Document, Run
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+SearchBackend = Literal["auto", "numpy", "faiss"]
+
+
+def encode_texts(
+    model: SentenceTransformer,
+    texts: list[str],
+    *,
+    batch_size: int = 32,
+    prompt_name: str | None = None,
+    cache: EmbeddingCache | None = None,
+    description: str = "encoding",
+) -> np.ndarray:
+    """Encode ``texts`` into L2-normalised float32 vectors, one row per text.
+
+    Cached texts are read from ``cache``; the rest are encoded longest first (as
+    sentence-transformers does), with a progress bar, and stored back.
+    """
+    get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    dim = int(get_dim() or 0)
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    prompt = (model.prompts or {}).get(prompt_name or "", "")
+    keys = [text_key(t, prompt) for t in texts]
+    missing = list(range(len(texts)))
+    if cache is not None:
+        found, missing = cache.get(keys)
+        for pos, vec in found.items():
+            out[pos] = vec
+    # encode each distinct missing text once
+    unique: dict[str, int] = {}
+    for pos in missing:
+        unique.setdefault(keys[pos], pos)
+    order = sorted(unique.values(), key=lambda p: -len(texts[p]))
+    chunk = max(batch_size * 8, 256)
+    encoded: dict[str, np.ndarray] = {}
+    with progress_bar(description, len(order)) as advance:
+        for start in range(0, len(order), chunk):
+            positions = order[start : start + chunk]
+            vectors = model.encode(
+                [texts[p] for p in positions],
+                batch_size=batch_size,
+                prompt_name=prompt_name,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+            for p, vec in zip(positions, vectors, strict=True):
+                encoded[keys[p]] = vec
+            advance(len(positions))
+    for pos in missing:
+        out[pos] = encoded[keys[pos]]
+    if cache is not None and encoded:
+        cache.put(list(encoded), np.stack(list(encoded.values())))
+    return out
+
+
+def _faiss_available() -> bool:
+    """Return True when FAISS can be imported."""
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def exact_search(
+    queries: np.ndarray, docs: np.ndarray, k: int, backend: SearchBackend = "auto", block: int = 512
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` inner-product search.
+
+    Inputs: query matrix (nq, d) and document matrix (nd, d), float32.
+    Output: (indices, scores), each (nq, min(k, nd)), best first; ties go to the lower index.
+    """
+    k = min(k, docs.shape[0])
+    if backend == "faiss" or (backend == "auto" and _faiss_available()):
+        import faiss
+
+        index = faiss.IndexFlatIP(docs.shape[1])
+        index.add(np.ascontiguousarray(docs, dtype=np.float32))
+        scores, idx = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        return idx.astype(np.int64), scores
+    all_idx = np.empty((queries.shape[0], k), dtype=np.int64)
+    all_scores = np.empty((queries.shape[0], k), dtype=np.float32)
+    for start in range(0, queries.shape[0], block):
+        sims = queries[start : start + block] @ docs.T
+        part = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < docs.shape[0] else np.tile(np.arange(docs.shape[0]), (sims.shape[0], 1))
+        part_scores = np.take_along_axis(sims, part, axis=1)
+        order = np.lexsort((part, -part_scores), axis=1)
+        all_idx[start : start + block] = np.take_along_axis(part, order, axis=1)
+        all_scores[start : start + block] = np.take_along_axis(part_scores, order, axis=1)
+    return all_idx, all_scores
+
+
+class DenseRetriever:
+    """Bi-encoder retrieval with an on-disk embedding cache.
+
+    Inputs: a model name or path (resolved offline first, see `domainfit.models`),
+    an optional cache folder, batch size, max sequence length, the prompt names
+    for queries and documents (used when the model defines them), the search
+    backend. Example: ``DenseRetriever("sentence-transformers/all-MiniLM-L6-v2")``.
+    """
+
+    def __init__(
+        self,
+        model: str | SentenceTransformer = DEFAULT_MODEL,
+        *,
+        cache_dir: Path | None = None,
+        batch_size: int = 32,
+        max_seq_length: int | None = None,
+        query_prompt_name: str | None = None,
+        document_prompt_name: str | None = None,
+        backend: SearchBackend = "auto",
+    ) -> None:
+        self.model_name = model if isinstance(model, str) else str(getattr(model, "_domainfit_path", "in-memory"))
+        self.model = load_bi_encoder(model, max_seq_length=max_seq_length) if isinstance(model, str) else model
+        if max_seq_length is not None:
+            self.model.max_seq_length = max_seq_length
+        prompts = self.model.prompts or {}
+        self.query_prompt_name = query_prompt_name or ("query" if "query" in prompts else None)
+        self.document_prompt_name = document_prompt_name or ("document" if "document" in prompts else None)
+        self.batch_size = batch_size
+        self.backend: SearchBackend = backend
+        self.fingerprint = model_fingerprint(self.model)
+        self.cache = EmbeddingCache(cache_dir, self.fingerprint) if cache_dir is not None else None
+        self._doc_ids: list[str] = []
+        self._doc_matrix: np.ndarray | None = None
+
+    def get_config_dict(self) -> dict[str, Any]:
+        """Return every knob, for reports and manifests."""
+        return {
+            "model": self.model_name,
+            "fingerprint": self.fingerprint,
+            "max_seq_length": self.model.max_seq_length,
+            "batch_size": self.batch_size,
+            "query_prompt_name": self.query_prompt_name,
+            "document_prompt_name": self.document_prompt_name,
+            "backend": self.backend,
+        }
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """Encode query texts (query prompt applied)."""
+        return encode_texts(
+            self.model, texts, batch_size=self.batch_size, prompt_name=self.query_prompt_name,
+            cache=self.cache, description="encoding queries",
+        )
+
+    def encode_documents(self, texts: list[str]) -> np.ndarray:
+        """Encode document texts (document prompt applied)."""
+        return encode_texts(
+            self.model, texts, batch_size=self.batch_size, prompt_name=self.document_prompt_name,
+            cache=self.cache, description="encoding documents",
+        )
+
+    def index(self, corpus: Mapping[str, Document]) -> None:
+        """Encode (or read from cache) every document of the corpus."""
+        self._doc_ids = list(corpus)
+        self._doc_matrix = self.encode_documents([doc.full_text() for doc in corpus.values()])
+
+    def search(self, queries: Mapping[str, str], k: int = 100) -> Run:
+        """Search every query exactly; returns ``{qid: {doc_id: cosine}}``."""
+        if self._doc_matrix is None:
+            raise RuntimeError("DenseRetriever.search called before index")
+        qids = list(queries)
+        q = self.encode_queries([queries[qid] for qid in qids])
+        idx, scores = exact_search(q, self._doc_matrix, k, self.backend)
+        return {
+            qid: {self._doc_ids[int(i)]: float(s) for i, s in zip(idx[row], scores[row], strict=True)}
+            for row, qid in enumerate(qids)
+        }
