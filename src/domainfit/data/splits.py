@@ -83,7 +83,10 @@ def normalise_text(text: str) -> str:
 
 
 def explicit_family(query: Query) -> str | None:
-    """Return the user-given family of ``query`` (non-empty string ``metadata["family"]``), else None."""
+    """Return the user-given family of ``query``, else None.
+
+    Only a non-empty string ``metadata["family"]`` counts as user-given.
+    """
     value = query.metadata.get("family")
     if isinstance(value, str) and value.strip():
         return value
@@ -95,7 +98,9 @@ def _min_overlap(threshold: float, size: int) -> int:
     return max(1, math.ceil(threshold * size - _EPS))
 
 
-def _near_duplicate_pairs(token_sets: list[frozenset[str]], threshold: float) -> list[tuple[int, int]]:
+def _near_duplicate_pairs(
+    token_sets: list[frozenset[str]], threshold: float
+) -> list[tuple[int, int]]:
     """Return index pairs ``(i, j)`` of distinct token sets with Jaccard >= ``threshold``.
 
     A prefix-filtering set-similarity join: tokens are ordered rarest first and
@@ -139,6 +144,32 @@ def _near_duplicate_pairs(token_sets: list[frozenset[str]], threshold: float) ->
             posting[0].append(size)
             posting[1].append(i)
     return pairs
+
+
+def _union_shared_documents(uf: _UnionFind, qids: list[str], qrels: Qrels) -> None:
+    """Union the positions in ``qids`` of queries that share a relevant document."""
+    position = {qid: n for n, qid in enumerate(qids)}
+    first_query_of_doc: dict[str, int] = {}
+    for qid, docs in qrels.items():
+        n = position.get(qid)
+        if n is None:
+            continue
+        for doc_id, relevance in docs.items():
+            if relevance > 0:
+                uf.union(n, first_query_of_doc.setdefault(doc_id, n))
+
+
+def _union_near_duplicates(uf: _UnionFind, texts: list[str], threshold: float) -> None:
+    """Union the positions of near-duplicate ``texts`` (same token set, or Jaccard >= threshold)."""
+    first_with_set: dict[frozenset[str], int] = {}
+    for n, text in enumerate(texts):
+        tokens = frozenset(normalise_text(text).split())
+        if tokens:
+            uf.union(n, first_with_set.setdefault(tokens, n))
+    distinct = list(first_with_set)
+    owners = list(first_with_set.values())
+    for a, b in _near_duplicate_pairs(distinct, threshold):
+        uf.union(owners[a], owners[b])
 
 
 def derive_families(
@@ -185,30 +216,9 @@ def derive_families(
         else:
             families[qid] = given
     explicit_names = set(families.values())
-    position = {qid: n for n, qid in enumerate(derived)}
     uf = _UnionFind(len(derived))
-
-    # shared relevant documents
-    first_query_of_doc: dict[str, int] = {}
-    for qid, docs in qrels.items():
-        n = position.get(qid)
-        if n is None:
-            continue
-        for doc_id, relevance in docs.items():
-            if relevance > 0:
-                other = first_query_of_doc.setdefault(doc_id, n)
-                uf.union(n, other)
-
-    # near-duplicates: identical token sets first, then Jaccard over the distinct sets
-    first_with_set: dict[frozenset[str], int] = {}
-    for n, qid in enumerate(derived):
-        tokens = frozenset(normalise_text(queries[qid].text).split())
-        if tokens:
-            uf.union(n, first_with_set.setdefault(tokens, n))
-    distinct = list(first_with_set)
-    owners = list(first_with_set.values())
-    for a, b in _near_duplicate_pairs(distinct, overlap_threshold):
-        uf.union(owners[a], owners[b])
+    _union_shared_documents(uf, derived, qrels)
+    _union_near_duplicates(uf, [queries[qid].text for qid in derived], overlap_threshold)
 
     names: dict[int, str] = {}
     for n, qid in enumerate(derived):  # ``derived`` is sorted: first seen = smallest id
@@ -334,7 +344,9 @@ def check_qrels_leakage(
     splits_of_query: dict[str, set[str]] = defaultdict(set)
     for split, qrels in qrels_by_split.items():
         for qid, docs in qrels.items():
-            union.setdefault(qid, {}).update(docs)
+            merged = union.setdefault(qid, {})
+            for doc_id, relevance in docs.items():
+                merged[doc_id] = max(relevance, merged.get(doc_id, relevance))
             splits_of_query[qid].add(split)
     pool = {qid: queries.get(qid) or Query(id=qid, text="") for qid in union}
     families = derive_families(pool, union, overlap_threshold=overlap_threshold)
