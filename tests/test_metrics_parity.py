@@ -186,6 +186,12 @@ def test_tie_order_is_doc_id_descending() -> None:
     ref = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(run)
     assert ref["q"]["recip_rank"] == pytest.approx(1 / 3)
     assert per_query(qrels, run, ["mrr@10"])["mrr@10"]["q"] == pytest.approx(1 / 3)
+    # non-ASCII ids: code point order, which is trec_eval's byte order on UTF-8
+    qrels = {"q": {"z": 1}}
+    run = {"q": {"Z": 1.0, "z": 1.0, "é": 1.0}}
+    ref = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(run)
+    assert ref["q"]["recip_rank"] == pytest.approx(1 / 2)
+    assert per_query(qrels, run, ["mrr@10"])["mrr@10"]["q"] == pytest.approx(1 / 2)
 
 
 def test_empty_inputs() -> None:

@@ -142,16 +142,18 @@ class _Bench:
 
     def _dense_and_hybrid(self, model: str, queries: dict[str, str], tune_queries: dict[str, str], bm25: Run, bm25_tune: Run) -> None:
         """Evaluate one bi-encoder and its RRF and convex hybrids with BM25."""
-        cfg, label = self.config, short_name(model)
+        cfg = self.config
+        label = short_name(model)
+        suffix = f":{label}" if len(cfg.models) > 1 else ""
         start = time.perf_counter()
         dense = DenseRetriever(model, cache_dir=self.cache / "embeddings", batch_size=cfg.batch_size, max_seq_length=cfg.max_seq_length)
         dense.index(self.dataset.corpus)
         run = dense.search(queries, cfg.depth)
-        self.add(f"dense:{label}", "dense", run, dense.get_config_dict(), time.perf_counter() - start)
+        self.add(f"dense{suffix}", "dense", run, dense.get_config_dict(), time.perf_counter() - start)
         if not cfg.hybrid:
             return
         start = time.perf_counter()
-        self.add(f"hybrid-rrf:{label}", "hybrid", rrf([bm25, run], k=cfg.rrf_k, depth=cfg.depth), {"fusion": "rrf", "k": cfg.rrf_k, "model": model}, time.perf_counter() - start)
+        self.add(f"hybrid-rrf{suffix}", "hybrid", rrf([bm25, run], k=cfg.rrf_k, depth=cfg.depth), {"fusion": "rrf", "k": cfg.rrf_k, "model": model}, time.perf_counter() - start)
         if self.tune:
             tuned = tune_convex(bm25_tune, dense.search(tune_queries, cfg.depth), self.tune, self.score, cfg.primary_metric)
             alpha = tuned.alpha
@@ -161,7 +163,7 @@ class _Bench:
             self.notes.append(f"no '{cfg.tune_split}' split to tune the convex weight: used alpha=0.5")
             self.tuning[label] = {"split": None, "alpha": alpha}
         start = time.perf_counter()
-        self.add(f"hybrid-convex:{label}", "hybrid", convex(bm25, run, alpha, depth=cfg.depth), {"fusion": "convex", "alpha": alpha, "normalisation": "min-max", "model": model}, time.perf_counter() - start)
+        self.add(f"hybrid-convex{suffix}", "hybrid", convex(bm25, run, alpha, depth=cfg.depth), {"fusion": "convex", "alpha": alpha, "normalisation": "min-max", "model": model}, time.perf_counter() - start)
 
     def _rerank(self, queries: dict[str, str]) -> None:
         """Rerank the best first-stage run's top documents with the configured cross-encoder."""
@@ -171,7 +173,7 @@ class _Bench:
         start = time.perf_counter()
         model = load_cross_encoder(cfg.reranker)
         run = rerank(self.runs[first.name], queries, self.dataset.corpus, model, depth=cfg.rerank_depth, batch_size=cfg.batch_size)
-        self.add(f"rerank:{short_name(cfg.reranker)}", "rerank", run, {"model": cfg.reranker, "first_stage": first.name, "depth": cfg.rerank_depth}, time.perf_counter() - start)
+        self.add("rerank", "rerank", run, {"model": cfg.reranker, "first_stage": first.name, "depth": cfg.rerank_depth}, time.perf_counter() - start)
 
 
 def _slices(bench: _Bench, metrics: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -208,7 +210,9 @@ def run_bench(data: Path, workspace: Workspace, config: BenchConfig, *, force: b
     with workspace.lock():
         bench = _Bench(dataset, qrels, tune, config, workspace.cache_dir)
         bench.run_all()
-        significance = compare_runs(qrels, bench.runs, config.metrics, baseline="bm25", test=config.significance_test)
+        significance = compare_runs(
+            qrels, bench.runs, baseline="bm25", metrics=config.metrics, test=config.significance_test
+        ).to_dict()
         result = BenchResult(
             split=config.split,
             n_queries=len(qrels),

@@ -115,10 +115,21 @@ def _check_safetensors(resolved: ResolvedModel) -> None:
         raise UsageError(f"model {resolved.name!r} at {resolved.path} has no .safetensors weights; refusing to load pickled weights")
 
 
+def _quiet_loading() -> None:
+    """Hide the per-tensor "Loading weights" bar of transformers (loading takes under a second)."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
+        pass
+
+
 def load_bi_encoder(name: str = DEFAULT_MODEL, *, device: str | None = None, max_seq_length: int | None = None) -> SentenceTransformer:
     """Load a sentence-transformers bi-encoder by name or path (safetensors only, no remote code)."""
     from sentence_transformers import SentenceTransformer
 
+    _quiet_loading()
     resolved = resolve_model(name)
     _check_safetensors(resolved)
     model = SentenceTransformer(
@@ -138,6 +149,7 @@ def load_cross_encoder(name: str, *, device: str | None = None, max_length: int 
     """Load a sentence-transformers cross-encoder by name or path (safetensors only, no remote code)."""
     from sentence_transformers import CrossEncoder
 
+    _quiet_loading()
     resolved = resolve_model(name)
     _check_safetensors(resolved)
     return CrossEncoder(
