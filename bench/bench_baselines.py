@@ -42,7 +42,9 @@ def bench_encoding(texts: list[str], repeats: int, batch_size: int) -> dict:
     model.encode(texts[:64], batch_size=batch_size)  # warm-up
     bare, ours = [], []
     for _ in range(repeats):
-        t, ref = timed(lambda: model.encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False))
+        t, ref = timed(
+            lambda: model.encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
+        )
         bare.append(t)
         with tempfile.TemporaryDirectory() as tmp:
             cache = EmbeddingCache(Path(tmp), "bench")
@@ -52,7 +54,9 @@ def bench_encoding(texts: list[str], repeats: int, batch_size: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         cache = EmbeddingCache(Path(tmp), "bench")
         encode_texts(model, texts, batch_size=batch_size, cache=cache)
-        warm, _ = timed(lambda: encode_texts(model, texts, batch_size=batch_size, cache=EmbeddingCache(Path(tmp), "bench")))
+        warm, _ = timed(
+            lambda: encode_texts(model, texts, batch_size=batch_size, cache=EmbeddingCache(Path(tmp), "bench"))
+        )
     b, o = statistics.median(bare), statistics.median(ours)
     return {
         "texts": len(texts),
@@ -128,17 +132,26 @@ def main() -> None:
     all_docs = [d.full_text() for d in data.corpus.values()]
     queries = [q.text for q in data.queries.values()][: args.queries]
     result = {
-        "machine": {"python": platform.python_version(), "processor": platform.processor() or platform.machine()},
+        "machine": {
+            "python": platform.python_version(),
+            "processor": platform.processor() or platform.machine(),
+        },
         "encoding": bench_encoding(all_docs[: args.docs], args.repeats, args.batch_size),
         "bm25": bench_bm25(doc_ids, all_docs, queries, args.repeats),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     enc, bm = result["encoding"], result["bm25"]
-    print(f"dense encoding of {enc['texts']} texts: bare {enc['bare_encode_s']}s, domainfit {enc['domainfit_encode_s']}s, "
-          f"ratio {enc['ratio_bare_over_domainfit']} (>= 0.95 means no overhead); cached re-run {enc['domainfit_cached_rerun_s']}s")
-    print(f"BM25 index+top{bm['k']} ({bm['documents']} docs, {bm['queries']} queries): {bm['seconds']}; "
-          f"bm25s/domainfit {bm['ratio_bm25s_over_domainfit']}, rank_bm25/domainfit {bm['ratio_rank_bm25_over_domainfit']}")
+    print(
+        f"dense encoding of {enc['texts']} texts: bare {enc['bare_encode_s']}s, "
+        f"domainfit {enc['domainfit_encode_s']}s, ratio {enc['ratio_bare_over_domainfit']} "
+        f"(>= 0.95 means no overhead); cached re-run {enc['domainfit_cached_rerun_s']}s"
+    )
+    print(
+        f"BM25 index+top{bm['k']} ({bm['documents']} docs, {bm['queries']} queries): {bm['seconds']}; "
+        f"bm25s/domainfit {bm['ratio_bm25s_over_domainfit']}, "
+        f"rank_bm25/domainfit {bm['ratio_rank_bm25_over_domainfit']}"
+    )
     print(f"wrote {args.out}")
 
 

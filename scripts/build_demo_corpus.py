@@ -92,7 +92,8 @@ MODULES: tuple[str, ...] = (
 #: Standard-library modules implemented in C (their functions, types and methods
 #: carry docstrings too). Platform-independent ones only.
 C_MODULES: tuple[str, ...] = (
-    "_collections_abc", "_pydecimal", "_pyio", "array", "binascii", "builtins", "cmath", "gc", "itertools", "marshal", "math",
+    "_collections_abc", "_pydecimal", "_pyio", "array", "binascii", "builtins", "cmath",
+    "gc", "itertools", "marshal", "math",
     "select", "sys", "time", "unicodedata", "zlib",
 )  # fmt: skip
 #: Sub-module name parts that mark tests, entry points or platform-specific code. Private
@@ -149,9 +150,7 @@ def module_names() -> list[str]:
         names.add(top)
         if not hasattr(module, "__path__"):
             continue
-        for info in pkgutil.walk_packages(
-            module.__path__, prefix=f"{top}.", onerror=lambda _: None
-        ):
+        for info in pkgutil.walk_packages(module.__path__, prefix=f"{top}.", onerror=lambda _: None):
             parts = info.name.split(".")[1:]
             if any(SKIP_PART.match(part) for part in parts):
                 continue
@@ -217,9 +216,7 @@ def safe_default(value: Any) -> Any:
         return value
     if isinstance(value, set | frozenset) and all(isinstance(v, SIMPLE) for v in value):
         members = ", ".join(sorted(repr(v) for v in value))
-        return Literal(
-            f"{type(value).__name__}({{{members}}})" if value else f"{type(value).__name__}()"
-        )
+        return Literal(f"{type(value).__name__}({{{members}}})" if value else f"{type(value).__name__}()")
     return Literal("...")
 
 
@@ -288,9 +285,11 @@ def class_members(cls: type) -> Iterator[tuple[str, str, Any]]:
         value = cls.__dict__[name]
         if isinstance(value, staticmethod | classmethod):
             value = value.__func__
-        if inspect.isfunction(value) and value.__qualname__ == f"{cls.__qualname__}.{name}":
-            yield "method", name, value
-        elif inspect.ismethoddescriptor(value) or inspect.isbuiltin(value):
+        if (
+            (inspect.isfunction(value) and value.__qualname__ == f"{cls.__qualname__}.{name}")
+            or inspect.ismethoddescriptor(value)
+            or inspect.isbuiltin(value)
+        ):
             yield "method", name, value
         elif isinstance(value, property):
             yield "property", name, value
@@ -342,9 +341,7 @@ def collect() -> list[Entry]:
         by_family.setdefault(entry.family, []).append(n)
     keep: set[int] = set()
     for members in by_family.values():
-        ranked = sorted(
-            members, key=lambda n: hashlib.sha256(entries[n].title.encode()).hexdigest()
-        )
+        ranked = sorted(members, key=lambda n: hashlib.sha256(entries[n].title.encode()).hexdigest())
         keep.update(ranked[:MAX_PER_FAMILY])
     return [entry for n, entry in enumerate(entries) if n in keep]
 
@@ -356,9 +353,7 @@ def write_corpus(out: Path, entries: list[Entry]) -> dict[str, Any]:
     when every file was written.
     """
     if not MIN_DOCS <= len(entries) <= MAX_DOCS:
-        raise SystemExit(
-            f"{len(entries)} documents, outside {MIN_DOCS}-{MAX_DOCS}: adjust the caps"
-        )
+        raise SystemExit(f"{len(entries)} documents, outside {MIN_DOCS}-{MAX_DOCS}: adjust the caps")
     corpus, queries, qrels = [], {}, {}
     for n, entry in enumerate(entries, start=1):
         qid, did = f"q{n:05d}", f"d{n:05d}"
@@ -398,9 +393,7 @@ def write_corpus(out: Path, entries: list[Entry]) -> dict[str, Any]:
                 for split in ("train", "dev", "test")
             },
             "kinds": dict(sorted(Counter(e.kind for e in entries).items())),
-            "largest_families": dict(
-                sorted(family_sizes.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
-            ),
+            "largest_families": dict(sorted(family_sizes.items(), key=lambda kv: (-kv[1], kv[0]))[:10]),
         }
         (tmp / "build_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return info
@@ -409,9 +402,7 @@ def write_corpus(out: Path, entries: list[Entry]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, build the corpus and print its statistics."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})"
-    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     args = parser.parse_args(argv)
     info = write_corpus(args.out.resolve(), collect())
     print(json.dumps(info, indent=2))

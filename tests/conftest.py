@@ -10,39 +10,93 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from domainfit.data.beir import BeirDataset, write_beir  # noqa: E402
-from domainfit.types import Document, Query  # noqa: E402
+from domainfit.data.beir import BeirDataset, write_beir
+from domainfit.types import Document, Query
 
 TOPICS = {
     "auth": [
-        ("ERR_AUTH_702 token expired", "Login fails with ERR_AUTH_702 when the session token has expired; refresh the token."),
-        ("reset password link", "To reset a password, open the account page and request a reset link by email."),
-        ("two factor setup", "Enable two-factor authentication with an authenticator app under security settings."),
-        ("sso saml configuration", "Single sign-on uses SAML; upload the identity provider metadata XML to configure it."),
+        (
+            "ERR_AUTH_702 token expired",
+            "Login fails with ERR_AUTH_702 when the session token has expired; refresh the token.",
+        ),
+        (
+            "reset password link",
+            "To reset a password, open the account page and request a reset link by email.",
+        ),
+        (
+            "two factor setup",
+            "Enable two-factor authentication with an authenticator app under security settings.",
+        ),
+        (
+            "sso saml configuration",
+            "Single sign-on uses SAML; upload the identity provider metadata XML to configure it.",
+        ),
     ],
     "billing": [
-        ("invoice pdf download", "Invoices can be downloaded as PDF files from the billing history page."),
+        (
+            "invoice pdf download",
+            "Invoices can be downloaded as PDF files from the billing history page.",
+        ),
         ("change credit card", "Update the credit card used for payments in the billing settings."),
         ("refund policy", "Refunds are issued within 14 days of purchase for annual plans only."),
-        ("vat number eu", "Companies in the EU can add a VAT number so invoices omit value-added tax."),
+        (
+            "vat number eu",
+            "Companies in the EU can add a VAT number so invoices omit value-added tax.",
+        ),
     ],
     "storage": [
-        ("bucket quota exceeded", "Uploads fail with QUOTA_409 once a storage bucket exceeds its quota."),
-        ("lifecycle rules archive", "Lifecycle rules move objects to the archive tier after a configurable number of days."),
-        ("presigned url expiry", "A presigned URL grants temporary access and expires after at most seven days."),
-        ("multipart upload limit", "Multipart uploads accept up to 10,000 parts of at least 5 MiB each."),
+        (
+            "bucket quota exceeded",
+            "Uploads fail with QUOTA_409 once a storage bucket exceeds its quota.",
+        ),
+        (
+            "lifecycle rules archive",
+            "Lifecycle rules move objects to the archive tier after a configurable number of days.",
+        ),
+        (
+            "presigned url expiry",
+            "A presigned URL grants temporary access and expires after at most seven days.",
+        ),
+        (
+            "multipart upload limit",
+            "Multipart uploads accept up to 10,000 parts of at least 5 MiB each.",
+        ),
     ],
     "network": [
-        ("vpc peering routes", "VPC peering needs route table entries on both sides to exchange traffic."),
-        ("load balancer health check", "The load balancer marks a target unhealthy after three failed health checks."),
-        ("dns ttl propagation", "DNS changes propagate as cached records expire according to their TTL."),
-        ("firewall port 443", "Open TCP port 443 in the firewall to allow HTTPS traffic to the service."),
+        (
+            "vpc peering routes",
+            "VPC peering needs route table entries on both sides to exchange traffic.",
+        ),
+        (
+            "load balancer health check",
+            "The load balancer marks a target unhealthy after three failed health checks.",
+        ),
+        (
+            "dns ttl propagation",
+            "DNS changes propagate as cached records expire according to their TTL.",
+        ),
+        (
+            "firewall port 443",
+            "Open TCP port 443 in the firewall to allow HTTPS traffic to the service.",
+        ),
     ],
     "compute": [
-        ("instance out of memory", "An instance that runs out of memory is restarted; pick a larger machine type."),
-        ("autoscaling cpu target", "Autoscaling adds instances when average CPU utilisation stays above the target."),
-        ("spot instance interruption", "Spot instances can be interrupted with a two-minute warning when capacity is needed."),
-        ("ssh key rotation", "Rotate SSH keys by adding the new public key before removing the old one."),
+        (
+            "instance out of memory",
+            "An instance that runs out of memory is restarted; pick a larger machine type.",
+        ),
+        (
+            "autoscaling cpu target",
+            "Autoscaling adds instances when average CPU utilisation stays above the target.",
+        ),
+        (
+            "spot instance interruption",
+            "Spot instances can be interrupted with a two-minute warning when capacity is needed.",
+        ),
+        (
+            "ssh key rotation",
+            "Rotate SSH keys by adding the new public key before removing the old one.",
+        ),
     ],
 }
 
@@ -62,7 +116,10 @@ def build_mini_dataset() -> BeirDataset:
             qrels_by_family.setdefault(family, {})[qid] = {did: 1}
     for i in range(10):
         did = f"x{i:03d}"
-        corpus[did] = Document(id=did, text=f"Unrelated release note number {i} about the colour of the dashboard theme.")
+        corpus[did] = Document(
+            id=did,
+            text=f"Unrelated release note number {i} about the colour of the dashboard theme.",
+        )
     splits = {"train": ["auth", "billing"], "dev": ["storage"], "test": ["network", "compute"]}
     qrels = {
         split: {qid: rel for fam in fams for qid, rel in qrels_by_family[fam].items()} for split, fams in splits.items()
@@ -82,3 +139,16 @@ def minilm():
     from domainfit.models import load_bi_encoder
 
     return load_bi_encoder()
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder(tmp_path_factory):
+    """A cross-encoder built from the packaged MiniLM weights with a fresh 1-label head, saved as safetensors."""
+    from sentence_transformers import CrossEncoder
+
+    from domainfit.models import resolve_model
+
+    folder = tmp_path_factory.mktemp("ce") / "tiny-ce"
+    model = CrossEncoder(str(resolve_model("all-MiniLM-L6-v2").path), num_labels=1, device="cpu")
+    model.save(str(folder))
+    return folder

@@ -96,13 +96,8 @@ def test_no_family_crosses_splits(data: dict) -> None:
     split_of = {qid: split for split, rows in data["qrels"].items() for qid, _, _ in rows}
     families = {qid: q["family"] for qid, q in data["queries"].items()}
     assert check_leakage(split_of, families) == []
-    queries = {
-        qid: Query(qid, q["text"], {"family": q["family"]}) for qid, q in data["queries"].items()
-    }
-    qrels_by_split = {
-        split: {qid: {did: score} for qid, did, score in rows}
-        for split, rows in data["qrels"].items()
-    }
+    queries = {qid: Query(qid, q["text"], {"family": q["family"]}) for qid, q in data["queries"].items()}
+    qrels_by_split = {split: {qid: {did: score} for qid, did, score in rows} for split, rows in data["qrels"].items()}
     assert check_qrels_leakage(qrels_by_split, queries) == []
 
 

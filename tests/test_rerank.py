@@ -1,20 +1,8 @@
 import numpy as np
-import pytest
 
 from domainfit.data.beir import load_beir
-from domainfit.models import load_cross_encoder, resolve_model
+from domainfit.models import load_cross_encoder
 from domainfit.retrieval.rerank import rerank
-
-
-@pytest.fixture(scope="session")
-def tiny_cross_encoder(tmp_path_factory):
-    """A cross-encoder built from the packaged MiniLM weights with a fresh 1-label head, saved as safetensors."""
-    from sentence_transformers import CrossEncoder
-
-    folder = tmp_path_factory.mktemp("ce") / "tiny-ce"
-    model = CrossEncoder(str(resolve_model("all-MiniLM-L6-v2").path), num_labels=1, device="cpu")
-    model.save(str(folder))
-    return folder
 
 
 def test_rerank_scores_top_depth_with_the_cross_encoder(mini_beir, tiny_cross_encoder):

@@ -94,7 +94,12 @@ def test_rrf_and_convex_match_ranx_fusion():
         for doc, score in ours[qid].items():
             assert score == pytest.approx(theirs[qid][doc], abs=1e-9)
     ours_c = convex(lexical, dense, alpha=0.3)
-    theirs_c = fuse([RanxRun(lexical), RanxRun(dense)], norm="min-max", method="wsum", params={"weights": (0.7, 0.3)}).to_dict()
+    theirs_c = fuse(
+        [RanxRun(lexical), RanxRun(dense)],
+        norm="min-max",
+        method="wsum",
+        params={"weights": (0.7, 0.3)},
+    ).to_dict()
     for qid in ours_c:
         for doc, score in ours_c[qid].items():
             assert score == pytest.approx(theirs_c[qid][doc], abs=1e-9)

@@ -76,9 +76,7 @@ def test_fisher_and_explicit_baseline() -> None:
     assert result.comparison("random", "ndcg@10").delta < 0
     # shifting every score keeps each ranking, so "shifted" scores like "random"
     assert result.means["shifted"] == result.means["random"]
-    result = compare_runs(
-        qrels, {"random": rand, "shifted": noisy}, metrics=["ndcg@10"], test="fisher"
-    )
+    result = compare_runs(qrels, {"random": rand, "shifted": noisy}, metrics=["ndcg@10"], test="fisher")
     assert result.comparison("shifted", "ndcg@10").p_value == 1.0
     assert not result.comparison("shifted", "ndcg@10").significant
 

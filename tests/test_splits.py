@@ -47,9 +47,7 @@ def jaccard(a: str, b: str) -> float:
     return len(x & y) / len(x | y) if x | y else 0.0
 
 
-def brute_force_families(
-    queries: dict[str, Query], qrels: Qrels, threshold: float
-) -> set[frozenset]:
+def brute_force_families(queries: dict[str, Query], qrels: Qrels, threshold: float) -> set[frozenset]:
     """O(n^2) reference: components of the 'shares a relevant doc or near-duplicate' graph."""
     ids = sorted(queries)
     parent = {q: q for q in ids}
@@ -213,9 +211,7 @@ def test_leakage_check_catches_planted_leak() -> None:
     leaky = dict(split_of)
     leaky[qids[0]] = "test" if split_of[qids[0]] != "test" else "train"
     leaks = check_leakage(leaky, families)
-    assert leaks == [
-        Leak(family=fam, splits=sorted({leaky[q] for q in qids}), query_ids=sorted(qids))
-    ]
+    assert leaks == [Leak(family=fam, splits=sorted({leaky[q] for q in qids}), query_ids=sorted(qids))]
 
 
 def test_qrels_leakage_on_given_files() -> None:

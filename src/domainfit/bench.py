@@ -18,6 +18,7 @@ from typing import Any
 from domainfit import __version__
 from domainfit.config import BenchConfig
 from domainfit.data.beir import BeirDataset, load_beir
+from domainfit.data.splits import check_qrels_leakage
 from domainfit.errors import InputError
 from domainfit.evaluation.metrics import evaluate, per_query
 from domainfit.evaluation.significance import compare_runs
@@ -108,8 +109,21 @@ def _qtexts(dataset: BeirDataset, qrels: Qrels) -> dict[str, str]:
 class _Bench:
     """Runs every system of one bench invocation and keeps their runs and timings."""
 
-    def __init__(self, dataset: BeirDataset, qrels: Qrels, tune: Qrels | None, config: BenchConfig, cache: Path) -> None:
-        self.dataset, self.qrels, self.tune, self.config, self.cache = dataset, qrels, tune, config, cache
+    def __init__(
+        self,
+        dataset: BeirDataset,
+        qrels: Qrels,
+        tune: Qrels | None,
+        config: BenchConfig,
+        cache: Path,
+    ) -> None:
+        self.dataset, self.qrels, self.tune, self.config, self.cache = (
+            dataset,
+            qrels,
+            tune,
+            config,
+            cache,
+        )
         self.runs: dict[str, Run] = {}
         self.systems: list[SystemResult] = []
         self.tuning: dict[str, Any] = {}
@@ -133,37 +147,78 @@ class _Bench:
         start = time.perf_counter()
         bm25 = BM25Retriever(k1=cfg.bm25_k1, b=cfg.bm25_b)
         bm25.index(self.dataset.corpus)
-        self.add("bm25", "lexical", bm25.search(queries, cfg.depth), bm25.get_config_dict(), time.perf_counter() - start)
+        self.add(
+            "bm25",
+            "lexical",
+            bm25.search(queries, cfg.depth),
+            bm25.get_config_dict(),
+            time.perf_counter() - start,
+        )
         bm25_tune = bm25.search(tune_queries, cfg.depth) if tune_queries else {}
         for model in cfg.models:
             self._dense_and_hybrid(model, queries, tune_queries, self.runs["bm25"], bm25_tune)
         if cfg.reranker:
             self._rerank(queries)
 
-    def _dense_and_hybrid(self, model: str, queries: dict[str, str], tune_queries: dict[str, str], bm25: Run, bm25_tune: Run) -> None:
+    def _dense_and_hybrid(
+        self,
+        model: str,
+        queries: dict[str, str],
+        tune_queries: dict[str, str],
+        bm25: Run,
+        bm25_tune: Run,
+    ) -> None:
         """Evaluate one bi-encoder and its RRF and convex hybrids with BM25."""
         cfg = self.config
         label = short_name(model)
         suffix = f":{label}" if len(cfg.models) > 1 else ""
         start = time.perf_counter()
-        dense = DenseRetriever(model, cache_dir=self.cache / "embeddings", batch_size=cfg.batch_size, max_seq_length=cfg.max_seq_length)
+        dense = DenseRetriever(
+            model,
+            cache_dir=self.cache / "embeddings",
+            batch_size=cfg.batch_size,
+            max_seq_length=cfg.max_seq_length,
+        )
         dense.index(self.dataset.corpus)
         run = dense.search(queries, cfg.depth)
         self.add(f"dense{suffix}", "dense", run, dense.get_config_dict(), time.perf_counter() - start)
         if not cfg.hybrid:
             return
         start = time.perf_counter()
-        self.add(f"hybrid-rrf{suffix}", "hybrid", rrf([bm25, run], k=cfg.rrf_k, depth=cfg.depth), {"fusion": "rrf", "k": cfg.rrf_k, "model": model}, time.perf_counter() - start)
+        self.add(
+            f"hybrid-rrf{suffix}",
+            "hybrid",
+            rrf([bm25, run], k=cfg.rrf_k, depth=cfg.depth),
+            {"fusion": "rrf", "k": cfg.rrf_k, "model": model},
+            time.perf_counter() - start,
+        )
         if self.tune:
-            tuned = tune_convex(bm25_tune, dense.search(tune_queries, cfg.depth), self.tune, self.score, cfg.primary_metric)
+            tuned = tune_convex(
+                bm25_tune,
+                dense.search(tune_queries, cfg.depth),
+                self.tune,
+                self.score,
+                cfg.primary_metric,
+            )
             alpha = tuned.alpha
-            self.tuning[label] = {"split": cfg.tune_split, "alpha": alpha, "metric": tuned.metric, "dev_scores": {str(a): s for a, s in tuned.scores.items()}}
+            self.tuning[label] = {
+                "split": cfg.tune_split,
+                "alpha": alpha,
+                "metric": tuned.metric,
+                "dev_scores": {str(a): s for a, s in tuned.scores.items()},
+            }
         else:
             alpha = 0.5
             self.notes.append(f"no '{cfg.tune_split}' split to tune the convex weight: used alpha=0.5")
             self.tuning[label] = {"split": None, "alpha": alpha}
         start = time.perf_counter()
-        self.add(f"hybrid-convex{suffix}", "hybrid", convex(bm25, run, alpha, depth=cfg.depth), {"fusion": "convex", "alpha": alpha, "normalisation": "min-max", "model": model}, time.perf_counter() - start)
+        self.add(
+            f"hybrid-convex{suffix}",
+            "hybrid",
+            convex(bm25, run, alpha, depth=cfg.depth),
+            {"fusion": "convex", "alpha": alpha, "normalisation": "min-max", "model": model},
+            time.perf_counter() - start,
+        )
 
     def _rerank(self, queries: dict[str, str]) -> None:
         """Rerank the best first-stage run's top documents with the configured cross-encoder."""
@@ -172,8 +227,21 @@ class _Bench:
         first = max(self.systems, key=lambda s: s.metrics[cfg.primary_metric])
         start = time.perf_counter()
         model = load_cross_encoder(cfg.reranker)
-        run = rerank(self.runs[first.name], queries, self.dataset.corpus, model, depth=cfg.rerank_depth, batch_size=cfg.batch_size)
-        self.add("rerank", "rerank", run, {"model": cfg.reranker, "first_stage": first.name, "depth": cfg.rerank_depth}, time.perf_counter() - start)
+        run = rerank(
+            self.runs[first.name],
+            queries,
+            self.dataset.corpus,
+            model,
+            depth=cfg.rerank_depth,
+            batch_size=cfg.batch_size,
+        )
+        self.add(
+            "rerank",
+            "rerank",
+            run,
+            {"model": cfg.reranker, "first_stage": first.name, "depth": cfg.rerank_depth},
+            time.perf_counter() - start,
+        )
 
 
 def _slices(bench: _Bench, metrics: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -198,7 +266,12 @@ def run_bench(data: Path, workspace: Workspace, config: BenchConfig, *, force: b
     if not root.is_dir():
         raise InputError(root, 0, "-", "not a folder (expected a BEIR folder with corpus.jsonl)")
     out_dir = workspace.stage_dir(STAGE)
-    inputs = {"data": str(root), "data_sha256": data_fingerprint(root), "config": config.model_dump(), "domainfit_version": __version__}
+    inputs = {
+        "data": str(root),
+        "data_sha256": data_fingerprint(root),
+        "config": config.model_dump(),
+        "domainfit_version": __version__,
+    }
     manifest = out_dir / "manifest.json"
     if not force and manifest.is_file() and (out_dir / "metrics.json").is_file():
         previous = json.loads(manifest.read_text())
@@ -209,9 +282,19 @@ def run_bench(data: Path, workspace: Workspace, config: BenchConfig, *, force: b
     dataset, qrels, tune = _load(root, config)
     with workspace.lock():
         bench = _Bench(dataset, qrels, tune, config, workspace.cache_dir)
+        leaks = check_qrels_leakage(dataset.qrels, dataset.queries) if len(dataset.qrels) > 1 else []
+        if leaks:
+            bench.notes.append(
+                f"{len(leaks)} query families cross splits (e.g. {leaks[0].family!r} in {'/'.join(leaks[0].splits)}): "
+                "scores may be optimistic; re-split with `domainfit split`"
+            )
         bench.run_all()
         significance = compare_runs(
-            qrels, bench.runs, baseline="bm25", metrics=config.metrics, test=config.significance_test
+            qrels,
+            bench.runs,
+            baseline="bm25",
+            metrics=config.metrics,
+            test=config.significance_test,
         ).to_dict()
         result = BenchResult(
             split=config.split,
@@ -227,7 +310,10 @@ def run_bench(data: Path, workspace: Workspace, config: BenchConfig, *, force: b
         with staged_dir(out_dir) as tmp:
             for name, run in bench.runs.items():
                 write_trec_run(tmp / "runs" / f"{name.replace(':', '__')}.trec", run, tag=name)
-            atomic_write_json(tmp / "per_query.json", {name: per_query(qrels, run, config.metrics) for name, run in bench.runs.items()})
+            atomic_write_json(
+                tmp / "per_query.json",
+                {name: per_query(qrels, run, config.metrics) for name, run in bench.runs.items()},
+            )
             atomic_write_json(tmp / "metrics.json", result.to_json())
             atomic_write_json(tmp / "config.json", {"bench": config.model_dump(), "data": str(root)})
             outputs = ["metrics.json", "per_query.json", "config.json"]

@@ -74,7 +74,11 @@ def bench(
 
         data = demo_path()
     assert data is not None
-    cfg = _guarded(load_config, config, {"bench": {"split": split, "models": model, "reranker": reranker, "depth": depth}})
+    cfg = _guarded(
+        load_config,
+        config,
+        {"bench": {"split": split, "models": model, "reranker": reranker, "depth": depth}},
+    )
     result = _guarded(run_bench, data, Workspace(workspace), cfg.bench, force=force)
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
@@ -97,18 +101,59 @@ def bench(
 def validate(
     data: Annotated[Path, typer.Argument(help="BEIR folder, or a pair file (.jsonl/.csv/.tsv)")],
 ) -> None:
-    """Check a BEIR folder or pair file; print counts, or the first problem (exit 2)."""
+    """Check a BEIR folder or pair file; print counts, or the first problem (exit 2).
+
+    For a BEIR folder with several qrels splits, query families that cross
+    splits (leakage) are listed and the exit code is 2.
+    """
     if data.is_dir() and (data / "corpus.jsonl").exists():
         from domainfit.data.beir import load_beir
+        from domainfit.data.splits import check_qrels_leakage
 
         dataset = _guarded(load_beir, data)
         splits = ", ".join(f"{s}={len(q)}" for s, q in dataset.qrels.items()) or "no qrels"
+        leaks = check_qrels_leakage(dataset.qrels, dataset.queries) if len(dataset.qrels) > 1 else []
+        for leak in leaks[:20]:
+            shown = ", ".join(leak.query_ids[:5])
+            typer.echo(f"leak: family {leak.family!r} is in {' and '.join(leak.splits)} (queries {shown})", err=True)
+        if leaks:
+            _fail(2, f"{data}/qrels: -: {len(leaks)} query families cross splits; fix with `domainfit split`")
         typer.echo(f"ok: {len(dataset.corpus)} documents, {len(dataset.queries)} queries, judged queries: {splits}")
         return
     from domainfit.data.pairs import read_pairs
 
     pairs = _guarded(read_pairs, data)
     typer.echo(f"ok: {len(pairs)} pairs")
+
+
+@app.command()
+def split(
+    data: Annotated[Path, typer.Argument(help="BEIR folder whose judged queries are re-split")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="new BEIR folder to write (must not be DATA)")],
+    ratios: Annotated[tuple[float, float, float], typer.Option(help="train dev test shares")] = (0.7, 0.1, 0.2),
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same split)")] = 13,
+    overlap: Annotated[float, typer.Option(help="token Jaccard above which queries are one family")] = 0.8,
+) -> None:
+    """Split judged queries into train/dev/test so that no query family crosses splits."""
+    from domainfit.data.beir import load_beir, write_beir
+    from domainfit.data.resplit import resplit
+
+    if out.expanduser().resolve() == data.expanduser().resolve():
+        _fail(2, "--out must be a new folder; the input is never modified")
+    dataset = _guarded(load_beir, data)
+    if not dataset.qrels:
+        _fail(2, f"{data}/qrels: -: no qrels to split")
+    if abs(sum(ratios) - 1.0) > 1e-6 or min(ratios) < 0:
+        _fail(2, f"--ratios must be non-negative and sum to 1, got {ratios}")
+    new, summary = resplit(dataset, ratios=ratios, seed=seed, overlap_threshold=overlap)
+    write_beir(new, out)
+    for leak in summary.previous_leaks[:10]:
+        typer.echo(f"fixed leak: family {leak.family!r} was in {' and '.join(leak.splits)}", err=True)
+    parts = ", ".join(
+        f"{s}={summary.queries_per_split[s]} queries/{summary.families_per_split[s]} families"
+        for s in summary.queries_per_split
+    )
+    typer.echo(f"wrote {out}: {parts}")
 
 
 @app.command()

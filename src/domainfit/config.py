@@ -8,10 +8,10 @@ config is saved into every stage's output.
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
+import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from domainfit.errors import InputError

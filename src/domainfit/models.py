@@ -56,7 +56,7 @@ def offline_names() -> list[str]:
 
 def _packaged(name: str) -> Path | None:
     """Return the packaged folder for a well-known name, or None."""
-    canonical = PACKAGED_MODELS.get(name) and name or _ALIASES.get(name.lower())
+    canonical = (PACKAGED_MODELS.get(name) and name) or _ALIASES.get(name.lower())
     if canonical is None:
         return None
     module_name, func = PACKAGED_MODELS[canonical]
@@ -96,7 +96,7 @@ def resolve_model(name: str) -> ResolvedModel:
 
         cached = snapshot_download(name, local_files_only=True)
         return ResolvedModel(name, Path(cached), "hub-cache")
-    except Exception:  # noqa: BLE001 - any cache miss falls through to the download
+    except Exception:
         pass
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         raise _not_found(name, "not packaged, not a folder, not in the hub cache, and HF_HUB_OFFLINE is set")
@@ -104,7 +104,7 @@ def resolve_model(name: str) -> ResolvedModel:
         from huggingface_hub import snapshot_download
 
         downloaded = snapshot_download(name, allow_patterns=["*.json", "*.safetensors", "*.txt", "*/*.json", "*.model"])
-    except Exception as exc:  # noqa: BLE001 - network, auth or unknown repo: all one user-facing error
+    except Exception as exc:
         raise _not_found(name, f"hub lookup failed: {type(exc).__name__}") from None
     return ResolvedModel(name, Path(downloaded), "hub")
 
@@ -112,7 +112,9 @@ def resolve_model(name: str) -> ResolvedModel:
 def _check_safetensors(resolved: ResolvedModel) -> None:
     """Refuse folders whose weights are not stored as safetensors."""
     if not any(resolved.path.rglob("*.safetensors")):
-        raise UsageError(f"model {resolved.name!r} at {resolved.path} has no .safetensors weights; refusing to load pickled weights")
+        raise UsageError(
+            f"model {resolved.name!r} at {resolved.path} has no .safetensors weights; refusing to load pickled weights"
+        )
 
 
 def _quiet_loading() -> None:
@@ -125,7 +127,9 @@ def _quiet_loading() -> None:
         pass
 
 
-def load_bi_encoder(name: str = DEFAULT_MODEL, *, device: str | None = None, max_seq_length: int | None = None) -> SentenceTransformer:
+def load_bi_encoder(
+    name: str = DEFAULT_MODEL, *, device: str | None = None, max_seq_length: int | None = None
+) -> SentenceTransformer:
     """Load a sentence-transformers bi-encoder by name or path (safetensors only, no remote code)."""
     from sentence_transformers import SentenceTransformer
 
@@ -141,7 +145,7 @@ def load_bi_encoder(name: str = DEFAULT_MODEL, *, device: str | None = None, max
     )
     if max_seq_length is not None:
         model.max_seq_length = max_seq_length
-    model._domainfit_path = resolved.path  # type: ignore[attr-defined]  # read by model_fingerprint
+    setattr(model, "_domainfit_path", resolved.path)  # noqa: B010 - read by model_fingerprint
     return model
 
 
@@ -178,8 +182,12 @@ def _folder_digest(path: str, stamp: tuple[tuple[str, int, int], ...]) -> str:
 def folder_fingerprint(path: Path) -> str:
     """Return a content hash of a model folder's weights and configs (stable across copies)."""
     files = sorted(
-        p for p in path.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".json", ".txt", ".model")
-        and "checkpoint" not in p.parts and p.name != "README.md"
+        p
+        for p in path.rglob("*")
+        if p.is_file()
+        and p.suffix in (".safetensors", ".json", ".txt", ".model")
+        and "checkpoint" not in p.parts
+        and p.name != "README.md"
     )
     stamp = tuple((str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
     return _folder_digest(str(path), stamp)

@@ -19,9 +19,7 @@ def systems_table(result: BenchResult, primary: str) -> Table:
     table.add_column(f"p vs bm25 ({primary})", justify="right")
     table.add_column("seconds", justify="right")
     best = {m: max(s.metrics[m] for s in result.systems) for m in metrics}
-    pvalues = {
-        c["system"]: c for c in result.significance.get("comparisons", []) if c["metric"] == primary
-    }
+    pvalues = {c["system"]: c for c in result.significance.get("comparisons", []) if c["metric"] == primary}
     for system in result.systems:
         cells = [f"[bold]{v:.4f}[/bold]" if v == best[m] else f"{v:.4f}" for m, v in system.metrics.items()]
         comparison = pvalues.get(system.name)

@@ -138,5 +138,11 @@ class Workspace:
                 files[name] = {"sha256": sha256_file(file), "bytes": file.stat().st_size}
         atomic_write_json(
             stage_path / "manifest.json",
-            {"format_version": 1, "stage": stage, "domainfit_version": __version__, "inputs": inputs, "outputs": files},
+            {
+                "format_version": 1,
+                "stage": stage,
+                "domainfit_version": __version__,
+                "inputs": inputs,
+                "outputs": files,
+            },
         )

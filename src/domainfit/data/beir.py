@@ -98,6 +98,30 @@ def read_queries(path: Path) -> dict[str, Query]:
     return queries
 
 
+def _check_header(path: Path, line: int, text: str, cols: list[str]) -> None:
+    """Raise `InputError` unless the first line is the qrels header row."""
+    if tuple(c.strip().lower() for c in cols) == QRELS_HEADER:
+        return
+    if len(cols) == 3 and cols[2].strip().lstrip("-").isdigit():
+        raise InputError(path, line, "-", "missing header row 'query-id\\tcorpus-id\\tscore'")
+    raise InputError(path, line, "-", f"header must be 'query-id\\tcorpus-id\\tscore', got {text!r:.60}")
+
+
+def _qrels_row(path: Path, line: int, cols: list[str]) -> tuple[str, str, int]:
+    """Parse one judgement row into (query id, document id, integer grade)."""
+    if len(cols) != 3:
+        raise InputError(path, line, "-", f"expected 3 tab-separated columns, got {len(cols)}")
+    qid, did, score_text = (c.strip() for c in cols)
+    if not qid:
+        raise InputError(path, line, "query-id", "is empty")
+    if not did:
+        raise InputError(path, line, "corpus-id", "is empty")
+    try:
+        return qid, did, int(score_text)
+    except ValueError:
+        raise InputError(path, line, "score", f"must be an integer, got {score_text!r:.20}") from None
+
+
 def read_qrels(path: Path, query_ids: set[str] | dict[str, Any], doc_ids: set[str] | dict[str, Any]) -> Qrels:
     """Read and validate one ``qrels/<split>.tsv`` against known query and document ids."""
     qrels: Qrels = {}
@@ -106,22 +130,9 @@ def read_qrels(path: Path, query_ids: set[str] | dict[str, Any], doc_ids: set[st
         cols = text.split("\t")
         if not header_seen:
             header_seen = True
-            if tuple(c.strip().lower() for c in cols) == QRELS_HEADER:
-                continue
-            if len(cols) == 3 and cols[2].strip().lstrip("-").isdigit():
-                raise InputError(path, line, "-", "missing header row 'query-id\\tcorpus-id\\tscore'")
-            raise InputError(path, line, "-", f"header must be 'query-id\\tcorpus-id\\tscore', got {text!r:.60}")
-        if len(cols) != 3:
-            raise InputError(path, line, "-", f"expected 3 tab-separated columns, got {len(cols)}")
-        qid, did, score_text = (c.strip() for c in cols)
-        if not qid:
-            raise InputError(path, line, "query-id", "is empty")
-        if not did:
-            raise InputError(path, line, "corpus-id", "is empty")
-        try:
-            score = int(score_text)
-        except ValueError:
-            raise InputError(path, line, "score", f"must be an integer, got {score_text!r:.20}") from None
+            _check_header(path, line, text, cols)
+            continue
+        qid, did, score = _qrels_row(path, line, cols)
         if qid not in query_ids:
             raise InputError(path, line, "query-id", f"unknown query {qid!r} (not in queries.jsonl)")
         if did not in doc_ids:
@@ -150,7 +161,12 @@ def load_beir(folder: Path | str, splits: list[str] | None = None) -> BeirDatase
     for split in wanted:
         path = qrels_dir / f"{split}.tsv"
         if not path.is_file():
-            raise InputError(path, 0, "-", f"split {split!r} not found; available: {', '.join(available) or 'none'}")
+            raise InputError(
+                path,
+                0,
+                "-",
+                f"split {split!r} not found; available: {', '.join(available) or 'none'}",
+            )
         qrels[split] = read_qrels(path, queries, corpus)
     return BeirDataset(corpus=corpus, queries=queries, qrels=qrels, root=root)
 

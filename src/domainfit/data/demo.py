@@ -36,8 +36,7 @@ def demo_path() -> Path:
     resource = files("domainfit") / "demo_data"
     if not isinstance(resource, Path):
         raise DomainfitError(
-            f"the demo corpus is not a folder on disk ({resource}); "
-            "install domainfit as a regular (not zipped) package"
+            f"the demo corpus is not a folder on disk ({resource}); install domainfit as a regular (not zipped) package"
         )
     missing = [name for name in DEMO_FILES if not (resource / name).is_file()]
     if missing:

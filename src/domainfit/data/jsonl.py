@@ -41,15 +41,11 @@ def iter_lines(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tup
                     "split the document into smaller ones",
                 )
             if raw.startswith(BOM):
-                raise InputError(
-                    path, number, "-", "byte-order mark inside the file (were files concatenated?)"
-                )
+                raise InputError(path, number, "-", "byte-order mark inside the file (were files concatenated?)")
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise InputError(
-                    path, number, "-", f"invalid UTF-8 at byte {exc.start} of the line"
-                ) from None
+                raise InputError(path, number, "-", f"invalid UTF-8 at byte {exc.start} of the line") from None
             text = text.rstrip("\r\n")
             if text.strip():
                 yield number, text
@@ -68,7 +64,13 @@ def iter_jsonl(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tup
 
 
 def require_str(
-    record: dict[str, Any], key: str, path: Path, line: int, *, required: bool = True, allow_empty: bool = False
+    record: dict[str, Any],
+    key: str,
+    path: Path,
+    line: int,
+    *,
+    required: bool = True,
+    allow_empty: bool = False,
 ) -> str:
     """Return ``record[key]`` as a string, raising `InputError` when it is missing or not a string."""
     if key not in record or record[key] is None:

@@ -98,9 +98,7 @@ def _min_overlap(threshold: float, size: int) -> int:
     return max(1, math.ceil(threshold * size - _EPS))
 
 
-def _near_duplicate_pairs(
-    token_sets: list[frozenset[str]], threshold: float
-) -> list[tuple[int, int]]:
+def _near_duplicate_pairs(token_sets: list[frozenset[str]], threshold: float) -> list[tuple[int, int]]:
     """Return index pairs ``(i, j)`` of distinct token sets with Jaccard >= ``threshold``.
 
     A prefix-filtering set-similarity join: tokens are ordered rarest first and
@@ -172,9 +170,7 @@ def _union_near_duplicates(uf: _UnionFind, texts: list[str], threshold: float) -
         uf.union(owners[a], owners[b])
 
 
-def derive_families(
-    queries: Mapping[str, Query], qrels: Qrels, *, overlap_threshold: float = 0.8
-) -> dict[str, str]:
+def derive_families(queries: Mapping[str, Query], qrels: Qrels, *, overlap_threshold: float = 0.8) -> dict[str, str]:
     """Assign every query to a family; return ``{query_id: family_id}``.
 
     Inputs: the queries (``{id: Query}``), the qrels

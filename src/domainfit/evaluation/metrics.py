@@ -42,6 +42,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from domainfit.errors import UsageError
+from domainfit.ranking import rank_documents
 from domainfit.types import Qrels, Run
 
 DEFAULT_METRICS: tuple[str, ...] = ("ndcg@10", "recall@100", "mrr@10", "map@100")
@@ -74,24 +75,6 @@ def check_metrics(metrics: Iterable[str]) -> list[str]:
     if not out:
         raise UsageError("no metric requested")
     return out
-
-
-def rank_documents(scores: Mapping[str, float]) -> list[tuple[str, float]]:
-    """Rank one query's documents the way trec_eval does.
-
-    Input: ``{doc_id: score}`` for one query.
-    Output: ``(doc_id, score)`` pairs sorted by score descending, equal scores by
-    document id in descending string (code point) order.
-    Raises `ValueError` when a score is NaN (it has no place in a ranking).
-    """
-    items = [(doc_id, float(score)) for doc_id, score in scores.items()]
-    for doc_id, score in items:
-        if math.isnan(score):
-            raise ValueError(f"document {doc_id!r} has a NaN score")
-    # Two stable passes: the secondary key first, then the primary key.
-    items.sort(key=lambda item: item[0], reverse=True)
-    items.sort(key=lambda item: item[1], reverse=True)
-    return items
 
 
 def rank_scores(scores: Mapping[str, float]) -> dict[str, float]:

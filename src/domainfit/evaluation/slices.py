@@ -165,9 +165,7 @@ def _slice_name(field_name: str) -> str:
     return f"metadata.{field_name}" if field_name in BUILTIN_SLICES else field_name
 
 
-def slice_labels(
-    queries: Mapping[str, Query], fields: Sequence[str] | None = None
-) -> dict[str, dict[str, str]]:
+def slice_labels(queries: Mapping[str, Query], fields: Sequence[str] | None = None) -> dict[str, dict[str, str]]:
     """Label every query with its value for each slice.
 
     Inputs: ``{query_id: Query}`` and the metadata fields to slice on (None:
@@ -213,9 +211,7 @@ def _value_order(slice_name: str, value: str) -> tuple[int, int, str]:
     return (1, 0, value)
 
 
-def _row(
-    slice_name: str, value: str, qids: Sequence[str], scores: Mapping[str, Mapping[str, float]]
-) -> SliceRow:
+def _row(slice_name: str, value: str, qids: Sequence[str], scores: Mapping[str, Mapping[str, float]]) -> SliceRow:
     """Average each metric over ``qids`` (the queries that have a score for it)."""
     means: dict[str, float] = {}
     for metric, by_query in scores.items():

@@ -41,7 +41,7 @@ def encode_texts(
     get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     dim = int(get_dim() or 0)
     out = np.zeros((len(texts), dim), dtype=np.float32)
-    prompt = (model.prompts or {}).get(prompt_name or "", "")
+    prompt = (model.prompts or {}).get(prompt_name or "") or ""
     keys = [text_key(t, prompt) for t in texts]
     missing = list(range(len(texts)))
     if cache is not None:
@@ -105,7 +105,11 @@ def exact_search(
     all_scores = np.empty((queries.shape[0], k), dtype=np.float32)
     for start in range(0, queries.shape[0], block):
         sims = queries[start : start + block] @ docs.T
-        part = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < docs.shape[0] else np.tile(np.arange(docs.shape[0]), (sims.shape[0], 1))
+        part = (
+            np.argpartition(-sims, k - 1, axis=1)[:, :k]
+            if k < docs.shape[0]
+            else np.tile(np.arange(docs.shape[0]), (sims.shape[0], 1))
+        )
         part_scores = np.take_along_axis(sims, part, axis=1)
         order = np.lexsort((part, -part_scores), axis=1)
         all_idx[start : start + block] = np.take_along_axis(part, order, axis=1)
@@ -162,15 +166,23 @@ class DenseRetriever:
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         """Encode query texts (query prompt applied)."""
         return encode_texts(
-            self.model, texts, batch_size=self.batch_size, prompt_name=self.query_prompt_name,
-            cache=self.cache, description="encoding queries",
+            self.model,
+            texts,
+            batch_size=self.batch_size,
+            prompt_name=self.query_prompt_name,
+            cache=self.cache,
+            description="encoding queries",
         )
 
     def encode_documents(self, texts: list[str]) -> np.ndarray:
         """Encode document texts (document prompt applied)."""
         return encode_texts(
-            self.model, texts, batch_size=self.batch_size, prompt_name=self.document_prompt_name,
-            cache=self.cache, description="encoding documents",
+            self.model,
+            texts,
+            batch_size=self.batch_size,
+            prompt_name=self.document_prompt_name,
+            cache=self.cache,
+            description="encoding documents",
         )
 
     def index(self, corpus: Mapping[str, Document]) -> None:

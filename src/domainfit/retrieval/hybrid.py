@@ -10,17 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from domainfit.ranking import ranked_ids
 from domainfit.types import Qrels, Run
 
-
-def ranked_ids(scores: dict[str, float]) -> list[str]:
-    """Document ids best first; ties broken by id (descending, as trec_eval does)."""
-    return [doc for doc, _ in sorted(scores.items(), key=lambda kv: (-kv[1], _desc(kv[0])))]
-
-
-def _desc(doc_id: str) -> tuple[int, ...]:
-    """Sort key that orders strings in descending order."""
-    return tuple(-ord(c) for c in doc_id) + (1,)
+#: Convex weights tried when tuning: 0.0, 0.1, ..., 1.0.
+ALPHA_GRID: tuple[float, ...] = tuple(step / 10 for step in range(11))
 
 
 def rrf(runs: Sequence[Run], k: int = 60, depth: int = 1000, weights: Sequence[float] | None = None) -> Run:
@@ -76,7 +70,7 @@ def tune_convex(
     qrels: Qrels,
     evaluate: Callable[[Qrels, Run], float],
     metric: str = "ndcg@10",
-    grid: Sequence[float] = tuple(i / 10 for i in range(11)),
+    grid: Sequence[float] = ALPHA_GRID,
 ) -> ConvexTuning:
     """Pick the convex weight that maximises ``evaluate(qrels, run)`` on the given (dev) qrels.
 

@@ -39,7 +39,13 @@ class BM25Retriever:
 
     def get_config_dict(self) -> dict[str, Any]:
         """Return every knob, for reports and manifests."""
-        return {"k1": self.k1, "b": self.b, "method": self.method, "stemmer": self.stemmer_name, "stopwords": self.stopwords}
+        return {
+            "k1": self.k1,
+            "b": self.b,
+            "method": self.method,
+            "stemmer": self.stemmer_name,
+            "stopwords": self.stopwords,
+        }
 
     def _make_tokenizer(self) -> Any:
         """Build the bm25s tokenizer (lowercase, word regex, stop words, stemmer)."""
@@ -85,7 +91,5 @@ class BM25Retriever:
         idx, scores = self.search_texts([queries[q] for q in qids], k)
         run: Run = {}
         for row, qid in enumerate(qids):
-            run[qid] = {
-                self._doc_ids[int(i)]: float(s) for i, s in zip(idx[row], scores[row], strict=True) if s > 0
-            }
+            run[qid] = {self._doc_ids[int(i)]: float(s) for i, s in zip(idx[row], scores[row], strict=True) if s > 0}
         return run

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from domainfit.progress import progress_bar
-from domainfit.retrieval.hybrid import ranked_ids
+from domainfit.ranking import ranked_ids
 from domainfit.types import Document, Run
 
 if TYPE_CHECKING:
