@@ -45,6 +45,8 @@ def test_bench_writes_metrics_runs_config_and_manifest(bench_run, mini_beir):
     assert manifest["stage"] == "bench" and "metrics.json" in manifest["outputs"]
     slices = metrics["slices"]["dense"]
     assert slices[0]["slice"] == "all" and {row["slice"] for row in slices} >= {"length", "identifier", "family"}
+    summary = (out / "summary.md").read_text()
+    assert "| hybrid-convex |" in summary and "## ndcg@10 per slice" in summary
     assert "Baselines on 'test'" in result.output and "per slice" in result.output
 
 

@@ -2,8 +2,8 @@
 
 Input: a BEIR folder and a `BenchConfig`. Output, in ``<workspace>/bench/``:
 ``metrics.json`` (overall, per slice, significance vs BM25, hybrid tuning),
-``runs/<system>.trec``, ``per_query.json``, ``config.json`` (resolved) and
-``manifest.json``. Re-running with unchanged data and config is a no-op.
+``runs/<system>.trec``, ``per_query.json``, ``summary.md``, ``config.json``
+(resolved) and ``manifest.json``. Re-running with unchanged data and config is a no-op.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from domainfit import __version__
+from domainfit.bench_summary import markdown_summary
 from domainfit.config import BenchConfig
 from domainfit.data.beir import BeirDataset, load_beir
 from domainfit.data.splits import check_qrels_leakage
@@ -30,7 +31,7 @@ from domainfit.retrieval.hybrid import convex, rrf, tune_convex
 from domainfit.retrieval.lexical import BM25Retriever
 from domainfit.retrieval.rerank import rerank
 from domainfit.types import Qrels, Run
-from domainfit.workspace import Workspace, atomic_write_json, sha256_file, staged_dir
+from domainfit.workspace import Workspace, atomic_write_json, atomic_write_text, sha256_file, staged_dir
 
 STAGE = "bench"
 
@@ -316,7 +317,8 @@ def run_bench(data: Path, workspace: Workspace, config: BenchConfig, *, force: b
             )
             atomic_write_json(tmp / "metrics.json", result.to_json())
             atomic_write_json(tmp / "config.json", {"bench": config.model_dump(), "data": str(root)})
-            outputs = ["metrics.json", "per_query.json", "config.json"]
+            atomic_write_text(tmp / "summary.md", markdown_summary(result, config.primary_metric))
+            outputs = ["metrics.json", "per_query.json", "config.json", "summary.md"]
             outputs += [str(p.relative_to(tmp)) for p in sorted((tmp / "runs").glob("*.trec"))]
             workspace.write_manifest(tmp, STAGE, inputs, outputs)
     return result

@@ -94,7 +94,7 @@ def bench(
     console.print(slices_table(result, cfg.bench.primary_metric))
     for note in result.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
-    console.print(f"wrote {result.output_dir}/metrics.json and runs/*.trec")
+    console.print(f"wrote {result.output_dir}/summary.md, metrics.json and runs/*.trec")
 
 
 @app.command()

@@ -56,9 +56,7 @@ def resplit(
     }
     summary = ResplitSummary(
         queries_per_split={split: len(q) for split, q in new_qrels.items()},
-        families_per_split={
-            split: len({families[qid] for qid in q}) for split, q in new_qrels.items()
-        },
+        families_per_split={split: len({families[qid] for qid in q}) for split, q in new_qrels.items()},
         previous_leaks=leaks,
     )
     return BeirDataset(corpus=dataset.corpus, queries=queries, qrels=new_qrels), summary
