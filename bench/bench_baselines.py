@@ -9,7 +9,7 @@
 Runs are alternated and repeated; the median is reported. Results go to
 ``bench/results/baselines.json`` and a table on stdout.
 
-Usage: python bench/bench_baselines.py [--docs 1000] [--queries 400] [--repeats 3]
+Usage: python bench/bench_baselines.py [--docs 1000] [--queries 0] [--repeats 3] [--bm25-repeats 7]
 """
 
 from __future__ import annotations
@@ -118,8 +118,9 @@ def bench_bm25(doc_ids: list[str], docs: list[str], queries: list[str], repeats:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=1000, help="documents to encode")
-    parser.add_argument("--queries", type=int, default=400, help="BM25 queries")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--queries", type=int, default=0, help="BM25 queries (0 = every demo query)")
+    parser.add_argument("--repeats", type=int, default=3, help="encoding repeats")
+    parser.add_argument("--bm25-repeats", type=int, default=7)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "baselines.json")
     args = parser.parse_args()
@@ -130,14 +131,14 @@ def main() -> None:
     data = load_beir(demo_path())
     doc_ids = list(data.corpus)
     all_docs = [d.full_text() for d in data.corpus.values()]
-    queries = [q.text for q in data.queries.values()][: args.queries]
+    queries = [q.text for q in data.queries.values()][: args.queries or None]
     result = {
         "machine": {
             "python": platform.python_version(),
             "processor": platform.processor() or platform.machine(),
         },
         "encoding": bench_encoding(all_docs[: args.docs], args.repeats, args.batch_size),
-        "bm25": bench_bm25(doc_ids, all_docs, queries, args.repeats),
+        "bm25": bench_bm25(doc_ids, all_docs, queries, args.bm25_repeats),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

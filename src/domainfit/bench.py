@@ -19,6 +19,7 @@ from domainfit import __version__
 from domainfit.bench_summary import markdown_summary
 from domainfit.config import BenchConfig
 from domainfit.data.beir import BeirDataset, load_beir
+from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.data.splits import check_qrels_leakage
 from domainfit.errors import InputError
 from domainfit.evaluation.metrics import evaluate, per_query
@@ -92,9 +93,9 @@ def data_fingerprint(root: Path) -> str:
     return digest.hexdigest()
 
 
-def _load(root: Path, config: BenchConfig) -> tuple[BeirDataset, Qrels, Qrels | None]:
+def _load(root: Path, config: BenchConfig, max_line_bytes: int) -> tuple[BeirDataset, Qrels, Qrels | None]:
     """Load and validate the dataset; return it with the evaluation and tuning qrels."""
-    dataset = load_beir(root)
+    dataset = load_beir(root, max_line_bytes=max_line_bytes)
     if config.split not in dataset.qrels:
         available = ", ".join(sorted(dataset.qrels)) or "none"
         raise InputError(root / "qrels", 0, "split", f"no qrels/{config.split}.tsv (available: {available})")
@@ -256,11 +257,19 @@ def _slices(bench: _Bench, metrics: list[str]) -> dict[str, list[dict[str, Any]]
     return out
 
 
-def run_bench(data: Path, workspace: Workspace, config: BenchConfig, *, force: bool = False) -> BenchResult:
+def run_bench(
+    data: Path,
+    workspace: Workspace,
+    config: BenchConfig,
+    *,
+    force: bool = False,
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> BenchResult:
     """Run the bench stage over a BEIR folder and write its artifacts into the workspace.
 
-    Inputs: the BEIR folder, the workspace, the resolved bench config, and
-    ``force`` to re-run even when nothing changed. Output: the `BenchResult`.
+    Inputs: the BEIR folder, the workspace, the resolved bench config,
+    ``force`` to re-run even when nothing changed, and the largest accepted
+    JSONL record in bytes. Output: the `BenchResult`.
     Raises `InputError` on bad data (nothing is written then).
     """
     root = Path(data).expanduser().resolve()
@@ -280,7 +289,7 @@ def run_bench(data: Path, workspace: Workspace, config: BenchConfig, *, force: b
             result = BenchResult.from_json(json.loads((out_dir / "metrics.json").read_text()))
             result.up_to_date = True
             return result
-    dataset, qrels, tune = _load(root, config)
+    dataset, qrels, tune = _load(root, config, max_line_bytes)
     with workspace.lock():
         bench = _Bench(dataset, qrels, tune, config, workspace.cache_dir)
         leaks = check_qrels_leakage(dataset.qrels, dataset.queries) if len(dataset.qrels) > 1 else []

@@ -34,7 +34,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON 
 
 def _fail(code: int, message: str) -> None:
     """Print one error line on stderr and exit with ``code``."""
-    stderr_console().print(f"[red]error:[/red] {message}", highlight=False, markup=True, soft_wrap=True)
+    from rich.markup import escape
+
+    stderr_console().print(f"[red]error:[/red] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -79,7 +81,9 @@ def bench(
         config,
         {"bench": {"split": split, "models": model, "reranker": reranker, "depth": depth}},
     )
-    result = _guarded(run_bench, data, Workspace(workspace), cfg.bench, force=force)
+    result = _guarded(
+        run_bench, data, Workspace(workspace), cfg.bench, force=force, max_line_bytes=cfg.data.max_line_mib << 20
+    )
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
         return
@@ -122,6 +126,8 @@ def validate(
         return
     from domainfit.data.pairs import read_pairs
 
+    if not data.exists():
+        _fail(2, f"{data}: -: not found")
     pairs = _guarded(read_pairs, data)
     typer.echo(f"ok: {len(pairs)} pairs")
 

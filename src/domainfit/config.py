@@ -31,7 +31,9 @@ class BenchConfig(_Strict):
 
     split: str = Field("test", description="qrels split to evaluate")
     tune_split: str | None = Field("dev", description="split used to tune the hybrid weight (skipped if absent)")
-    models: list[str] = Field(default_factory=lambda: [DEFAULT_MODEL], description="bi-encoders to evaluate")
+    models: list[str] = Field(
+        default_factory=lambda: [DEFAULT_MODEL], min_length=1, description="bi-encoders to evaluate"
+    )
     reranker: str | None = Field(None, description="cross-encoder name or path; reranks the best hybrid run")
     rerank_depth: int = Field(50, ge=1, le=1000)
     depth: int = Field(100, ge=1, le=10000, description="documents retrieved per query")
@@ -69,11 +71,32 @@ class Config(_Strict):
     bench: BenchConfig = Field(default_factory=BenchConfig)
 
 
-def _line_of(text: str, key: str) -> int:
-    """Best-effort line number of ``key = ...`` in a TOML text (0 when not found)."""
-    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=", re.MULTILINE)
-    match = pattern.search(text)
-    return text.count("\n", 0, match.start()) + 1 if match else 0
+_SECTION = re.compile(r"^[ \t]*\[([^\[\]]+)\][ \t]*(#.*)?$")
+
+
+def _line_of(text: str, loc: tuple[int | str, ...]) -> int:
+    """Line number of the key named by a validation error location (0 when not found).
+
+    ``loc`` is pydantic's location, for example ``("bench", "depth")`` or
+    ``("bench", "metrics", 1)``; the section header is honoured, so the same
+    key in two sections is told apart. A location of one part names a section.
+    """
+    parts = [p for p in loc if isinstance(p, str)]
+    if not parts:
+        return 0
+    section, key = (parts[0], parts[-1]) if len(parts) > 1 else (None, parts[0])
+    key_line = re.compile(rf"^[ \t]*{re.escape(key)}[ \t]*=")
+    current: str | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _SECTION.match(line)
+        if header:
+            current = header.group(1).strip()
+            if section is None and current == key:
+                return number
+            continue
+        if current == section and key_line.match(line):
+            return number
+    return 0
 
 
 def load_config(path: Path | None, overrides: dict[str, dict[str, Any]] | None = None) -> Config:
@@ -94,7 +117,8 @@ def load_config(path: Path | None, overrides: dict[str, dict[str, Any]] | None =
         except UnicodeDecodeError as exc:
             raise InputError(path, 0, "-", f"invalid UTF-8 ({exc.reason})") from None
         except tomllib.TOMLDecodeError as exc:
-            line = getattr(exc, "lineno", 0) or 0
+            where = re.search(r"\(at line (\d+)", str(exc))
+            line = int(where.group(1)) if where else getattr(exc, "lineno", 0) or 0
             raise InputError(path, line, "-", f"invalid TOML ({str(exc).split(' (at')[0]})") from None
     for section, values in (overrides or {}).items():
         for key, value in values.items():
@@ -104,9 +128,8 @@ def load_config(path: Path | None, overrides: dict[str, dict[str, Any]] | None =
         return Config.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        key = str(err["loc"][-1]) if err["loc"] else "-"
+        loc = ".".join(str(p) for p in err["loc"]) or "-"
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key"
-        raise InputError(source, _line_of(text, key), loc, message) from None
+        raise InputError(source, _line_of(text, tuple(err["loc"])), loc, message) from None

@@ -11,16 +11,18 @@ while reading.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from domainfit.data.jsonl import dumps_line, iter_jsonl, iter_lines, require_str
+from domainfit.data.jsonl import MAX_LINE_BYTES, dumps_line, iter_jsonl, iter_lines, require_str
 from domainfit.errors import InputError
 from domainfit.types import Document, Qrels, Query
 from domainfit.workspace import atomic_write_text, staged_dir
 
 QRELS_HEADER = ("query-id", "corpus-id", "score")
+_INTEGER = re.compile(r"^-?[0-9]+$")
 _RESERVED_DOC = {"_id", "title", "text"}
 _RESERVED_QUERY = {"_id", "text"}
 
@@ -60,11 +62,11 @@ def _read_id(record: dict[str, Any], path: Path, line: int) -> str:
     return ident
 
 
-def read_corpus(path: Path) -> dict[str, Document]:
+def read_corpus(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> dict[str, Document]:
     """Read and validate ``corpus.jsonl``; returns documents by id, in file order."""
     docs: dict[str, Document] = {}
     first_seen: dict[str, int] = {}
-    for line, record in iter_jsonl(path):
+    for line, record in iter_jsonl(path, max_line_bytes):
         ident = _read_id(record, path, line)
         if ident in docs:
             raise InputError(path, line, "_id", f"duplicate id {ident!r} (first on line {first_seen[ident]})")
@@ -79,11 +81,11 @@ def read_corpus(path: Path) -> dict[str, Document]:
     return docs
 
 
-def read_queries(path: Path) -> dict[str, Query]:
+def read_queries(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> dict[str, Query]:
     """Read and validate ``queries.jsonl``; returns queries by id, in file order."""
     queries: dict[str, Query] = {}
     first_seen: dict[str, int] = {}
-    for line, record in iter_jsonl(path):
+    for line, record in iter_jsonl(path, max_line_bytes):
         ident = _read_id(record, path, line)
         if ident in queries:
             raise InputError(path, line, "_id", f"duplicate id {ident!r} (first on line {first_seen[ident]})")
@@ -117,6 +119,8 @@ def _qrels_row(path: Path, line: int, cols: list[str]) -> tuple[str, str, int]:
     if not did:
         raise InputError(path, line, "corpus-id", "is empty")
     try:
+        if not _INTEGER.match(score_text):
+            raise ValueError(score_text)
         return qid, did, int(score_text)
     except ValueError:
         raise InputError(path, line, "score", f"must be an integer, got {score_text!r:.20}") from None
@@ -146,14 +150,17 @@ def read_qrels(path: Path, query_ids: set[str] | dict[str, Any], doc_ids: set[st
     return qrels
 
 
-def load_beir(folder: Path | str, splits: list[str] | None = None) -> BeirDataset:
-    """Load a BEIR folder; ``splits`` limits which ``qrels/*.tsv`` are read (default: all)."""
+def load_beir(folder: Path | str, splits: list[str] | None = None, max_line_bytes: int = MAX_LINE_BYTES) -> BeirDataset:
+    """Load a BEIR folder; ``splits`` limits which ``qrels/*.tsv`` are read (default: all).
+
+    ``max_line_bytes`` caps one JSONL record (a larger document should be split).
+    """
     root = Path(folder).expanduser().resolve()
     if not root.is_dir():
         raise InputError(root, 0, "-", "not a folder (expected a BEIR folder with corpus.jsonl)")
-    corpus = read_corpus(root / "corpus.jsonl")
+    corpus = read_corpus(root / "corpus.jsonl", max_line_bytes)
     queries_path = root / "queries.jsonl"
-    queries = read_queries(queries_path) if queries_path.exists() else {}
+    queries = read_queries(queries_path, max_line_bytes) if queries_path.exists() else {}
     qrels_dir = root / "qrels"
     available = sorted(p.stem for p in qrels_dir.glob("*.tsv")) if qrels_dir.is_dir() else []
     wanted = available if splits is None else splits

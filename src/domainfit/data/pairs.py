@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,9 +45,12 @@ def _score(value: Any, path: Path, line: int, key: str) -> float:
     if isinstance(value, bool):
         raise InputError(path, line, key, "must be a number, got a boolean")
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         raise InputError(path, line, key, f"must be a number, got {value!r:.30}") from None
+    if not math.isfinite(number):
+        raise InputError(path, line, key, f"must be a finite number, got {value!r:.30}")
+    return number
 
 
 def _pair_from_record(record: dict[str, Any], path: Path, line: int) -> Pair:
@@ -75,22 +79,35 @@ def read_pairs_jsonl(path: Path) -> list[Pair]:
 
 
 def read_pairs_csv(path: Path, delimiter: str | None = None) -> list[Pair]:
-    """Read a CSV/TSV pair file with a header row naming the columns."""
-    lines = list(iter_lines(path))
+    """Read a CSV/TSV pair file with a header row naming the columns.
+
+    Quoted cells may span lines; errors name the line where the record starts.
+    """
+    lines = list(iter_lines(path))  # validates UTF-8, BOM and line sizes; skips blank lines
     if not lines:
         raise InputError(path, 0, "-", "empty file")
     delim = delimiter or ("\t" if path.suffix == ".tsv" else ",")
-    header = next(csv.reader(io.StringIO(lines[0][1]), delimiter=delim))
-    header = [h.strip() for h in header]
+    text = "\n".join(line for _, line in lines)
+    numbers = [number for number, _ in lines]
+    reader = csv.reader(io.StringIO(text), delimiter=delim)
     known = {alias for names in ALIASES.values() for alias in names}
-    if not known.intersection(header):
-        raise InputError(path, lines[0][0], "-", f"missing header row naming the columns ({', '.join(known)})")
+    header: list[str] | None = None
     pairs = []
-    for number, text in lines[1:]:
-        cells = next(csv.reader(io.StringIO(text), delimiter=delim))
-        if len(cells) != len(header):
-            raise InputError(path, number, "-", f"expected {len(header)} columns, got {len(cells)}")
-        pairs.append(_pair_from_record(dict(zip(header, cells, strict=True)), path, number))
+    start = 1
+    try:
+        for cells in reader:
+            line = numbers[start - 1]
+            start = reader.line_num + 1
+            if header is None:
+                header = [h.strip() for h in cells]
+                if not known.intersection(header):
+                    raise InputError(path, line, "-", f"missing header row naming the columns ({', '.join(known)})")
+                continue
+            if len(cells) != len(header):
+                raise InputError(path, line, "-", f"expected {len(header)} columns, got {len(cells)}")
+            pairs.append(_pair_from_record(dict(zip(header, cells, strict=True)), path, line))
+    except csv.Error as exc:
+        raise InputError(path, numbers[min(start, len(numbers)) - 1], "-", f"malformed CSV ({exc})") from None
     if not pairs:
         raise InputError(path, 0, "-", "no pairs in the file")
     return pairs
@@ -99,7 +116,14 @@ def read_pairs_csv(path: Path, delimiter: str | None = None) -> list[Pair]:
 def read_pairs(path: Path | str) -> list[Pair]:
     """Read pairs from a ``.jsonl``, ``.csv`` or ``.tsv`` file, or a saved Hugging Face dataset folder."""
     source = Path(path).expanduser().resolve()
+    if not source.exists():
+        raise InputError(source, 0, "-", "not found")
     if source.is_dir():
+        markers = ("dataset_info.json", "state.json", "dataset_dict.json")
+        if not any((source / marker).is_file() for marker in markers):
+            raise InputError(
+                source, 0, "-", "not a BEIR folder (no corpus.jsonl) and not a dataset saved with save_to_disk"
+            )
         return pairs_from_hf(source)
     if source.suffix in (".jsonl", ".json"):
         return read_pairs_jsonl(source)
