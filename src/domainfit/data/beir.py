@@ -12,6 +12,7 @@ while reading.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,41 +63,40 @@ def _read_id(record: dict[str, Any], path: Path, line: int) -> str:
     return ident
 
 
-def read_corpus(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> dict[str, Document]:
-    """Read and validate ``corpus.jsonl``; returns documents by id, in file order."""
-    docs: dict[str, Document] = {}
+def _unique_records(path: Path, max_line_bytes: int, what: str) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """Yield ``(line, id, record)`` for every record, rejecting bad and duplicate ids and empty files."""
     first_seen: dict[str, int] = {}
     for line, record in iter_jsonl(path, max_line_bytes):
         ident = _read_id(record, path, line)
-        if ident in docs:
+        if ident in first_seen:
             raise InputError(path, line, "_id", f"duplicate id {ident!r} (first on line {first_seen[ident]})")
+        first_seen[ident] = line
+        yield line, ident, record
+    if not first_seen:
+        raise InputError(path, 0, "-", f"no {what} in the file")
+
+
+def read_corpus(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> dict[str, Document]:
+    """Read and validate ``corpus.jsonl``; returns documents by id, in file order."""
+    docs: dict[str, Document] = {}
+    for line, ident, record in _unique_records(path, max_line_bytes, "documents"):
         title = require_str(record, "title", path, line, required=False, allow_empty=True)
         text = require_str(record, "text", path, line, required=True, allow_empty=True)
         if not text.strip() and not title.strip():
             raise InputError(path, line, "text", "is empty (and so is the title)")
         docs[ident] = Document(id=ident, text=text, title=title, metadata=_metadata(record, _RESERVED_DOC))
-        first_seen[ident] = line
-    if not docs:
-        raise InputError(path, 0, "-", "no documents in the file")
     return docs
 
 
 def read_queries(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> dict[str, Query]:
     """Read and validate ``queries.jsonl``; returns queries by id, in file order."""
     queries: dict[str, Query] = {}
-    first_seen: dict[str, int] = {}
-    for line, record in iter_jsonl(path, max_line_bytes):
-        ident = _read_id(record, path, line)
-        if ident in queries:
-            raise InputError(path, line, "_id", f"duplicate id {ident!r} (first on line {first_seen[ident]})")
+    for line, ident, record in _unique_records(path, max_line_bytes, "queries"):
         text = require_str(record, "text", path, line)
         meta = _metadata(record, _RESERVED_QUERY)
         if "family" in meta and not isinstance(meta["family"], str | int):
             raise InputError(path, line, "family", "must be a string")
         queries[ident] = Query(id=ident, text=text, metadata=meta)
-        first_seen[ident] = line
-    if not queries:
-        raise InputError(path, 0, "-", "no queries in the file")
     return queries
 
 

@@ -163,27 +163,24 @@ class DenseRetriever:
             "backend": self.backend,
         }
 
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
-        """Encode query texts (query prompt applied)."""
+    def _encode(self, texts: list[str], prompt_name: str | None, what: str) -> np.ndarray:
+        """Encode texts with one prompt through the cache, with a progress bar named after ``what``."""
         return encode_texts(
             self.model,
             texts,
             batch_size=self.batch_size,
-            prompt_name=self.query_prompt_name,
+            prompt_name=prompt_name,
             cache=self.cache,
-            description="encoding queries",
+            description=f"encoding {what}",
         )
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """Encode query texts (query prompt applied)."""
+        return self._encode(texts, self.query_prompt_name, "queries")
 
     def encode_documents(self, texts: list[str]) -> np.ndarray:
         """Encode document texts (document prompt applied)."""
-        return encode_texts(
-            self.model,
-            texts,
-            batch_size=self.batch_size,
-            prompt_name=self.document_prompt_name,
-            cache=self.cache,
-            description="encoding documents",
-        )
+        return self._encode(texts, self.document_prompt_name, "documents")
 
     def index(self, corpus: Mapping[str, Document]) -> None:
         """Encode (or read from cache) every document of the corpus."""
