@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from domainfit import __version__
-from domainfit.errors import DomainfitError, InputError, UsageError
-from domainfit.progress import set_quiet, stderr_console
+from domainfit.cli_common import ConfigOpt, JsonOpt, QuietOpt, WorkspaceOpt, fail, guarded
+from domainfit.progress import set_quiet
 from domainfit.workspace import DEFAULT_WORKSPACE, Workspace
 
 app = typer.Typer(
@@ -25,29 +25,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-WorkspaceOpt = Annotated[Path, typer.Option("--workspace", "-w", help="workspace folder")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="domainfit.toml", exists=False)]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")]
-
-
-def _fail(code: int, message: str) -> None:
-    """Print one error line on stderr and exit with ``code``."""
-    from rich.markup import escape
-
-    stderr_console().print(f"[red]error:[/red] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _guarded(func: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call a stage, mapping domainfit errors to exit codes 2 (input) and 1 (tool)."""
-    try:
-        return func(*args, **kwargs)
-    except (InputError, UsageError) as exc:
-        _fail(2, str(exc))
-    except DomainfitError as exc:
-        _fail(1, str(exc))
 
 
 @app.command()
@@ -70,18 +47,18 @@ def bench(
 
     set_quiet(quiet or as_json)
     if demo == (data is not None):
-        _fail(2, "give either a DATA folder or --demo")
+        fail(2, "give either a DATA folder or --demo")
     if demo:
         from domainfit.data.demo import demo_path
 
         data = demo_path()
     assert data is not None
-    cfg = _guarded(
+    cfg = guarded(
         load_config,
         config,
         {"bench": {"split": split, "models": model, "reranker": reranker, "depth": depth}},
     )
-    result = _guarded(
+    result = guarded(
         run_bench, data, Workspace(workspace), cfg.bench, force=force, max_line_bytes=cfg.data.max_line_mib << 20
     )
     if as_json:
@@ -114,21 +91,21 @@ def validate(
         from domainfit.data.beir import load_beir
         from domainfit.data.splits import check_qrels_leakage
 
-        dataset = _guarded(load_beir, data)
+        dataset = guarded(load_beir, data)
         splits = ", ".join(f"{s}={len(q)}" for s, q in dataset.qrels.items()) or "no qrels"
         leaks = check_qrels_leakage(dataset.qrels, dataset.queries) if len(dataset.qrels) > 1 else []
         for leak in leaks[:20]:
             shown = ", ".join(leak.query_ids[:5])
             typer.echo(f"leak: family {leak.family!r} is in {' and '.join(leak.splits)} (queries {shown})", err=True)
         if leaks:
-            _fail(2, f"{data}/qrels: -: {len(leaks)} query families cross splits; fix with `domainfit split`")
+            fail(2, f"{data}/qrels: -: {len(leaks)} query families cross splits; fix with `domainfit split`")
         typer.echo(f"ok: {len(dataset.corpus)} documents, {len(dataset.queries)} queries, judged queries: {splits}")
         return
     from domainfit.data.pairs import read_pairs
 
     if not data.exists():
-        _fail(2, f"{data}: -: not found")
-    pairs = _guarded(read_pairs, data)
+        fail(2, f"{data}: -: not found")
+    pairs = guarded(read_pairs, data)
     typer.echo(f"ok: {len(pairs)} pairs")
 
 
@@ -145,12 +122,12 @@ def split(
     from domainfit.data.resplit import resplit
 
     if out.expanduser().resolve() == data.expanduser().resolve():
-        _fail(2, "--out must be a new folder; the input is never modified")
-    dataset = _guarded(load_beir, data)
+        fail(2, "--out must be a new folder; the input is never modified")
+    dataset = guarded(load_beir, data)
     if not dataset.qrels:
-        _fail(2, f"{data}/qrels: -: no qrels to split")
+        fail(2, f"{data}/qrels: -: no qrels to split")
     if abs(sum(ratios) - 1.0) > 1e-6 or min(ratios) < 0:
-        _fail(2, f"--ratios must be non-negative and sum to 1, got {ratios}")
+        fail(2, f"--ratios must be non-negative and sum to 1, got {ratios}")
     new, summary = resplit(dataset, ratios=ratios, seed=seed, overlap_threshold=overlap)
     write_beir(new, out)
     for leak in summary.previous_leaks[:10]:
@@ -166,6 +143,19 @@ def split(
 def version() -> None:
     """Print the domainfit version."""
     typer.echo(__version__)
+
+
+def _register_stage_commands() -> None:
+    """Add the subcommands that live in their own ``cli_<stage>.py`` modules (each has ``register(app)``)."""
+    import importlib
+
+    for name in STAGE_MODULES:
+        importlib.import_module(f"domainfit.{name}").register(app)
+
+
+#: Modules that add subcommands to `app` through their ``register(app)`` function.
+STAGE_MODULES: tuple[str, ...] = ()
+_register_stage_commands()
 
 
 def main() -> None:
