@@ -15,7 +15,7 @@ def systems_table(result: BenchResult, primary: str) -> Table:
     table = Table(title=f"Baselines on '{result.split}' ({result.n_queries} queries, {result.n_documents} documents)")
     table.add_column("system", no_wrap=True)
     for metric in metrics:
-        table.add_column(metric, justify="right")
+        table.add_column(metric, justify="right", no_wrap=True)
     table.add_column(f"p vs bm25 ({primary})", justify="right")
     table.add_column("seconds", justify="right")
     best = {m: max(s.metrics[m] for s in result.systems) for m in metrics}
