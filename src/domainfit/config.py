@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from domainfit.errors import InputError
 from domainfit.models import DEFAULT_MODEL
+from domainfit.train.config import TrainConfig
 
 KNOWN_METRIC = re.compile(r"^(ndcg|recall|mrr|map|precision)(@\d+)?$")
 
@@ -69,6 +70,7 @@ class Config(_Strict):
 
     data: DataConfig = Field(default_factory=DataConfig)
     bench: BenchConfig = Field(default_factory=BenchConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
 
 
 _SECTION = re.compile(r"^[ \t]*\[([^\[\]]+)\][ \t]*(#.*)?$")

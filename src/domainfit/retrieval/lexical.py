@@ -93,3 +93,12 @@ class BM25Retriever:
         for row, qid in enumerate(qids):
             run[qid] = {self._doc_ids[int(i)]: float(s) for i, s in zip(idx[row], scores[row], strict=True) if s > 0}
         return run
+
+    def score_all(self, text: str) -> np.ndarray:
+        """BM25 score of every indexed document for one query (float32, in index order)."""
+        if self._retriever is None:
+            raise RuntimeError("BM25Retriever.score_all called before index")
+        tokens = self._tokenizer.decode(
+            self._tokenizer.tokenize([text], update_vocab=False, return_as="ids", show_progress=False)
+        )[0]
+        return np.asarray(self._retriever.get_scores(tokens), dtype=np.float32)

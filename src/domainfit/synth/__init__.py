@@ -1,0 +1,1 @@
+"""Training data when labels are scarce: synthetic queries, hard negatives, curriculum."""

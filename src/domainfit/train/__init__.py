@@ -1,0 +1,1 @@
+"""Fine-tuning: one place that builds and runs the sentence-transformers trainer."""

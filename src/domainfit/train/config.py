@@ -1,0 +1,59 @@
+"""Settings of the ``train`` stage (the ``[train]`` section of ``domainfit.toml``)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from domainfit.models import DEFAULT_MODEL
+
+LOSSES = ("mnrl", "cached-mnrl", "triplet", "contrastive", "cosine", "margin-mse")
+
+
+class TrainConfig(BaseModel):
+    """CPU-friendly defaults: short sequences, small batches, one epoch, frequent small evaluations."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    base_model: str = DEFAULT_MODEL
+    loss: str = Field("mnrl", description=f"one of {', '.join(LOSSES)}")
+    temperature: float = Field(0.05, gt=0, description="InfoNCE temperature; MNRL scale = 1 / temperature")
+    matryoshka_dims: list[int] | None = Field(None, description="wrap the loss in MatryoshkaLoss at these dims")
+    mini_batch_size: int = Field(16, ge=1, description="cached-mnrl: GradCache mini-batch size")
+    triplet_margin: float = Field(0.3, ge=0)
+    contrastive_margin: float = Field(0.5, ge=0)
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int = Field(-1, description="stop after this many steps (-1: run the epochs)")
+    batch_size: int = Field(32, ge=2)
+    learning_rate: float = Field(2e-5, gt=0)
+    warmup_ratio: float = Field(0.1, ge=0, le=1)
+    max_seq_length: int = Field(128, ge=8)
+    max_negatives: int = Field(1, ge=0, description="hard negatives per example used by the loss")
+    query_prompt: str = Field("", description="prepended to queries (saved in the model as prompt 'query')")
+    document_prompt: str = Field("", description="prepended to documents (saved as prompt 'document')")
+    eval_steps: int = Field(50, ge=1)
+    save_steps: int = Field(50, ge=1)
+    save_total_limit: int = Field(2, ge=1)
+    early_stopping_patience: int | None = Field(3, ge=1)
+    eval_max_corpus: int = Field(1000, ge=10, description="dev corpus: relevant docs plus random others up to this")
+    eval_split: str = "dev"
+    train_split: str = "train"
+    seed: int = 13
+    dataset: str | None = Field(None, description="training data: a pair file or saved dataset; default: mine output")
+
+    @field_validator("loss")
+    @classmethod
+    def _known_loss(cls, value: str) -> str:
+        """Reject loss names the registry does not know."""
+        if value not in LOSSES:
+            raise ValueError(f"unknown loss {value!r}; use one of {', '.join(LOSSES)}")
+        return value
+
+    @field_validator("matryoshka_dims")
+    @classmethod
+    def _dims_descending(cls, value: list[int] | None) -> list[int] | None:
+        """Matryoshka dims must be positive; they are kept largest first."""
+        if value is None:
+            return None
+        if not value or min(value) < 1:
+            raise ValueError("matryoshka_dims must be a non-empty list of positive sizes")
+        return sorted(set(value), reverse=True)

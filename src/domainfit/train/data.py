@@ -1,0 +1,145 @@
+"""Training examples: where they come from and how each loss wants them shaped.
+
+Sources, in order of preference: an explicit pair file or saved dataset
+(``train.dataset``), the ``mine`` stage's dataset in the workspace, or the
+positives of the train split's qrels. Output: a Hugging Face ``Dataset`` whose
+columns match the loss's layout (see `domainfit.train.losses`).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from domainfit.data.beir import BeirDataset
+from domainfit.data.pairs import read_pairs
+from domainfit.errors import InputError
+from domainfit.train.losses import Layout
+
+#: ``teacher(queries, documents) -> scores``, one score per (query, document) pair.
+Teacher = Callable[[Sequence[str], Sequence[str]], Sequence[float]]
+
+
+@dataclass
+class Example:
+    """One training example: anchor (query), positive text, hard-negative texts and an optional score."""
+
+    anchor: str
+    positive: str
+    negatives: list[str] = field(default_factory=list)
+    score: float | None = None
+
+
+def examples_from_qrels(dataset: BeirDataset, split: str) -> list[Example]:
+    """(query, relevant document) examples from one split's qrels (grade > 0), no negatives."""
+    if split not in dataset.qrels:
+        raise InputError(dataset.root or "-", 0, "split", f"no qrels/{split}.tsv to train on")
+    out = []
+    for qid, docs in dataset.qrels[split].items():
+        for did, grade in docs.items():
+            if grade > 0:
+                out.append(Example(dataset.queries[qid].text, dataset.corpus[did].full_text()))
+    if not out:
+        raise InputError(dataset.root or "-", 0, split, "no relevant (query, document) pairs to train on")
+    return out
+
+
+def examples_from_saved(path: Path) -> list[Example]:
+    """Examples from a dataset saved with ``save_to_disk`` (columns anchor, positive, negative_1..n)."""
+    import datasets
+
+    loaded = datasets.load_from_disk(str(path))
+    if isinstance(loaded, datasets.DatasetDict):
+        loaded = loaded["train"]
+    columns = loaded.column_names
+    if "anchor" not in columns or "positive" not in columns:
+        raise InputError(path, 0, "-", f"dataset needs columns anchor and positive, has {', '.join(columns)}")
+    negative_columns = sorted((c for c in columns if c.startswith("negative")), key=_negative_index)
+    return [
+        Example(row["anchor"], row["positive"], [row[c] for c in negative_columns if row[c]], row.get("score"))
+        for row in loaded
+    ]
+
+
+def _negative_index(column: str) -> int:
+    """Sort key for ``negative``, ``negative_1``, ``negative_2`` ..."""
+    tail = column.rpartition("_")[2]
+    return int(tail) if tail.isdigit() else 0
+
+
+def examples_from_pairs(path: Path) -> list[Example]:
+    """Examples from a JSONL/CSV pair file or a saved dataset folder."""
+    if path.is_dir() and any((path / m).exists() for m in ("dataset_info.json", "dataset_dict.json")):
+        return examples_from_saved(path)
+    return [Example(p.query, p.positive, [p.negative] if p.negative else [], p.score) for p in read_pairs(path)]
+
+
+def _ranking_rows(examples: Sequence[Example], n_negatives: int) -> dict[str, list[Any]]:
+    """Columns anchor, positive, negative_1..n (examples lacking negatives are dropped when n > 0)."""
+    kept = [e for e in examples if len(e.negatives) >= n_negatives]
+    rows: dict[str, list[Any]] = {"anchor": [e.anchor for e in kept], "positive": [e.positive for e in kept]}
+    for i in range(n_negatives):
+        rows[f"negative_{i + 1}"] = [e.negatives[i] for e in kept]
+    return rows
+
+
+def _pair_rows(examples: Sequence[Example], scored: bool) -> dict[str, list[Any]]:
+    """Columns sentence1, sentence2, label: positives labelled 1 (or their score), negatives 0."""
+    rows: dict[str, list[Any]] = {"sentence1": [], "sentence2": [], "label": []}
+    for e in examples:
+        pairs = [(e.positive, e.score if (scored and e.score is not None) else 1.0)]
+        pairs += [(neg, 0.0) for neg in e.negatives[:1]]
+        for text, label in pairs:
+            rows["sentence1"].append(e.anchor)
+            rows["sentence2"].append(text)
+            rows["label"].append(float(label) if scored else int(label))
+    return rows
+
+
+def _margin_rows(examples: Sequence[Example], teacher: Teacher) -> dict[str, list[Any]]:
+    """Columns query, positive, negative, label = teacher(q, pos) - teacher(q, neg)."""
+    kept = [e for e in examples if e.negatives]
+    if not kept:
+        raise InputError("-", 0, "negatives", "margin-mse needs examples with hard negatives (run `domainfit mine`)")
+    queries = [e.anchor for e in kept] * 2
+    docs = [e.positive for e in kept] + [e.negatives[0] for e in kept]
+    scores = list(teacher(queries, docs))
+    n = len(kept)
+    return {
+        "query": [e.anchor for e in kept],
+        "positive": [e.positive for e in kept],
+        "negative": [e.negatives[0] for e in kept],
+        "label": [float(scores[i] - scores[n + i]) for i in range(n)],
+    }
+
+
+def to_dataset(
+    examples: Sequence[Example],
+    layout: Layout,
+    *,
+    max_negatives: int = 1,
+    teacher: Teacher | None = None,
+    seed: int = 13,
+) -> Any:
+    """Shape examples for a loss layout and return a shuffled ``datasets.Dataset``."""
+    import datasets
+
+    if layout == "ranking":
+        available = min((len(e.negatives) for e in examples), default=0)
+        rows = _ranking_rows(examples, min(max_negatives, available))
+    elif layout == "triplet":
+        rows = _ranking_rows(examples, 1)
+        if not rows["anchor"]:
+            raise InputError("-", 0, "negatives", "triplet loss needs hard negatives (run `domainfit mine`)")
+    elif layout in ("pair-label", "pair-score"):
+        rows = _pair_rows(examples, scored=layout == "pair-score")
+    else:
+        if teacher is None:
+            raise ValueError("margin layout needs a teacher")
+        rows = _margin_rows(examples, teacher)
+    order = list(range(len(next(iter(rows.values())))))
+    random.Random(seed).shuffle(order)
+    return datasets.Dataset.from_dict({k: [v[i] for i in order] for k, v in rows.items()})

@@ -1,0 +1,259 @@
+"""The ``train`` stage: build and run the sentence-transformers trainer from the config.
+
+Input: a BEIR folder (train split and/or the ``mine`` dataset; dev split for
+evaluation), a workspace and a `TrainConfig`. Output, in ``<workspace>/train/``:
+``model/`` (a sentence-transformers folder: safetensors, prompts, model card),
+``history.json`` (loss and dev NDCG@10 by step), ``result.json``, ``config.json``
+and ``manifest.json``. Checkpoints live in ``<workspace>/train-checkpoints/``
+so an interrupted run resumes with ``resume=True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from domainfit import __version__
+from domainfit.bench import data_fingerprint
+from domainfit.data.beir import BeirDataset, load_beir
+from domainfit.models import load_bi_encoder, load_cross_encoder
+from domainfit.progress import is_quiet
+from domainfit.train.config import TrainConfig
+from domainfit.train.data import Example, Teacher, examples_from_pairs, examples_from_qrels, to_dataset
+from domainfit.train.evaluator import dev_evaluator, primary_metric_key
+from domainfit.train.losses import build_loss, loss_config
+from domainfit.train.teacher import CrossEncoderTeacher, HybridTeacher
+from domainfit.workspace import Workspace, atomic_write_json, staged_dir
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+STAGE = "train"
+CHECKPOINTS = "train-checkpoints"
+
+
+@dataclass
+class TrainResult:
+    """What one training run did and measured."""
+
+    model_path: str
+    training_source: str
+    train_examples: int
+    layout: str
+    steps: int
+    estimated_seconds: float
+    seconds: float
+    base_dev_ndcg10: float | None
+    best_dev_ndcg10: float | None
+    best_step: int | None
+    resumed_from: str | None
+    up_to_date: bool = False
+
+
+def _examples(dataset: BeirDataset, workspace: Workspace, cfg: TrainConfig) -> tuple[list[Example], str]:
+    """Training examples and a label of where they came from (explicit file, mine output, or train qrels)."""
+    if cfg.dataset:
+        return examples_from_pairs(Path(cfg.dataset).expanduser().resolve()), cfg.dataset
+    mined = workspace.stage_dir("mine") / "dataset"
+    if mined.is_dir():
+        return examples_from_pairs(mined), str(mined)
+    return examples_from_qrels(dataset, cfg.train_split), f"qrels/{cfg.train_split}.tsv"
+
+
+def _bench_alpha(workspace: Workspace) -> float:
+    """Return the convex weight ``bench`` tuned on dev for the first model, or 0.5."""
+    metrics = workspace.stage_dir("bench") / "metrics.json"
+    if metrics.is_file():
+        tuning = json.loads(metrics.read_text()).get("hybrid_tuning", {})
+        for entry in tuning.values():
+            return float(entry.get("alpha", 0.5))
+    return 0.5
+
+
+def _teacher(model: SentenceTransformer, dataset: BeirDataset, workspace: Workspace, reranker: str | None) -> Teacher:
+    """Return a cross-encoder teacher when one is given, else the hybrid BM25 + dense teacher."""
+    if reranker:
+        return CrossEncoderTeacher(load_cross_encoder(reranker))
+    texts = [doc.full_text() for doc in dataset.corpus.values()]
+    return HybridTeacher(model, texts, alpha=_bench_alpha(workspace))
+
+
+def _step_seconds(model: SentenceTransformer, examples: list[Example], cfg: TrainConfig) -> float:
+    """Estimate one optimiser step: forward + backward (about 3x a forward) over every text of a batch."""
+    sample = [e.positive for e in examples[: min(16, len(examples))]]
+    start = time.perf_counter()
+    model.encode(sample, batch_size=len(sample), show_progress_bar=False)
+    per_text = (time.perf_counter() - start) / max(1, len(sample))
+    texts_per_example = 2 + min(cfg.max_negatives, max((len(e.negatives) for e in examples), default=0))
+    return 3.0 * per_text * cfg.batch_size * texts_per_example
+
+
+def _training_args(cfg: TrainConfig, output_dir: Path, has_evaluator: bool, columns: list[str]) -> Any:
+    """SentenceTransformerTrainingArguments for a CPU run (evaluation, checkpoints, prompts)."""
+    from sentence_transformers import SentenceTransformerTrainingArguments
+    from sentence_transformers.base.sampler import BatchSamplers
+
+    save_steps = cfg.save_steps
+    if has_evaluator and save_steps % cfg.eval_steps:
+        save_steps = cfg.eval_steps * math.ceil(save_steps / cfg.eval_steps)  # best-model tracking needs this
+    prompts = None
+    if cfg.query_prompt or cfg.document_prompt:
+        prompts = {
+            c: (cfg.query_prompt if c in ("anchor", "query", "sentence1") else cfg.document_prompt)
+            for c in columns
+            if c != "label"
+        }
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        warmup_ratio=cfg.warmup_ratio,
+        seed=cfg.seed,
+        eval_strategy="steps" if has_evaluator else "no",
+        eval_steps=cfg.eval_steps,
+        save_strategy="steps",
+        save_steps=save_steps,
+        save_total_limit=cfg.save_total_limit,
+        load_best_model_at_end=has_evaluator,
+        metric_for_best_model=primary_metric_key() if has_evaluator else None,
+        greater_is_better=True,
+        logging_steps=max(1, min(cfg.eval_steps, 10)),
+        report_to="none",
+        disable_tqdm=is_quiet(),
+        batch_sampler=BatchSamplers.NO_DUPLICATES if "anchor" in columns else BatchSamplers.BATCH_SAMPLER,
+        prompts=prompts,
+        use_cpu=True,
+        dataloader_num_workers=0,
+    )
+
+
+def _inputs(data: Path, cfg: TrainConfig, source: str, examples: list[Example]) -> dict[str, Any]:
+    """Return what decides whether a re-run is a no-op: data, examples, config, version."""
+    digest = hashlib.sha256()
+    for e in examples:
+        digest.update(f"{e.anchor}\x00{e.positive}\x00{'|'.join(e.negatives)}\x00{e.score}\x01".encode())
+    return {
+        "data_sha256": data_fingerprint(data),
+        "examples_sha256": digest.hexdigest(),
+        "source": source,
+        "config": cfg.model_dump(),
+        "domainfit_version": __version__,
+    }
+
+
+def _history(log_history: list[dict[str, Any]]) -> dict[str, list[dict[str, float]]]:
+    """Split the trainer's log into the training-loss curve and the dev-metric curve."""
+    loss = [{"step": e["step"], "loss": e["loss"]} for e in log_history if "loss" in e]
+    key = primary_metric_key()
+    dev = [{"step": e["step"], "ndcg@10": e[key]} for e in log_history if key in e]
+    return {"train_loss": loss, "dev_ndcg@10": dev}
+
+
+def run_train(
+    data: Path,
+    workspace: Workspace,
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    reranker: str | None = None,
+) -> TrainResult:
+    """Fine-tune the base model and save it into the workspace.
+
+    Inputs: the BEIR folder, the workspace, the train config; ``resume``
+    continues from the last checkpoint; ``force`` re-runs even when nothing
+    changed; ``reranker`` is the cross-encoder teacher for ``margin-mse``.
+    Output: a `TrainResult`. Bad input raises `InputError` before anything is written.
+    """
+    from sentence_transformers import SentenceTransformerTrainer
+    from transformers import EarlyStoppingCallback
+
+    root = Path(data).expanduser().resolve()
+    dataset = load_beir(root)
+    examples, source = _examples(dataset, workspace, cfg)
+    out_dir = workspace.stage_dir(STAGE)
+    inputs = _inputs(root, cfg, source, examples)
+    manifest = out_dir / "manifest.json"
+    previous = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    if not force and not resume and previous.get("inputs") == inputs and (out_dir / "result.json").is_file():
+        result = TrainResult(**json.loads((out_dir / "result.json").read_text()))
+        result.up_to_date = True
+        return result
+    with workspace.lock():
+        model = load_bi_encoder(cfg.base_model, max_seq_length=cfg.max_seq_length)
+        model.prompts = {"query": cfg.query_prompt, "document": cfg.document_prompt}
+        loss, spec = build_loss(model, cfg)
+        teacher = _teacher(model, dataset, workspace, reranker) if spec.layout == "margin" else None
+        train_ds = to_dataset(examples, spec.layout, max_negatives=cfg.max_negatives, teacher=teacher, seed=cfg.seed)
+        evaluator = dev_evaluator(dataset, cfg.eval_split, max_corpus=cfg.eval_max_corpus, seed=cfg.seed)
+        base_dev = float(evaluator(model)[evaluator.primary_metric]) if evaluator is not None else None
+        steps_per_epoch = math.ceil(len(train_ds) / cfg.batch_size)
+        steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.epochs)
+        estimate = _step_seconds(model, examples, cfg) * steps
+        ckpt_dir = workspace.root / CHECKPOINTS
+        last = _last_checkpoint(ckpt_dir) if resume else None
+        if not resume and ckpt_dir.exists():
+            shutil.rmtree(ckpt_dir)
+        args = _training_args(cfg, ckpt_dir, evaluator is not None, list(train_ds.column_names))
+        callbacks: list[Any] = []
+        if evaluator is not None and cfg.early_stopping_patience:
+            callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
+        trainer = SentenceTransformerTrainer(
+            model=model, args=args, train_dataset=train_ds, loss=loss, evaluator=evaluator, callbacks=callbacks
+        )
+        if not is_quiet():
+            print(f"training {len(train_ds)} examples ({spec.name}), {steps} steps, estimated {estimate / 60:.1f} min")
+        start = time.perf_counter()
+        trainer.train(resume_from_checkpoint=str(last) if last else None)
+        seconds = time.perf_counter() - start
+        best_step = _step_of(trainer.state.best_model_checkpoint)
+        best = float(trainer.state.best_metric) if trainer.state.best_metric is not None else None
+        with staged_dir(out_dir) as tmp:
+            model.save(str(tmp / "model"))
+            result = TrainResult(
+                model_path=str(out_dir / "model"),
+                training_source=source,
+                train_examples=len(train_ds),
+                layout=spec.layout,
+                steps=int(trainer.state.global_step),
+                estimated_seconds=round(estimate, 1),
+                seconds=round(seconds, 1),
+                base_dev_ndcg10=base_dev,
+                best_dev_ndcg10=best,
+                best_step=best_step,
+                resumed_from=str(last) if last else None,
+            )
+            atomic_write_json(tmp / "history.json", _history(trainer.state.log_history))
+            atomic_write_json(tmp / "result.json", asdict(result))
+            atomic_write_json(
+                tmp / "config.json", {"train": cfg.model_dump(), "loss": loss_config(cfg), "data": str(root)}
+            )
+            workspace.write_manifest(
+                tmp, STAGE, inputs, ["history.json", "result.json", "config.json", "model/model.safetensors"]
+            )
+    return result
+
+
+def _last_checkpoint(folder: Path) -> Path | None:
+    """Return the newest ``checkpoint-<step>`` folder, or None."""
+    if not folder.is_dir():
+        return None
+    found = [p for p in folder.glob("checkpoint-*") if p.name.rpartition("-")[2].isdigit()]
+    return max(found, key=lambda p: int(p.name.rpartition("-")[2]), default=None)
+
+
+def _step_of(checkpoint: str | None) -> int | None:
+    """Return the step number in a checkpoint path, or None."""
+    if not checkpoint:
+        return None
+    tail = Path(checkpoint).name.rpartition("-")[2]
+    return int(tail) if tail.isdigit() else None
