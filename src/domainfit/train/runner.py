@@ -116,7 +116,7 @@ def _training_args(cfg: TrainConfig, output_dir: Path, has_evaluator: bool, colu
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size,
         learning_rate=cfg.learning_rate,
-        warmup_ratio=cfg.warmup_ratio,
+        **_warmup(cfg.warmup_ratio),
         seed=cfg.seed,
         eval_strategy="steps" if has_evaluator else "no",
         eval_steps=cfg.eval_steps,
@@ -134,6 +134,14 @@ def _training_args(cfg: TrainConfig, output_dir: Path, has_evaluator: bool, colu
         use_cpu=True,
         dataloader_num_workers=0,
     )
+
+
+def _warmup(ratio: float) -> dict[str, Any]:
+    """Return the warmup argument: transformers 5 takes a ratio as float ``warmup_steps``, 4 as ``warmup_ratio``."""
+    import transformers
+
+    major = int(transformers.__version__.split(".")[0])
+    return {"warmup_steps": ratio} if major >= 5 else {"warmup_ratio": ratio}
 
 
 def _inputs(data: Path, cfg: TrainConfig, source: str, examples: list[Example]) -> dict[str, Any]:

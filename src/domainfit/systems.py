@@ -1,0 +1,200 @@
+"""Run the retrieval systems of a benchmark: BM25, dense models, hybrids, reranking.
+
+Shared by ``bench`` (baselines) and ``eval`` (base vs fine-tuned): each system's
+run, mean metrics, settings and timing, the tuned hybrid weights and per-slice tables.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from domainfit.config import BenchConfig
+from domainfit.data.beir import BeirDataset
+from domainfit.evaluation.metrics import evaluate, per_query
+from domainfit.evaluation.slices import slice_labels, slice_table
+from domainfit.models import load_cross_encoder
+from domainfit.retrieval.dense import DenseRetriever
+from domainfit.retrieval.hybrid import convex, rrf, tune_convex
+from domainfit.retrieval.lexical import BM25Retriever
+from domainfit.retrieval.rerank import rerank
+from domainfit.types import Qrels, Run
+
+
+@dataclass
+class SystemResult:
+    """One evaluated system: its name, kind, settings and mean metrics."""
+
+    name: str
+    kind: str
+    config: dict[str, Any]
+    metrics: dict[str, float]
+    seconds: float
+
+
+def short_name(model: str) -> str:
+    """Return a short, file-name-safe label for a model name or path."""
+    return Path(model.rstrip("/")).name.replace(" ", "_") or "model"
+
+
+def _qtexts(dataset: BeirDataset, qrels: Qrels) -> dict[str, str]:
+    """Return the texts of the queries judged in ``qrels``."""
+    return {qid: dataset.queries[qid].text for qid in qrels}
+
+
+class SystemRunner:
+    """Runs BM25, each dense model with its hybrids, and the optional reranker; keeps runs, metrics and timings.
+
+    Inputs: the dataset, the evaluation qrels, the tuning qrels (or None), the
+    bench config, the cache folder and optional display labels per model
+    (default: a single model is unlabelled, several are labelled by their name).
+    """
+
+    def __init__(
+        self,
+        dataset: BeirDataset,
+        qrels: Qrels,
+        tune: Qrels | None,
+        config: BenchConfig,
+        cache: Path,
+        labels: dict[str, str] | None = None,
+    ) -> None:
+        self.dataset, self.qrels, self.tune, self.config, self.cache = (
+            dataset,
+            qrels,
+            tune,
+            config,
+            cache,
+        )
+        self.runs: dict[str, Run] = {}
+        self.systems: list[SystemResult] = []
+        self.tuning: dict[str, Any] = {}
+        self.notes: list[str] = []
+        self.labels = labels or {}
+
+    def add(self, name: str, kind: str, run: Run, config: dict[str, Any], seconds: float) -> None:
+        """Record a system's run and its mean metrics."""
+        self.runs[name] = run
+        metrics = evaluate(self.qrels, run, self.config.metrics)
+        self.systems.append(SystemResult(name, kind, config, metrics, round(seconds, 3)))
+
+    def score(self, qrels: Qrels, run: Run) -> float:
+        """Return the primary metric of ``run`` on ``qrels``."""
+        return evaluate(qrels, run, [self.config.primary_metric])[self.config.primary_metric]
+
+    def run_all(self) -> None:
+        """BM25, then each dense model with its hybrids, then the optional reranker."""
+        cfg = self.config
+        queries = _qtexts(self.dataset, self.qrels)
+        tune_queries = _qtexts(self.dataset, self.tune) if self.tune else {}
+        start = time.perf_counter()
+        bm25 = BM25Retriever(k1=cfg.bm25_k1, b=cfg.bm25_b)
+        bm25.index(self.dataset.corpus)
+        self.add(
+            "bm25",
+            "lexical",
+            bm25.search(queries, cfg.depth),
+            bm25.get_config_dict(),
+            time.perf_counter() - start,
+        )
+        bm25_tune = bm25.search(tune_queries, cfg.depth) if tune_queries else {}
+        for model in cfg.models:
+            self._dense_and_hybrid(model, queries, tune_queries, self.runs["bm25"], bm25_tune)
+        if cfg.reranker:
+            self._rerank(queries)
+
+    def _dense_and_hybrid(
+        self,
+        model: str,
+        queries: dict[str, str],
+        tune_queries: dict[str, str],
+        bm25: Run,
+        bm25_tune: Run,
+    ) -> None:
+        """Evaluate one bi-encoder and its RRF and convex hybrids with BM25."""
+        cfg = self.config
+        label = self.labels.get(model, short_name(model))
+        suffix = f":{label}" if len(cfg.models) > 1 or model in self.labels else ""
+        start = time.perf_counter()
+        dense = DenseRetriever(
+            model,
+            cache_dir=self.cache / "embeddings",
+            batch_size=cfg.batch_size,
+            max_seq_length=cfg.max_seq_length,
+        )
+        dense.index(self.dataset.corpus)
+        run = dense.search(queries, cfg.depth)
+        self.add(f"dense{suffix}", "dense", run, dense.get_config_dict(), time.perf_counter() - start)
+        if not cfg.hybrid:
+            return
+        start = time.perf_counter()
+        self.add(
+            f"hybrid-rrf{suffix}",
+            "hybrid",
+            rrf([bm25, run], k=cfg.rrf_k, depth=cfg.depth),
+            {"fusion": "rrf", "k": cfg.rrf_k, "model": model},
+            time.perf_counter() - start,
+        )
+        if self.tune:
+            tuned = tune_convex(
+                bm25_tune,
+                dense.search(tune_queries, cfg.depth),
+                self.tune,
+                self.score,
+                cfg.primary_metric,
+            )
+            alpha = tuned.alpha
+            self.tuning[label] = {
+                "split": cfg.tune_split,
+                "alpha": alpha,
+                "metric": tuned.metric,
+                "dev_scores": {str(a): s for a, s in tuned.scores.items()},
+            }
+        else:
+            alpha = 0.5
+            self.notes.append(f"no '{cfg.tune_split}' split to tune the convex weight: used alpha=0.5")
+            self.tuning[label] = {"split": None, "alpha": alpha}
+        start = time.perf_counter()
+        self.add(
+            f"hybrid-convex{suffix}",
+            "hybrid",
+            convex(bm25, run, alpha, depth=cfg.depth),
+            {"fusion": "convex", "alpha": alpha, "normalisation": "min-max", "model": model},
+            time.perf_counter() - start,
+        )
+
+    def _rerank(self, queries: dict[str, str]) -> None:
+        """Rerank the best first-stage run's top documents with the configured cross-encoder."""
+        cfg = self.config
+        assert cfg.reranker is not None
+        first = max(self.systems, key=lambda s: s.metrics[cfg.primary_metric])
+        start = time.perf_counter()
+        model = load_cross_encoder(cfg.reranker)
+        run = rerank(
+            self.runs[first.name],
+            queries,
+            self.dataset.corpus,
+            model,
+            depth=cfg.rerank_depth,
+            batch_size=cfg.batch_size,
+        )
+        self.add(
+            "rerank",
+            "rerank",
+            run,
+            {"model": cfg.reranker, "first_stage": first.name, "depth": cfg.rerank_depth},
+            time.perf_counter() - start,
+        )
+
+
+def slices_of(bench: SystemRunner, metrics: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Return per-slice mean metrics for every system of a finished runner."""
+    queries = {qid: bench.dataset.queries[qid] for qid in bench.qrels}
+    labels = slice_labels(queries, bench.config.slice_fields)
+    out = {}
+    for name, run in bench.runs.items():
+        rows = slice_table(per_query(bench.qrels, run, metrics), labels)
+        out[name] = [asdict(row) for row in rows]
+    return out
