@@ -15,7 +15,9 @@ import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from domainfit.errors import InputError
+from domainfit.eval_config import EvalConfig
 from domainfit.models import DEFAULT_MODEL
+from domainfit.synth.mine_stage import MineConfig
 from domainfit.train.config import TrainConfig
 
 KNOWN_METRIC = re.compile(r"^(ndcg|recall|mrr|map|precision)(@\d+)?$")
@@ -71,6 +73,8 @@ class Config(_Strict):
     data: DataConfig = Field(default_factory=DataConfig)
     bench: BenchConfig = Field(default_factory=BenchConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    mine: MineConfig = Field(default_factory=MineConfig)
 
 
 _SECTION = re.compile(r"^[ \t]*\[([^\[\]]+)\][ \t]*(#.*)?$")

@@ -1,0 +1,59 @@
+"""``domainfit eval``: the fine-tuned model against its base on the test split."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from domainfit.cli_common import ConfigOpt, JsonOpt, QuietOpt, WorkspaceOpt, fail, guarded
+from domainfit.progress import set_quiet
+from domainfit.workspace import DEFAULT_WORKSPACE, Workspace
+
+
+def evaluate(
+    data: Annotated[Path | None, typer.Argument(help="BEIR folder with the test split")] = None,
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    config: ConfigOpt = None,
+    demo: Annotated[bool, typer.Option("--demo", help="use the bundled demo corpus")] = False,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="fine-tuned model (default: workspace)")] = None,
+    base_model: Annotated[str | None, typer.Option("--base-model", help="the model it was fine-tuned from")] = None,
+    split: Annotated[str | None, typer.Option(help="qrels split to evaluate")] = None,
+    general: Annotated[str | None, typer.Option(help="general-domain BEIR folder for the forgetting check")] = None,
+    force: Annotated[bool, typer.Option("--force", help="re-run even if inputs did not change")] = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare base and fine-tuned models: overall, per slice, significance, examples, forgetting."""
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    from domainfit.config import load_config
+    from domainfit.eval_stage import run_eval
+
+    set_quiet(quiet or as_json)
+    if demo == (data is not None):
+        fail(2, "give either a DATA folder or --demo")
+    if demo:
+        from domainfit.data.demo import demo_path
+
+        data = demo_path()
+    assert data is not None
+    overrides = {"model": model, "base_model": base_model, "split": split, "general": general}
+    cfg = guarded(load_config, config, {"eval": overrides})
+    result = guarded(run_eval, data, Workspace(workspace), cfg.eval, force=force)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+        return
+    console = Console()
+    if result.up_to_date:
+        console.print("[dim]eval is up to date (inputs unchanged)[/dim]")
+    console.print(Markdown((Path(result.output_dir) / "summary.md").read_text()))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``eval`` command to the domainfit CLI."""
+    app.command(name="eval")(evaluate)

@@ -1,0 +1,256 @@
+"""The ``eval`` stage: the fine-tuned model against its base on the test split.
+
+Input: a BEIR folder, the workspace (``train/model`` by default) and an
+`EvalConfig`. Output, in ``<workspace>/eval/``: ``metrics.json`` (BM25, dense
+and hybrid for both models, per slice, paired significance fine-tuned vs base,
+queries that improved and got worse, the forgetting check), ``runs/*.trec``,
+``summary.md`` and ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from domainfit import __version__
+from domainfit.bench import data_fingerprint
+from domainfit.config import BenchConfig
+from domainfit.data.beir import BeirDataset, load_beir
+from domainfit.errors import InputError
+from domainfit.eval_config import EvalConfig
+from domainfit.evaluation.metrics import evaluate, per_query
+from domainfit.evaluation.significance import compare_runs
+from domainfit.evaluation.trec import write_trec_run
+from domainfit.forgetting import neighbour_overlap
+from domainfit.models import folder_fingerprint, load_bi_encoder, resolve_model
+from domainfit.ranking import ranked_ids
+from domainfit.retrieval.dense import DenseRetriever
+from domainfit.systems import SystemResult, SystemRunner, slices_of
+from domainfit.types import Qrels, Run
+from domainfit.workspace import Workspace, atomic_write_json, atomic_write_text, staged_dir
+
+STAGE = "eval"
+BASE, TUNED = "base", "fine-tuned"
+
+
+@dataclass
+class EvalResult:
+    """Everything ``eval`` measured; also what ``metrics.json`` holds."""
+
+    split: str
+    n_queries: int
+    n_documents: int
+    base_model: str
+    model: str
+    systems: list[SystemResult]
+    slices: dict[str, list[dict[str, Any]]]
+    significance: dict[str, Any]
+    lift: dict[str, dict[str, float]]
+    improved: list[dict[str, Any]]
+    worsened: list[dict[str, Any]]
+    forgetting: dict[str, Any]
+    output_dir: str
+    notes: list[str] = field(default_factory=list)
+    up_to_date: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the JSON form written to ``metrics.json``."""
+        return {"format_version": 1, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EvalResult:
+        """Rebuild a result from ``metrics.json``."""
+        data = {k: v for k, v in data.items() if k != "format_version"}
+        data["systems"] = [SystemResult(**s) for s in data["systems"]]
+        return cls(**data)
+
+
+def _tuned_model(workspace: Workspace, cfg: EvalConfig) -> str:
+    """Return the fine-tuned model to evaluate, checking that it exists."""
+    path = cfg.model or str(workspace.stage_dir("train") / "model")
+    if cfg.model is None and not Path(path).is_dir():
+        raise InputError(
+            path, 0, "model", "no fine-tuned model in the workspace: run `domainfit train` or pass --model"
+        )
+    return path
+
+
+def _examples(
+    dataset: BeirDataset, qrels: Qrels, base: Run, tuned: Run, n: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Return the ``n`` queries whose NDCG@10 rose and fell most, with the first relevant document's rank."""
+    before = per_query(qrels, base, ["ndcg@10"])["ndcg@10"]
+    after = per_query(qrels, tuned, ["ndcg@10"])["ndcg@10"]
+
+    def rank(run: Run, qid: str) -> int | None:
+        order = ranked_ids(run.get(qid, {}))
+        hits = [i + 1 for i, d in enumerate(order) if qrels[qid].get(d, 0) > 0]
+        return hits[0] if hits else None
+
+    rows: list[dict[str, Any]] = []
+    for qid in before:
+        delta = after[qid] - before[qid]
+        if delta:
+            relevant = next((d for d, g in qrels[qid].items() if g > 0), None)
+            rows.append(
+                {
+                    "query_id": qid,
+                    "query": dataset.queries[qid].text,
+                    "relevant": dataset.corpus[relevant].title or relevant if relevant else None,
+                    "ndcg@10_base": before[qid],
+                    "ndcg@10_fine_tuned": after[qid],
+                    "delta": delta,
+                    "rank_base": rank(base, qid),
+                    "rank_fine_tuned": rank(tuned, qid),
+                }
+            )
+    rows.sort(key=lambda r: (float(r["delta"]), str(r["query_id"])))
+    improved = [r for r in reversed(rows) if r["delta"] > 0][:n]
+    worsened = [r for r in rows if r["delta"] < 0][:n]
+    return improved, worsened
+
+
+def _forgetting(cfg: EvalConfig, base_model: str, tuned_model: str, cache: Path) -> dict[str, Any]:
+    """Forgetting on the general set: NDCG@10 drop (when it has qrels) and neighbour overlap."""
+    if not cfg.general:
+        return {"measured": False, "reason": "no general-domain set given (eval.general / --general)"}
+    general = load_beir(cfg.general)
+    out: dict[str, Any] = {"measured": True, "general": str(Path(cfg.general).resolve())}
+    base = load_bi_encoder(base_model, max_seq_length=cfg.max_seq_length)
+    tuned = load_bi_encoder(tuned_model, max_seq_length=cfg.max_seq_length)
+    split = next(iter(general.qrels), None)
+    if split is not None:
+        scores = {}
+        for label, model in ((BASE, base), (TUNED, tuned)):
+            dense = DenseRetriever(model, cache_dir=cache / "embeddings", batch_size=cfg.batch_size)
+            dense.index(general.corpus)
+            queries = {qid: general.queries[qid].text for qid in general.qrels[split]}
+            scores[label] = evaluate(general.qrels[split], dense.search(queries, cfg.depth), ["ndcg@10"])["ndcg@10"]
+        out["labelled"] = {"split": split, "ndcg@10": scores, "drop": scores[BASE] - scores[TUNED]}
+    texts = [d.full_text() for d in general.corpus.values()][: cfg.max_general_texts]
+    mean, _ = neighbour_overlap(base, tuned, texts, k=cfg.neighbours_k)
+    out["neighbour_overlap"] = {"k": cfg.neighbours_k, "texts": len(texts), "mean": mean}
+    return out
+
+
+def _lift(systems: list[SystemResult]) -> dict[str, dict[str, float]]:
+    """Fine-tuned minus base, per retrieval kind and metric."""
+    by_name = {s.name: s.metrics for s in systems}
+    lift = {}
+    for kind in ("dense", "hybrid-rrf", "hybrid-convex"):
+        a, b = by_name.get(f"{kind}:{BASE}"), by_name.get(f"{kind}:{TUNED}")
+        if a and b:
+            lift[kind] = {m: b[m] - a[m] for m in a}
+    return lift
+
+
+def run_eval(data: Path, workspace: Workspace, cfg: EvalConfig, *, force: bool = False) -> EvalResult:
+    """Evaluate base vs fine-tuned on the test split and write ``<workspace>/eval``.
+
+    Raises `InputError` on bad data or a missing model (nothing is written then).
+    """
+    root = Path(data).expanduser().resolve()
+    tuned_model = _tuned_model(workspace, cfg)
+    dataset = load_beir(root)
+    if cfg.split not in dataset.qrels:
+        raise InputError(root / "qrels", 0, "split", f"no qrels/{cfg.split}.tsv")
+    out_dir = workspace.stage_dir(STAGE)
+    inputs = {
+        "data_sha256": data_fingerprint(root),
+        "model_sha256": folder_fingerprint(resolve_model(tuned_model).path),
+        "config": cfg.model_dump(),
+        "domainfit_version": __version__,
+    }
+    manifest = out_dir / "manifest.json"
+    if not force and manifest.is_file() and json.loads(manifest.read_text()).get("inputs") == inputs:
+        result = EvalResult.from_json(json.loads((out_dir / "metrics.json").read_text()))
+        result.up_to_date = True
+        return result
+    bench_cfg = BenchConfig(
+        split=cfg.split, tune_split=cfg.tune_split, models=[cfg.base_model, tuned_model], depth=cfg.depth,
+        metrics=cfg.metrics, primary_metric=cfg.primary_metric, batch_size=cfg.batch_size,
+        max_seq_length=cfg.max_seq_length, significance_test=cfg.significance_test,
+    )  # fmt: skip
+    qrels = dataset.qrels[cfg.split]
+    tune = dataset.qrels.get(cfg.tune_split) if cfg.tune_split else None
+    with workspace.lock():
+        runner = SystemRunner(
+            dataset, qrels, tune, bench_cfg, workspace.cache_dir, labels={cfg.base_model: BASE, tuned_model: TUNED}
+        )
+        runner.run_all()
+        significance = {
+            kind: compare_runs(
+                qrels,
+                {f"{kind}:{BASE}": runner.runs[f"{kind}:{BASE}"], f"{kind}:{TUNED}": runner.runs[f"{kind}:{TUNED}"]},
+                metrics=cfg.metrics,
+                test=cfg.significance_test,
+            ).to_dict()
+            for kind in ("dense", "hybrid-convex")
+        }
+        improved, worsened = _examples(
+            dataset, qrels, runner.runs[f"dense:{BASE}"], runner.runs[f"dense:{TUNED}"], cfg.examples
+        )
+        result = EvalResult(
+            split=cfg.split, n_queries=len(qrels), n_documents=len(dataset.corpus), base_model=cfg.base_model,
+            model=tuned_model, systems=runner.systems, slices=slices_of(runner, cfg.metrics),
+            significance=significance, lift=_lift(runner.systems), improved=improved, worsened=worsened,
+            forgetting=_forgetting(cfg, cfg.base_model, tuned_model, workspace.cache_dir),
+            output_dir=str(out_dir), notes=runner.notes,
+        )  # fmt: skip
+        if not result.forgetting["measured"]:
+            result.notes.append(f"forgetting not measured: {result.forgetting['reason']}")
+        with staged_dir(out_dir) as tmp:
+            for name, run in runner.runs.items():
+                write_trec_run(tmp / "runs" / f"{name.replace(':', '__')}.trec", run, tag=name)
+            atomic_write_json(tmp / "metrics.json", result.to_json())
+            atomic_write_text(tmp / "summary.md", eval_summary(result, cfg.primary_metric))
+            workspace.write_manifest(tmp, STAGE, inputs, ["metrics.json", "summary.md"])
+    return result
+
+
+def eval_summary(result: EvalResult, primary: str) -> str:
+    """Render the before/after table, significance, examples and forgetting as Markdown."""
+    metrics = list(result.systems[0].metrics)
+    lines = [
+        f"# Base vs fine-tuned on `{result.split}`",
+        "",
+        f"{result.n_queries} judged queries, {result.n_documents} documents. Base: `{result.base_model}`; "
+        f"fine-tuned: `{result.model}`.",
+        "",
+        "| system | " + " | ".join(metrics) + " |",
+        "|---|" + "---:|" * len(metrics),
+    ]
+    for s in result.systems:
+        lines.append(f"| {s.name} | " + " | ".join(f"{s.metrics[m]:.4f}" for m in metrics) + " |")
+    lines += ["", "## Fine-tuned minus base", ""]
+    for kind, deltas in result.lift.items():
+        sig = result.significance.get(kind)
+        p = ""
+        if sig:
+            comp = next((c for c in sig["comparisons"] if c["metric"] == primary), None)
+            if comp:
+                p = f" (p={comp['p_value']:.3g}, {sig['test_description']})"
+        lines.append(f"- {kind}: {primary} {deltas[primary]:+.4f}{p}")
+    for title, rows in (("Improved most", result.improved), ("Got worse most", result.worsened)):
+        if rows:
+            lines += ["", f"## {title}", "", "| query | relevant | rank base | rank fine-tuned | delta |"]
+            lines.append("|---|---|---:|---:|---:|")
+            for r in rows:
+                ranks = f"{r['rank_base']} | {r['rank_fine_tuned']}"
+                lines.append(f"| {r['query']} | {r['relevant']} | {ranks} | {r['delta']:+.3f} |")
+    lines += ["", "## Forgetting", ""]
+    f = result.forgetting
+    if not f["measured"]:
+        lines.append(f"Not measured: {f['reason']}.")
+    else:
+        if "labelled" in f:
+            lab = f["labelled"]
+            lines.append(f"- NDCG@10 on the general set: base {lab['ndcg@10'][BASE]:.4f}, "
+                         f"fine-tuned {lab['ndcg@10'][TUNED]:.4f} (drop {lab['drop']:+.4f})")  # fmt: skip
+        ov = f["neighbour_overlap"]
+        lines.append(f"- nearest-neighbour overlap@{ov['k']} over {ov['texts']} general texts: {ov['mean']:.3f}")
+    if result.notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in result.notes]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,76 @@
+"""`domainfit eval`: base vs fine-tuned on a tiny real dataset."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from domainfit.cli import app
+from domainfit.eval_config import EvalConfig
+from domainfit.eval_stage import run_eval
+from domainfit.forgetting import neighbour_overlap
+from domainfit.train.config import TrainConfig
+from domainfit.train.runner import run_train
+from domainfit.workspace import Workspace
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A workspace holding a model fine-tuned for a few steps on the mini dataset."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import build_mini_dataset
+    from domainfit.data.beir import write_beir
+
+    root = tmp_path_factory.mktemp("eval")
+    data = write_beir(build_mini_dataset(), root / "mini")
+    ws = Workspace(root / "ws")
+    cfg = TrainConfig(max_steps=3, batch_size=4, max_seq_length=32, eval_steps=3, save_steps=3,
+                      eval_max_corpus=30, learning_rate=5e-4, early_stopping_patience=None)  # fmt: skip
+    run_train(data, ws, cfg)
+    return data, ws
+
+
+def test_eval_compares_base_and_fine_tuned(trained):
+    data, ws = trained
+    result = run_eval(data, ws, EvalConfig(general=str(data), examples=3))
+    names = [s.name for s in result.systems]
+    assert names[0] == "bm25" and "dense:base" in names and "dense:fine-tuned" in names
+    assert "hybrid-convex:fine-tuned" in names
+    assert set(result.lift) == {"dense", "hybrid-rrf", "hybrid-convex"}
+    dense = {s.name: s.metrics["ndcg@10"] for s in result.systems}
+    assert result.lift["dense"]["ndcg@10"] == pytest.approx(dense["dense:fine-tuned"] - dense["dense:base"])
+    comparison = result.significance["dense"]["comparisons"][0]
+    assert comparison["baseline"] == "dense:base" and 0.0 <= comparison["p_value"] <= 1.0
+    assert all(r["delta"] > 0 for r in result.improved) and all(r["delta"] < 0 for r in result.worsened)
+    forgetting = result.forgetting
+    assert forgetting["measured"] and 0.0 <= forgetting["neighbour_overlap"]["mean"] <= 1.0
+    assert "drop" in forgetting["labelled"]
+    summary = (ws.root / "eval" / "summary.md").read_text()
+    assert "## Fine-tuned minus base" in summary and "## Forgetting" in summary
+    assert run_eval(data, ws, EvalConfig(general=str(data), examples=3)).up_to_date
+
+
+def test_eval_cli_without_model_is_bad_input(tmp_path, mini_beir):
+    result = runner.invoke(app, ["eval", str(mini_beir), "--workspace", str(tmp_path / "ws")])
+    assert result.exit_code == 2 and "run `domainfit train`" in result.output
+
+
+def test_eval_cli_json(trained):
+    data, ws = trained
+    result = runner.invoke(app, ["eval", str(data), "--workspace", str(ws.root), "--json", "--force"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["forgetting"]["measured"] is False and payload["split"] == "test"
+
+
+def test_neighbour_overlap_is_one_for_the_same_model(minilm):
+    texts = [f"document number {i} about topic {i % 4}" for i in range(15)]
+    mean, per_text = neighbour_overlap(minilm, minilm, texts, k=5)
+    assert mean == pytest.approx(1.0) and per_text.shape == (15,)
+    with pytest.raises(ValueError):
+        neighbour_overlap(minilm, minilm, texts[:3], k=5)
