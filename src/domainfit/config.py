@@ -14,6 +14,7 @@ from typing import Any
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from domainfit.decide import DecideConfig
 from domainfit.errors import InputError
 from domainfit.eval_config import EvalConfig
 from domainfit.models import DEFAULT_MODEL
@@ -74,6 +75,7 @@ class Config(_Strict):
     bench: BenchConfig = Field(default_factory=BenchConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    decide: DecideConfig = Field(default_factory=DecideConfig)
     mine: MineConfig = Field(default_factory=MineConfig)
 
 

@@ -1,0 +1,74 @@
+"""The fine-tune decision rules, before and after training."""
+
+import json
+
+from typer.testing import CliRunner
+
+from domainfit.cli import app
+from domainfit.decide import (
+    DATA,
+    FINETUNE,
+    HYBRID,
+    KEEP,
+    NO_SHIP,
+    SHIP,
+    DecideConfig,
+    decide_after,
+    decide_before,
+)
+
+
+def bench(bm25, dense, hybrid):
+    return {
+        "systems": [
+            {"name": "bm25", "kind": "lexical", "metrics": {"ndcg@10": bm25}, "config": {}},
+            {"name": "dense", "kind": "dense", "metrics": {"ndcg@10": dense}, "config": {"model": "m"}},
+            {"name": "hybrid-convex", "kind": "hybrid", "metrics": {"ndcg@10": hybrid}, "config": {}},
+        ]
+    }
+
+
+def evaluation(lift, p, drop=None, overlap=0.9):
+    forgetting = {"measured": False, "reason": "none"}
+    if drop is not None:
+        forgetting = {"measured": True, "labelled": {"drop": drop}, "neighbour_overlap": {"mean": overlap}}
+    return {
+        "n_queries": 400,
+        "lift": {"dense": {"ndcg@10": lift}},
+        "significance": {"dense": {"comparisons": [{"metric": "ndcg@10", "p_value": p}]}},
+        "forgetting": forgetting,
+    }
+
+
+def test_before_rules():
+    assert decide_before(bench(0.5, 0.8, 0.82), 5000, None, DecideConfig(target=0.75)).recommendation == KEEP
+    hybrid = decide_before(bench(0.5, 0.60, 0.66), 5000, None, DecideConfig(target=0.65))
+    assert hybrid.recommendation == HYBRID and any("with no training" in r for r in hybrid.reasons)
+    assert decide_before(bench(0.5, 0.6, 0.61), 50, None, DecideConfig()).recommendation == DATA
+    tune = decide_before(bench(0.5, 0.6, 0.61), 5000, None, DecideConfig(target=0.8))
+    assert tune.recommendation == FINETUNE and any("gap to the target" in r for r in tune.reasons)
+
+
+def test_after_rules():
+    assert decide_after(evaluation(0.06, 0.001), DecideConfig()).recommendation == SHIP
+    small = decide_after(evaluation(0.01, 0.001), DecideConfig())
+    assert small.recommendation == NO_SHIP and any("below" in r for r in small.reasons)
+    assert decide_after(evaluation(0.06, 0.2), DecideConfig()).recommendation == NO_SHIP
+    forgot = decide_after(evaluation(0.06, 0.001, drop=0.05), DecideConfig())
+    assert forgot.recommendation == NO_SHIP and any("dropped" in r for r in forgot.reasons)
+    drifted = decide_after(evaluation(0.06, 0.001, drop=0.0, overlap=0.2), DecideConfig())
+    assert drifted.recommendation == NO_SHIP
+
+
+def test_decide_cli_before_training(tmp_path, mini_beir):
+    runner = CliRunner()
+    ws = tmp_path / "ws"
+    missing = runner.invoke(app, ["decide", str(mini_beir), "--workspace", str(ws)])
+    assert missing.exit_code == 2 and "run `domainfit bench` first" in missing.output
+    assert runner.invoke(app, ["bench", str(mini_beir), "--workspace", str(ws), "--quiet"]).exit_code == 0
+    result = runner.invoke(app, ["decide", str(mini_beir), "--workspace", str(ws), "--json"])
+    assert result.exit_code == 0, result.output
+    decision = json.loads(result.stdout)
+    assert decision["when"] == "before" and decision["recommendation"] == DATA  # 8 train pairs only
+    assert decision["cost"]["docs_per_second"] > 0 and decision["cost"]["train_steps"] >= 1
+    assert (ws / "decide" / "decision.md").read_text().startswith("# Before training: generate data first")
