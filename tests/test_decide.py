@@ -71,4 +71,4 @@ def test_decide_cli_before_training(tmp_path, mini_beir):
     decision = json.loads(result.stdout)
     assert decision["when"] == "before" and decision["recommendation"] == DATA  # 8 train pairs only
     assert decision["cost"]["docs_per_second"] > 0 and decision["cost"]["train_steps"] >= 1
-    assert (ws / "decide" / "decision.md").read_text().startswith("# Before training: generate data first")
+    assert (ws / "decide" / "decision-before.md").read_text().startswith("# Before training: generate data first")

@@ -48,7 +48,7 @@ def evaluate(
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
         return
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
     if result.up_to_date:
         console.print("[dim]eval is up to date (inputs unchanged)[/dim]")
     console.print(Markdown((Path(result.output_dir) / "summary.md").read_text()))

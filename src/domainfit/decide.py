@@ -190,7 +190,7 @@ def render(decision: Decision) -> str:
 
 
 def run_decide(data: Path, workspace: Workspace, cfg: DecideConfig, when: str = "auto") -> Decision:
-    """Decide from the workspace and write ``<workspace>/decide/decision.json`` and ``decision.md``.
+    """Decide from the workspace and write ``<workspace>/decide/decision-<when>.json`` and ``.md``.
 
     ``when``: ``before`` (needs ``bench``), ``after`` (needs ``eval``) or ``auto``
     (after when an evaluation exists, else before).
@@ -210,7 +210,12 @@ def run_decide(data: Path, workspace: Workspace, cfg: DecideConfig, when: str = 
         texts = [doc.full_text() for doc in list(dataset.corpus.values())[:32]]
         cost = probe_cost(model, texts, n_pairs, len(dataset.corpus), cfg) if model else None
         decision = decide_before(bench, n_pairs, cost, cfg)
-    with staged_dir(workspace.stage_dir("decide")) as tmp:
+    folder = workspace.stage_dir("decide")
+    keep = {p.name: p.read_bytes() for p in folder.glob("decision-*")} if folder.is_dir() else {}
+    with staged_dir(folder) as tmp:
+        for name, content in keep.items():  # the other decision (before/after) stays
+            (tmp / name).write_bytes(content)
+        atomic_write_json(tmp / f"decision-{decision.when}.json", decision.to_json())
+        atomic_write_text(tmp / f"decision-{decision.when}.md", render(decision))
         atomic_write_json(tmp / "decision.json", decision.to_json())
-        atomic_write_text(tmp / "decision.md", render(decision))
     return decision

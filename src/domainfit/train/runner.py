@@ -158,11 +158,12 @@ def _inputs(data: Path, cfg: TrainConfig, source: str, examples: list[Example]) 
     }
 
 
-def _history(log_history: list[dict[str, Any]]) -> dict[str, list[dict[str, float]]]:
-    """Split the trainer's log into the training-loss curve and the dev-metric curve."""
+def _history(log_history: list[dict[str, Any]], base_dev: float | None) -> dict[str, list[dict[str, float]]]:
+    """Split the trainer's log into the training-loss curve and the dev-metric curve (step 0 = base model)."""
     loss = [{"step": e["step"], "loss": e["loss"]} for e in log_history if "loss" in e]
     key = primary_metric_key()
-    dev = [{"step": e["step"], "ndcg@10": e[key]} for e in log_history if key in e]
+    dev = [{"step": 0, "ndcg@10": base_dev}] if base_dev is not None else []
+    dev += [{"step": e["step"], "ndcg@10": e[key]} for e in log_history if key in e]
     return {"train_loss": loss, "dev_ndcg@10": dev}
 
 
@@ -240,7 +241,7 @@ def run_train(
                 best_step=best_step,
                 resumed_from=str(last) if last else None,
             )
-            atomic_write_json(tmp / "history.json", _history(trainer.state.log_history))
+            atomic_write_json(tmp / "history.json", _history(trainer.state.log_history, base_dev))
             atomic_write_json(tmp / "result.json", asdict(result))
             atomic_write_json(
                 tmp / "config.json", {"train": cfg.model_dump(), "loss": loss_config(cfg), "data": str(root)}

@@ -1,0 +1,166 @@
+"""Build ``<workspace>/report/report.html`` (self-contained) and ``report.md`` from the stage artifacts.
+
+Inputs: whatever stages have run in the workspace (bench, decide, train, eval,
+compress); missing stages are left out of the report. Output: the two paths.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from domainfit import __version__
+from domainfit.report import plots
+from domainfit.workspace import Workspace, atomic_write_text, staged_dir
+
+
+def _load(path: Path) -> Any:
+    """Read a JSON artifact, or None when the stage has not run."""
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _table(systems: list[dict[str, Any]]) -> str:
+    """Render an HTML table of systems x metrics with the best value of each metric in bold."""
+    from html import escape
+
+    metrics = list(systems[0]["metrics"])
+    best = {m: max(s["metrics"][m] for s in systems) for m in metrics}
+    head = "<tr><th>system</th>" + "".join(f"<th>{escape(m)}</th>" for m in metrics) + "</tr>"
+    rows = []
+    for s in systems:
+        cells = "".join(
+            f'<td class="{"best" if s["metrics"][m] == best[m] else ""}">{s["metrics"][m]:.4f}</td>' for m in metrics
+        )
+        rows.append(f"<tr><td>{escape(s['name'])}</td>{cells}</tr>")
+    return "<table>" + head + "".join(rows) + "</table>"
+
+
+def _toml_value(value: Any) -> str:
+    """Render a scalar or list as TOML."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))
+
+
+def config_toml(sections: dict[str, dict[str, Any]]) -> str:
+    """Render resolved config sections as a ``domainfit.toml`` (None values are left out)."""
+    lines: list[str] = []
+    for name, values in sections.items():
+        lines.append(f"[{name}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items() if v is not None and not isinstance(v, dict)]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _decisions(root: Path) -> list[dict[str, Any]]:
+    """Return the before/after decisions found in the workspace, styled for the page."""
+    out = []
+    for when, title in (("before", "Before training"), ("after", "After training")):
+        d = _load(root / "decide" / f"decision-{when}.json")
+        if d:
+            css = {"fine-tune": "neutral", "ship": "good", "do not ship": "bad"}.get(d["recommendation"], "neutral")
+            out.append({**d, "title": title, "css": css})
+    return out
+
+
+def _eval_lines(evaluation: dict[str, Any], metric: str = "ndcg@10") -> tuple[list[str], list[str]]:
+    """Sentences for the lift (with p-values) and the forgetting check."""
+    lines = []
+    for kind, deltas in evaluation["lift"].items():
+        sig = evaluation["significance"].get(kind)
+        p = ""
+        if sig:
+            comp = next((c for c in sig["comparisons"] if c["metric"] == metric), None)
+            p = f" (p = {comp['p_value']:.3g}, {sig['test_description']})" if comp else ""
+        lines.append(f"{kind}: fine-tuned minus base {metric} {deltas[metric]:+.4f}{p}")
+    f = evaluation["forgetting"]
+    if not f["measured"]:
+        forgetting = [f"not measured: {f['reason']}"]
+    else:
+        forgetting = []
+        if "labelled" in f:
+            lab = f["labelled"]
+            forgetting.append(f"general-set NDCG@10 drop: {lab['drop']:+.4f}")
+        ov = f["neighbour_overlap"]
+        forgetting.append(f"nearest-neighbour overlap@{ov['k']} on {ov['texts']} general texts: {ov['mean']:.3f}")
+    return lines, forgetting
+
+
+def build_report(workspace: Workspace) -> tuple[Path, Path]:
+    """Render the report of a workspace; returns (html path, markdown path)."""
+    from jinja2 import Environment, select_autoescape
+
+    root = workspace.root
+    bench = _load(root / "bench" / "metrics.json")
+    train = _load(root / "train" / "result.json")
+    history = _load(root / "train" / "history.json")
+    evaluation = _load(root / "eval" / "metrics.json")
+    figures: dict[str, str] = {}
+    tables: dict[str, str] = {}
+    if bench:
+        tables["bench"] = _table(bench["systems"])
+        figures["bench"] = plots.systems_bar(bench["systems"], "ndcg@10", "baselines: NDCG@10")
+        names = [s["name"] for s in bench["systems"]]
+        figures["bench_slices"] = plots.slice_bars(bench["slices"], names, "ndcg@10")
+    if history and history.get("train_loss"):
+        figures["training"] = plots.training_curves(history)
+    eval_lines: list[str] = []
+    forgetting_lines: list[str] = []
+    if evaluation:
+        tables["eval"] = _table(evaluation["systems"])
+        pair = [n for n in ("dense:base", "dense:fine-tuned") if n in evaluation["slices"]]
+        if pair:
+            figures["eval_slices"] = plots.slice_bars(evaluation["slices"], pair, "ndcg@10")
+        eval_lines, forgetting_lines = _eval_lines(evaluation)
+    frontier = root / "compress" / "frontier.png"
+    compress_plot = (
+        "data:image/png;base64," + base64.b64encode(frontier.read_bytes()).decode() if frontier.is_file() else None
+    )
+    sections = {}
+    for stage, key in (("bench", "bench"), ("train", "train")):
+        cfg = _load(root / stage / "config.json")
+        if cfg and key in cfg:
+            sections[key] = cfg[key]
+    if evaluation:
+        sections["eval"] = {
+            "base_model": evaluation["base_model"],
+            "model": evaluation["model"],
+            "split": evaluation["split"],
+        }
+    env = Environment(autoescape=select_autoescape(default=True))
+    template = env.from_string(files("domainfit.report").joinpath("templates/report.html.j2").read_text())
+    html = template.render(
+        workspace=str(root), version=__version__, decisions=_decisions(root), bench=bench, train=train,
+        evaluation=evaluation, tables=tables, plots=figures, eval_lines=eval_lines,
+        forgetting_lines=forgetting_lines, compress_plot=compress_plot, config_toml=config_toml(sections),
+        examples=[("Improved most", (evaluation or {}).get("improved")),
+                  ("Got worse most", (evaluation or {}).get("worsened"))],
+    )  # fmt: skip
+    markdown = _markdown(root)
+    out = workspace.stage_dir("report")
+    with staged_dir(out) as tmp:
+        atomic_write_text(tmp / "report.html", html)
+        atomic_write_text(tmp / "report.md", markdown)
+    return out / "report.html", out / "report.md"
+
+
+def _markdown(root: Path) -> str:
+    """Concatenate the stages' own Markdown summaries (decisions, baselines, evaluation)."""
+    parts = ["# domainfit report", ""]
+    for path in (
+        root / "decide" / "decision-before.md",
+        root / "bench" / "summary.md",
+        root / "decide" / "decision-after.md",
+        root / "eval" / "summary.md",
+        root / "compress" / "summary.md",
+    ):
+        if path.is_file():
+            parts += [path.read_text().replace("\n# ", "\n## ").replace("# ", "## ", 1), ""]
+    return "\n".join(parts)
