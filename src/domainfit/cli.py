@@ -68,7 +68,7 @@ def bench(
 
     from domainfit.tables import slices_table, systems_table
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
     if result.up_to_date:
         console.print(f"[dim]bench is up to date (inputs unchanged); showing {result.output_dir}/metrics.json[/dim]")
     console.print(systems_table(result, cfg.bench.primary_metric))
@@ -154,7 +154,7 @@ def _register_stage_commands() -> None:
 
 
 #: Modules that add subcommands to `app` through their ``register(app)`` function.
-STAGE_MODULES: tuple[str, ...] = ("cli_train", "cli_eval", "cli_decide")
+STAGE_MODULES: tuple[str, ...] = ("cli_train", "cli_eval", "cli_decide", "cli_report")
 _register_stage_commands()
 
 
