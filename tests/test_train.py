@@ -100,3 +100,27 @@ def test_each_loss_trains_a_step(tmp_path, mini_beir, loss):
     cfg = TrainConfig(loss=loss, max_steps=1, dataset=str(pairs), mini_batch_size=2, **TINY)
     result = run_train(mini_beir, Workspace(tmp_path / "ws"), cfg)
     assert result.steps == 1
+
+
+def test_merge_interpolates_and_is_chosen_on_dev(tmp_path, mini_beir, minilm):
+    import torch
+
+    from domainfit.train.merge import choose_merge, interpolate
+
+    ws = Workspace(tmp_path / "ws")
+    pairs = tmp_path / "general.jsonl"
+    pairs.write_text('{"query": "capital of france", "positive": "Paris is the capital of France."}\n')
+    cfg = TrainConfig(max_steps=2, merge=True, general_pairs=str(pairs), general_share=0.2, **TINY)
+    result = run_train(mini_beir, ws, cfg)
+    assert result.general_examples == 2  # 8 domain pairs -> 20% general
+    assert result.merge_weight in (0.25, 0.5, 0.75, 1.0) and len(result.merge_dev_scores) == 4
+    merged = SentenceTransformer(str(ws.root / "train" / "merged"), device="cpu")
+    tuned = SentenceTransformer(str(ws.root / "train" / "model"), device="cpu")
+    half = interpolate(minilm, tuned, 0.5)
+    name, weight = next((n, w) for n, w in tuned.state_dict().items() if w.is_floating_point())
+    expected = 0.5 * weight + 0.5 * minilm.state_dict()[name]
+    assert torch.allclose(half.state_dict()[name], expected)
+    assert torch.allclose(interpolate(minilm, tuned, 1.0).state_dict()[name], weight)
+    assert merged.prompts == tuned.prompts
+    _, choice = choose_merge(minilm, tuned, lambda m: 1.0)  # all equal: the smallest weight wins
+    assert choice.weight == 0.25

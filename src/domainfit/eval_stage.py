@@ -32,7 +32,7 @@ from domainfit.types import Qrels, Run
 from domainfit.workspace import Workspace, atomic_write_json, atomic_write_text, staged_dir
 
 STAGE = "eval"
-BASE, TUNED = "base", "fine-tuned"
+BASE, TUNED, MERGED = "base", "fine-tuned", "merged"
 
 
 @dataclass
@@ -136,13 +136,15 @@ def _forgetting(cfg: EvalConfig, base_model: str, tuned_model: str, cache: Path)
 
 
 def _lift(systems: list[SystemResult]) -> dict[str, dict[str, float]]:
-    """Fine-tuned minus base, per retrieval kind and metric."""
+    """Return fine-tuned (and merged) minus base, per retrieval kind and metric."""
     by_name = {s.name: s.metrics for s in systems}
     lift = {}
     for kind in ("dense", "hybrid-rrf", "hybrid-convex"):
-        a, b = by_name.get(f"{kind}:{BASE}"), by_name.get(f"{kind}:{TUNED}")
-        if a and b:
-            lift[kind] = {m: b[m] - a[m] for m in a}
+        base = by_name.get(f"{kind}:{BASE}")
+        for label, key in ((TUNED, kind), (MERGED, f"{kind} ({MERGED})")):
+            other = by_name.get(f"{kind}:{label}")
+            if base and other:
+                lift[key] = {m: other[m] - base[m] for m in base}
     return lift
 
 
@@ -153,6 +155,7 @@ def run_eval(data: Path, workspace: Workspace, cfg: EvalConfig, *, force: bool =
     """
     root = Path(data).expanduser().resolve()
     tuned_model = _tuned_model(workspace, cfg)
+    merged = workspace.stage_dir("train") / "merged"
     dataset = load_beir(root)
     if cfg.split not in dataset.qrels:
         raise InputError(root / "qrels", 0, "split", f"no qrels/{cfg.split}.tsv")
@@ -160,6 +163,7 @@ def run_eval(data: Path, workspace: Workspace, cfg: EvalConfig, *, force: bool =
     inputs = {
         "data_sha256": data_fingerprint(root),
         "model_sha256": folder_fingerprint(resolve_model(tuned_model).path),
+        "merged_sha256": folder_fingerprint(merged) if merged.is_dir() else None,
         "config": cfg.model_dump(),
         "domainfit_version": __version__,
     }
@@ -168,8 +172,9 @@ def run_eval(data: Path, workspace: Workspace, cfg: EvalConfig, *, force: bool =
         result = EvalResult.from_json(json.loads((out_dir / "metrics.json").read_text()))
         result.up_to_date = True
         return result
+    models = [cfg.base_model, tuned_model] + ([str(merged)] if cfg.model is None and merged.is_dir() else [])
     bench_cfg = BenchConfig(
-        split=cfg.split, tune_split=cfg.tune_split, models=[cfg.base_model, tuned_model], depth=cfg.depth,
+        split=cfg.split, tune_split=cfg.tune_split, models=models, depth=cfg.depth,
         metrics=cfg.metrics, primary_metric=cfg.primary_metric, batch_size=cfg.batch_size,
         max_seq_length=cfg.max_seq_length, significance_test=cfg.significance_test,
     )  # fmt: skip
@@ -177,7 +182,12 @@ def run_eval(data: Path, workspace: Workspace, cfg: EvalConfig, *, force: bool =
     tune = dataset.qrels.get(cfg.tune_split) if cfg.tune_split else None
     with workspace.lock():
         runner = SystemRunner(
-            dataset, qrels, tune, bench_cfg, workspace.cache_dir, labels={cfg.base_model: BASE, tuned_model: TUNED}
+            dataset,
+            qrels,
+            tune,
+            bench_cfg,
+            workspace.cache_dir,
+            labels={cfg.base_model: BASE, tuned_model: TUNED, str(merged): MERGED},
         )
         runner.run_all()
         significance = {

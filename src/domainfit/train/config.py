@@ -39,6 +39,9 @@ class TrainConfig(BaseModel):
     train_split: str = "train"
     seed: int = 13
     dataset: str | None = Field(None, description="training data: a pair file or saved dataset; default: mine output")
+    general_pairs: str | None = Field(None, description="general-domain pair file mixed in against forgetting")
+    general_share: float = Field(0.2, ge=0, lt=1, description="share of general pairs in the training mix")
+    merge: bool = Field(False, description="also save base/fine-tuned weight interpolation chosen on dev")
 
     @field_validator("loss")
     @classmethod

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import random
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -28,6 +29,7 @@ from domainfit.train.config import TrainConfig
 from domainfit.train.data import Example, Teacher, examples_from_pairs, examples_from_qrels, to_dataset
 from domainfit.train.evaluator import dev_evaluator, primary_metric_key
 from domainfit.train.losses import build_loss, loss_config
+from domainfit.train.merge import choose_merge
 from domainfit.train.teacher import CrossEncoderTeacher, HybridTeacher
 from domainfit.workspace import Workspace, atomic_write_json, staged_dir
 
@@ -53,6 +55,9 @@ class TrainResult:
     best_dev_ndcg10: float | None
     best_step: int | None
     resumed_from: str | None
+    general_examples: int = 0
+    merge_weight: float | None = None
+    merge_dev_scores: dict[str, float] | None = None
     up_to_date: bool = False
 
 
@@ -64,6 +69,21 @@ def _examples(dataset: BeirDataset, workspace: Workspace, cfg: TrainConfig) -> t
     if mined.is_dir():
         return examples_from_pairs(mined), str(mined)
     return examples_from_qrels(dataset, cfg.train_split), f"qrels/{cfg.train_split}.tsv"
+
+
+def mix_general(examples: list[Example], cfg: TrainConfig) -> tuple[list[Example], int]:
+    """Add general-domain pairs so they make up ``general_share`` of the mix (sampled with the seed)."""
+    if not cfg.general_pairs or cfg.general_share <= 0:
+        return examples, 0
+    general = examples_from_pairs(Path(cfg.general_pairs).expanduser().resolve())
+    wanted = round(len(examples) * cfg.general_share / (1 - cfg.general_share))
+    rng = random.Random(cfg.seed)
+    picked = (
+        [general[rng.randrange(len(general))] for _ in range(wanted)]
+        if len(general) < wanted
+        else rng.sample(general, wanted)
+    )
+    return [*examples, *picked], len(picked)
 
 
 def _bench_alpha(workspace: Workspace) -> float:
@@ -202,7 +222,8 @@ def run_train(
         model.prompts = {"query": cfg.query_prompt, "document": cfg.document_prompt}
         loss, spec = build_loss(model, cfg)
         teacher = _teacher(model, dataset, workspace, reranker) if spec.layout == "margin" else None
-        train_ds = to_dataset(examples, spec.layout, max_negatives=cfg.max_negatives, teacher=teacher, seed=cfg.seed)
+        mixed, n_general = mix_general(examples, cfg)
+        train_ds = to_dataset(mixed, spec.layout, max_negatives=cfg.max_negatives, teacher=teacher, seed=cfg.seed)
         evaluator = dev_evaluator(dataset, cfg.eval_split, max_corpus=cfg.eval_max_corpus, seed=cfg.seed)
         base_dev = float(evaluator(model)[evaluator.primary_metric]) if evaluator is not None else None
         steps_per_epoch = math.ceil(len(train_ds) / cfg.batch_size)
@@ -226,8 +247,15 @@ def run_train(
         seconds = time.perf_counter() - start
         best_step = _step_of(trainer.state.best_model_checkpoint)
         best = float(trainer.state.best_metric) if trainer.state.best_metric is not None else None
+        merged, choice = None, None
+        if cfg.merge and evaluator is not None:
+            base_model = load_bi_encoder(cfg.base_model, max_seq_length=cfg.max_seq_length)
+            base_model.prompts = dict(model.prompts)
+            merged, choice = choose_merge(base_model, model, lambda m: float(evaluator(m)[evaluator.primary_metric]))
         with staged_dir(out_dir) as tmp:
             model.save(str(tmp / "model"))
+            if merged is not None:
+                merged.save(str(tmp / "merged"))
             result = TrainResult(
                 model_path=str(out_dir / "model"),
                 training_source=source,
@@ -240,6 +268,9 @@ def run_train(
                 best_dev_ndcg10=best,
                 best_step=best_step,
                 resumed_from=str(last) if last else None,
+                general_examples=n_general,
+                merge_weight=choice.weight if choice else None,
+                merge_dev_scores={str(k): v for k, v in choice.scores.items()} if choice else None,
             )
             atomic_write_json(tmp / "history.json", _history(trainer.state.log_history, base_dev))
             atomic_write_json(tmp / "result.json", asdict(result))
