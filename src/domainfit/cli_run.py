@@ -1,0 +1,66 @@
+"""``domainfit run``: the whole loop over one workspace, skipping what is up to date."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from domainfit.cli_common import ConfigOpt, JsonOpt, QuietOpt, WorkspaceOpt, fail, guarded
+from domainfit.progress import set_quiet, stderr_console
+from domainfit.workspace import DEFAULT_WORKSPACE, Workspace
+
+
+def run(
+    data: Annotated[Path | None, typer.Argument(help="BEIR folder (corpus, queries, qrels/train|dev|test)")] = None,
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    config: ConfigOpt = None,
+    demo: Annotated[bool, typer.Option("--demo", help="the bundled demo corpus with its demo settings")] = False,
+    force: Annotated[bool, typer.Option("--force", help="re-run stages whose inputs did not change")] = False,
+    train_anyway: Annotated[bool, typer.Option("--train-anyway", help="train even if the decision says no")] = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run bench, decide, synth, mine, train, eval, decide and report; stop early if training will not pay."""
+    from importlib.resources import files
+
+    from domainfit.config import load_config
+    from domainfit.pipeline import run_pipeline
+
+    set_quiet(quiet or as_json)
+    if demo == (data is not None):
+        fail(2, "give either a DATA folder or --demo")
+    if demo:
+        from domainfit.data.demo import demo_path
+
+        data = demo_path()
+        config = config or Path(str(files("domainfit") / "demo.toml"))
+    assert data is not None
+    cfg = guarded(load_config, config)
+    console = stderr_console()
+
+    def progress(stage: str, status: str, seconds: float) -> None:
+        if not (quiet or as_json):
+            console.print(f"[bold]{stage}[/bold]: {status}" + (f" ({seconds:.0f} s)" if seconds >= 1 else ""))
+
+    result = guarded(
+        run_pipeline, data, Workspace(workspace), cfg, force=force, train_anyway=train_anyway, listener=progress
+    )
+    if as_json:
+        sys.stdout.write(json.dumps(asdict(result), indent=2) + "\n")
+        return
+    if result.stopped:
+        typer.echo(f"stopped: {result.stopped}")
+    typer.echo(f"decision before training: {result.decision_before}")
+    if result.decision_after:
+        typer.echo(f"decision after training: {result.decision_after}")
+    typer.echo(f"report: {result.report}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``run`` command to the domainfit CLI."""
+    app.command()(run)

@@ -1,0 +1,115 @@
+"""``domainfit run``: bench -> decide -> synth -> mine -> train -> eval -> decide -> report over one workspace.
+
+Each stage skips itself when its inputs did not change (content hashes in its
+manifest), so re-running the pipeline only redoes what is stale. The pipeline
+stops with a clear message when the decision says not to train, unless
+``train_anyway`` is set.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from domainfit.config import Config
+from domainfit.decide import DATA, FINETUNE, run_decide
+from domainfit.workspace import Workspace
+
+#: Called after each stage with (stage, status, seconds).
+Listener = Callable[[str, str, float], None]
+
+
+@dataclass
+class PipelineResult:
+    """What ran: per stage, "ran", "up to date" or "skipped: <why>", and seconds; the decisions; where the report is."""
+
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    decision_before: str | None = None
+    decision_after: str | None = None
+    stopped: str | None = None
+    report: str | None = None
+
+
+def _optional(module: str, function: str) -> Callable[..., Any] | None:
+    """Return a stage function when its module is installed with this version, else None."""
+    try:
+        found: Callable[..., Any] = getattr(importlib.import_module(module), function)
+        return found
+    except (ImportError, AttributeError):
+        return None
+
+
+class _Recorder:
+    """Runs stages, timing them and recording their status."""
+
+    def __init__(self, result: PipelineResult, listener: Listener | None) -> None:
+        self.result, self.listener = result, listener
+
+    def __call__(self, stage: str, func: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        out = func()
+        status = "up to date" if getattr(out, "up_to_date", False) else "ran"
+        self.note(stage, status, time.perf_counter() - start)
+        return out
+
+    def note(self, stage: str, status: str, seconds: float = 0.0) -> None:
+        """Record a stage's status."""
+        self.result.stages.append({"stage": stage, "status": status, "seconds": round(seconds, 1)})
+        if self.listener:
+            self.listener(stage, status, seconds)
+
+
+def run_pipeline(
+    data: Path,
+    workspace: Workspace,
+    config: Config,
+    *,
+    force: bool = False,
+    train_anyway: bool = False,
+    listener: Listener | None = None,
+) -> PipelineResult:
+    """Run every stage in order over ``workspace``; return what ran and what was decided.
+
+    Inputs: the BEIR folder, the workspace, the resolved config, ``force`` to
+    re-run stages whose inputs did not change, ``train_anyway`` to train even
+    when the decision says it will not pay, and an optional progress listener.
+    """
+    from domainfit.bench import run_bench
+    from domainfit.eval_stage import run_eval
+    from domainfit.report.build import build_report
+    from domainfit.train.runner import run_train
+
+    result = PipelineResult()
+    step = _Recorder(result, listener)
+    limit = config.data.max_line_mib << 20
+    step("bench", lambda: run_bench(data, workspace, config.bench, force=force, max_line_bytes=limit))
+    before = step("decide", lambda: run_decide(data, workspace, config.decide, "before"))
+    result.decision_before = before.recommendation
+    if before.recommendation not in (FINETUNE, DATA) and not train_anyway:
+        result.stopped = f"the decision is '{before.recommendation}': not training (use --train-anyway to override)"
+        result.report = str(build_report(workspace)[0])
+        return result
+    synth = _optional("domainfit.synth.stage", "run_synth")
+    synth_config = getattr(config, "synth", None)
+    if synth is not None and synth_config is not None:
+        extra = {"force": force} if "force" in inspect.signature(synth).parameters else {}
+        step("synth", lambda: synth(data, workspace, synth_config, **extra))
+    else:
+        step.note("synth", "skipped: not available in this version")
+    mine = _optional("domainfit.synth.mine_stage", "run_mine")
+    mine_config = getattr(config, "mine", None)
+    if mine is not None and mine_config is not None:
+        step("mine", lambda: mine(data, workspace, mine_config, force=force, max_line_bytes=limit))
+    else:
+        step.note("mine", "skipped: not available in this version")
+    step("train", lambda: run_train(data, workspace, config.train, force=force))
+    step("eval", lambda: run_eval(data, workspace, config.eval, force=force))
+    after = step("decide", lambda: run_decide(data, workspace, config.decide, "after"))
+    result.decision_after = after.recommendation
+    result.report = str(step("report", lambda: build_report(workspace))[0])
+    return result
