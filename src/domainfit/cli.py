@@ -154,7 +154,14 @@ def _register_stage_commands() -> None:
 
 
 #: Modules that add subcommands to `app` through their ``register(app)`` function.
-STAGE_MODULES: tuple[str, ...] = ("cli_train", "cli_eval", "cli_decide", "cli_report", "cli_run")
+STAGE_MODULES: tuple[str, ...] = (
+    "cli_train",
+    "cli_eval",
+    "cli_decide",
+    "cli_report",
+    "cli_run",
+    "cli_mine",
+)
 _register_stage_commands()
 
 

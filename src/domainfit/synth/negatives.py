@@ -1,0 +1,562 @@
+"""Hard-negative mining over several sources, with false-negative filtering.
+
+Inputs: (query, positive) `TrainingPair` objects, the documents to the miner
+(ids, texts and the L2-normalised vectors of a base bi-encoder), an encoder
+for queries and free-text positives, and `MiningSettings`. Output
+(`MiningResult`): for every pair, ``n`` negative documents with their source,
+rank and scores, plus per-source counts of what each filter removed.
+
+Sources, mixed with a count per source:
+
+* ``dense``: nearest documents under the base model (exact search, queries in batches),
+* ``bm25``: best BM25 documents (bm25s),
+* ``clicks``: click skip-above candidates that came with the pair,
+* ``random``: documents drawn uniformly.
+
+``dense`` and ``bm25`` candidates come from the rank window
+``range_min <= rank < range_max`` (0-based, counted after the query's labelled
+positives are taken out). A negative is never the positive itself nor a
+document labelled relevant for the query in any split. Likely false negatives
+are dropped: documents whose normalised text equals the positive's, whose
+base-model similarity is within ``absolute_margin`` / ``relative_margin`` of the
+positive's, and, with a cross-encoder, whose cross-encoder score is within the
+cross-encoder margins of the positive's. Margins mean what they mean in
+`sentence_transformers.util.mine_hard_negatives`: drop when
+``score + absolute_margin > positive_score`` or when
+``score > positive_score - abs(positive_score) * relative_margin``. With the
+dense source alone, ``range_min=0`` and ``sampling="top"``, the negatives are
+those of ``mine_hard_negatives`` (a test checks it). That function is not
+called here because it works on texts, not document ids (it merges duplicate
+texts and cannot leave out a query's positives from other splits), encodes
+outside the workspace embedding cache and only prints what its filters removed.
+
+Memory: the document matrix (nd x d), the query and positive vectors (nq x d)
+and one search block (a few queries x nd) at a time; never a query x corpus matrix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import numpy as np
+
+from domainfit.data.splits import normalise_text
+from domainfit.progress import progress_bar
+from domainfit.retrieval.dense import SearchBackend, exact_search
+from domainfit.retrieval.lexical import BM25Retriever
+from domainfit.synth.datasets import TrainingPair
+
+if TYPE_CHECKING:
+    from sentence_transformers import CrossEncoder
+
+#: Every source, in priority order: quotas are dealt round-robin and shortfalls backfilled in this order.
+SOURCES: tuple[str, ...] = ("clicks", "dense", "bm25", "random")
+SourceName = Literal["clicks", "dense", "bm25", "random"]
+#: Bytes of scratch per (query, document) cell of a numpy search block (scores, negated copy, int64 ids).
+_BYTES_PER_CELL = 24
+
+
+class Encoder(Protocol):
+    """What the miner needs from a bi-encoder (`domainfit.retrieval.dense.DenseRetriever` fits)."""
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """Return L2-normalised query vectors, one row per text."""
+        ...
+
+    def encode_documents(self, texts: list[str]) -> np.ndarray:
+        """Return L2-normalised document vectors, one row per text."""
+        ...
+
+
+@dataclass(frozen=True)
+class MiningSettings:
+    """Every knob of the miner.
+
+    ``sources`` are mixed with ``per_source`` counts (summing to ``negatives``;
+    by default ``negatives`` is dealt round-robin over the sources in `SOURCES`
+    order; ``clicks`` hands its share to the others for pairs without clicks).
+    ``sampling`` picks from each window the best ranks (``top``) or a seeded
+    random sample (``random``). Margins set to None are off.
+    ``random_pool`` is how many documents the random source draws per pair.
+    ``block_mib`` bounds one numpy search block. ``query_batch`` queries are
+    searched per step.
+    """
+
+    sources: tuple[str, ...] = SOURCES
+    negatives: int = 4
+    per_source: Mapping[str, int] | None = None
+    range_min: int = 10
+    range_max: int = 100
+    sampling: Literal["top", "random"] = "random"
+    absolute_margin: float | None = None
+    relative_margin: float | None = 0.05
+    drop_duplicates: bool = True
+    ce_absolute_margin: float | None = None
+    ce_relative_margin: float | None = 0.05
+    seed: int = 13
+    query_batch: int = 256
+    search_backend: SearchBackend = "auto"
+    block_mib: int = 64
+    random_pool: int = 32
+    ce_batch_size: int = 32
+    bm25_k1: float = 1.2
+    bm25_b: float = 0.75
+
+    def __post_init__(self) -> None:
+        """Reject unknown sources, empty windows and counts that do not add up."""
+        unknown = sorted(set(self.sources) - set(SOURCES))
+        if unknown or not self.sources:
+            raise ValueError(f"sources must be a non-empty subset of {SOURCES}, got {list(self.sources)}")
+        if self.negatives < 1:
+            raise ValueError(f"negatives must be >= 1, got {self.negatives}")
+        if not 0 <= self.range_min < self.range_max:
+            raise ValueError(f"need 0 <= range_min < range_max, got {self.range_min}, {self.range_max}")
+        if self.per_source is not None:
+            extra = sorted(set(self.per_source) - set(self.sources))
+            if extra:
+                raise ValueError(f"per_source names sources that are not enabled: {extra}")
+            if sum(self.per_source.values()) != self.negatives:
+                raise ValueError(f"per_source counts sum to {sum(self.per_source.values())}, not {self.negatives}")
+
+    def enabled(self) -> list[str]:
+        """Return the enabled sources in `SOURCES` order."""
+        return [s for s in SOURCES if s in self.sources]
+
+    def quotas(self, absent: Collection[str] = ()) -> dict[str, int]:
+        """Return how many negatives each enabled source contributes before backfilling.
+
+        Sources in ``absent`` do not apply to a pair (``clicks`` for a query
+        without click data): their share is dealt round-robin to the others.
+        """
+        enabled = self.enabled()
+        present = [s for s in enabled if s not in absent]
+        if self.per_source is None:
+            quotas = dict.fromkeys(enabled, 0)
+            spare = self.negatives
+        else:
+            quotas = {s: int(self.per_source.get(s, 0)) if s in present else 0 for s in enabled}
+            spare = sum(int(self.per_source.get(s, 0)) for s in enabled if s in absent)
+        for i in range(spare if present else 0):
+            quotas[present[i % len(present)]] += 1
+        return quotas
+
+    def get_config_dict(self) -> dict[str, Any]:
+        """Return every knob (and the resolved quotas), for summaries and manifests."""
+        data = asdict(self)
+        data["sources"] = self.enabled()
+        data["per_source"] = dict(self.per_source) if self.per_source is not None else None
+        data["quotas"] = self.quotas()
+        return data
+
+
+@dataclass
+class Negative:
+    """One chosen negative: document, source, rank in that source (None for random), scores.
+
+    ``score`` is the base model's cosine similarity to the query (the same
+    scale for every source); ``source_score`` the source's own score (BM25
+    score, cosine for dense, None otherwise); ``ce_score`` the cross-encoder's.
+    """
+
+    doc_id: str
+    source: str
+    rank: int | None
+    source_score: float | None
+    score: float
+    ce_score: float | None = None
+
+
+@dataclass
+class MinedExample:
+    """The negatives of one pair (``pair`` indexes the pairs given to `NegativeMiner.mine`)."""
+
+    pair: int
+    positive_score: float
+    positive_ce_score: float | None
+    negatives: list[Negative]
+
+
+@dataclass
+class SourceStats:
+    """Counts for one source over a whole run.
+
+    ``retrieved``: candidates the source returned; ``labelled_skipped``: of
+    those, the positive or a labelled positive of the query; ``candidates``:
+    what was left in the rank window; ``duplicate``, ``margin_absolute``,
+    ``margin_relative``: removed by each false-negative filter (in that order,
+    each candidate counted once); ``cross_encoder``: removed by the
+    cross-encoder margin (only candidates it scored, which are the ones about
+    to be chosen); ``selected``: negatives taken within the source's quota;
+    ``backfilled``: negatives taken to make up another source's shortfall
+    (its window or filters left it fewer candidates than its quota).
+    """
+
+    retrieved: int = 0
+    labelled_skipped: int = 0
+    candidates: int = 0
+    duplicate: int = 0
+    margin_absolute: int = 0
+    margin_relative: int = 0
+    cross_encoder: int = 0
+    selected: int = 0
+    backfilled: int = 0
+
+
+@dataclass
+class MiningResult:
+    """Mined examples (pairs that got ``negatives`` negatives), dropped pairs, counts per source."""
+
+    examples: list[MinedExample]
+    dropped: list[int]
+    stats: dict[str, SourceStats]
+    settings: MiningSettings
+    cross_encoder_scored: int = 0
+
+    def filter_totals(self) -> dict[str, int]:
+        """Return what each filter removed, summed over the sources."""
+        names = ("labelled_skipped", "duplicate", "margin_absolute", "margin_relative", "cross_encoder")
+        return {name: sum(getattr(s, name) for s in self.stats.values()) for name in names}
+
+    def negatives_per_source(self) -> dict[str, int]:
+        """Return how many chosen negatives came from each source."""
+        return {name: s.selected + s.backfilled for name, s in self.stats.items()}
+
+
+def text_hash(text: str) -> int:
+    """Return a 64-bit hash of ``normalise_text(text)`` (equal for texts that differ only in case/punctuation)."""
+    return int.from_bytes(hashlib.blake2b(normalise_text(text).encode(), digest_size=8).digest(), "little", signed=True)
+
+
+@dataclass
+class _Pool:
+    """Candidates of one source for one pair, filtered, in the order they will be tried."""
+
+    source: str
+    idx: np.ndarray
+    ranks: np.ndarray | None
+    source_scores: np.ndarray | None
+    sims: np.ndarray
+    cursor: int = 0
+
+
+@dataclass
+class _CrossScores:
+    """Cross-encoder scores of one pair, computed lazily and memoised by document index."""
+
+    query: str
+    positive: float
+    scores: dict[int, float] = field(default_factory=dict)
+
+
+class NegativeMiner:
+    """Mines hard negatives for training pairs from a fixed set of documents.
+
+    Inputs: document ids, their texts (what the negative columns will hold),
+    their L2-normalised vectors under the base model (nd x d, float32), an
+    `Encoder` for queries and free-text positives, the settings, and an
+    optional cross-encoder (anything with the ``CrossEncoder.predict`` API).
+    Example: ``NegativeMiner(ids, texts, vectors, dense_retriever, MiningSettings()).mine(pairs, excluded)``.
+    """
+
+    def __init__(
+        self,
+        doc_ids: Sequence[str],
+        doc_texts: Sequence[str],
+        doc_vectors: np.ndarray,
+        encoder: Encoder,
+        settings: MiningSettings,
+        *,
+        cross_encoder: CrossEncoder | None = None,
+    ) -> None:
+        if not len(doc_ids) == len(doc_texts) == doc_vectors.shape[0]:
+            raise ValueError("doc_ids, doc_texts and doc_vectors must have one entry per document")
+        self.doc_ids = list(doc_ids)
+        self.doc_texts = doc_texts
+        self.doc_vectors = np.ascontiguousarray(doc_vectors, dtype=np.float32)
+        self.encoder = encoder
+        self.settings = settings
+        self.cross_encoder = cross_encoder
+        self._position = {doc_id: n for n, doc_id in enumerate(self.doc_ids)}
+        self._hashes = (
+            np.fromiter((text_hash(t) for t in doc_texts), dtype=np.int64, count=len(self.doc_ids))
+            if settings.drop_duplicates
+            else None
+        )
+        self._bm25: BM25Retriever | None = None
+        self._ce_scored = 0
+
+    # ------------------------------------------------------------------ public
+
+    def mine(self, pairs: Sequence[TrainingPair], excluded: Sequence[Collection[str]]) -> MiningResult:
+        """Mine ``settings.negatives`` negatives for every pair.
+
+        Inputs: the pairs and, per pair, the document ids that must never be
+        its negatives (its labelled positives; the positive is always added).
+        Output: a `MiningResult`; pairs that end up with fewer negatives than
+        asked (tiny corpus, strict filters) are listed in ``dropped``.
+        """
+        if len(pairs) != len(excluded):
+            raise ValueError("need one exclusion set per pair")
+        cfg = self.settings
+        stats = {source: SourceStats() for source in cfg.enabled()}
+        self._ce_scored = 0
+        if "bm25" in stats and self._bm25 is None:
+            self._bm25 = BM25Retriever(k1=cfg.bm25_k1, b=cfg.bm25_b)
+            self._bm25.index_texts(self.doc_ids, list(self.doc_texts))
+        queries = self.encoder.encode_queries([p.query for p in pairs]) if pairs else np.zeros((0, 1), np.float32)
+        positive_sims = self._positive_similarities(pairs, queries)
+        examples: list[MinedExample] = []
+        dropped: list[int] = []
+        with progress_bar("mining negatives", len(pairs)) as advance:
+            for start in range(0, len(pairs), cfg.query_batch):
+                rows = range(start, min(start + cfg.query_batch, len(pairs)))
+                exclusions = [self._exclusion(pairs[i], excluded[i]) for i in rows]
+                ranked = self._search(pairs, queries, rows, max(len(e) for e in exclusions))
+                for offset, i in enumerate(rows):
+                    lists = {source: (idx[offset], scores[offset]) for source, (idx, scores) in ranked.items()}
+                    example = self._mine_one(
+                        i, pairs[i], queries[i], float(positive_sims[i]), exclusions[offset], lists, stats
+                    )
+                    if example is None:
+                        dropped.append(i)
+                    else:
+                        examples.append(example)
+                advance(len(rows))
+        return MiningResult(examples, dropped, stats, cfg, self._ce_scored)
+
+    # ------------------------------------------------------------------ encoding and search
+
+    def _positive_similarities(self, pairs: Sequence[TrainingPair], queries: np.ndarray) -> np.ndarray:
+        """Cosine similarity of each query to its positive (document vector, or encoded ``positive_text``)."""
+        sims = np.zeros(len(pairs), dtype=np.float32)
+        free = [i for i, p in enumerate(pairs) if p.positive_text is not None]
+        for i, pair in enumerate(pairs):
+            if pair.positive_text is None:
+                sims[i] = float(queries[i] @ self.doc_vectors[self._position[pair.doc_id]])
+        if free:
+            vectors = self.encoder.encode_documents([pairs[i].positive_text or "" for i in free])
+            sims[free] = np.einsum("ij,ij->i", queries[free], vectors)
+        return sims
+
+    def _exclusion(self, pair: TrainingPair, excluded: Collection[str]) -> np.ndarray:
+        """Sorted document positions a pair must never take as negatives."""
+        docs = {pair.doc_id, *excluded}
+        return np.array(sorted(self._position[d] for d in docs if d in self._position), dtype=np.int64)
+
+    def _search(
+        self, pairs: Sequence[TrainingPair], queries: np.ndarray, rows: range, most_excluded: int
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Ranked (positions, scores) of the dense and BM25 sources for one batch of pairs."""
+        cfg = self.settings
+        depth = min(cfg.range_max + most_excluded, len(self.doc_ids))
+        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        if "dense" in cfg.sources:
+            block = max(1, (cfg.block_mib << 20) // (len(self.doc_ids) * _BYTES_PER_CELL))
+            out["dense"] = exact_search(
+                queries[rows.start : rows.stop], self.doc_vectors, depth, cfg.search_backend, block=block
+            )
+        if "bm25" in cfg.sources and self._bm25 is not None:
+            out["bm25"] = self._bm25.search_texts([pairs[i].query for i in rows], depth)
+        return out
+
+    # ------------------------------------------------------------------ one pair
+
+    def _windowed(
+        self, idx: np.ndarray, scores: np.ndarray, exclusion: np.ndarray, stats: SourceStats, *, positive_only: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Drop invalid hits and labelled positives, rank the rest, keep the rank window."""
+        valid = idx >= 0
+        if positive_only:
+            valid &= scores > 0  # BM25 pads with zero-score documents that share no term
+        idx, scores = idx[valid].astype(np.int64), scores[valid]
+        stats.retrieved += len(idx)
+        labelled = np.isin(idx, exclusion)
+        stats.labelled_skipped += int(labelled.sum())
+        idx, scores = idx[~labelled], scores[~labelled]
+        lo, hi = self.settings.range_min, self.settings.range_max
+        ranks = np.arange(len(idx))[lo:hi]
+        stats.candidates += len(ranks)
+        return idx[lo:hi], ranks, scores[lo:hi]
+
+    def _unranked(
+        self, idx: np.ndarray, exclusion: np.ndarray, stats: SourceStats
+    ) -> tuple[np.ndarray, np.ndarray, None]:
+        """Drop labelled positives from an unranked candidate list (clicks, random)."""
+        stats.retrieved += len(idx)
+        labelled = np.isin(idx, exclusion)
+        stats.labelled_skipped += int(labelled.sum())
+        idx = idx[~labelled]
+        stats.candidates += len(idx)
+        return idx, np.arange(len(idx)), None
+
+    def _filter(
+        self,
+        source: str,
+        found: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+        query: np.ndarray,
+        positive_sim: float,
+        positive_hash: int | None,
+        stats: SourceStats,
+    ) -> _Pool:
+        """Apply the duplicate and similarity-margin filters; count what each removes."""
+        cfg = self.settings
+        idx, ranks, source_scores = found
+        sims = self.doc_vectors[idx] @ query if len(idx) else np.zeros(0, dtype=np.float32)
+        keep = np.ones(len(idx), dtype=bool)
+        if self._hashes is not None and positive_hash is not None:
+            removed = self._hashes[idx] == positive_hash
+            stats.duplicate += int(removed.sum())
+            keep &= ~removed
+        if cfg.absolute_margin is not None:
+            removed = keep & (sims + np.float32(cfg.absolute_margin) > positive_sim)
+            stats.margin_absolute += int(removed.sum())
+            keep &= ~removed
+        if cfg.relative_margin is not None:
+            removed = keep & (sims > positive_sim - abs(positive_sim) * cfg.relative_margin)
+            stats.margin_relative += int(removed.sum())
+            keep &= ~removed
+        return _Pool(
+            source,
+            idx[keep],
+            ranks[keep] if source != "random" else None,
+            source_scores[keep] if source_scores is not None else None,
+            sims[keep],
+        )
+
+    def _candidates(
+        self,
+        source: str,
+        pair: TrainingPair,
+        exclusion: np.ndarray,
+        ranked: Mapping[str, tuple[np.ndarray, np.ndarray]],
+        rng: np.random.Generator,
+        stats: SourceStats,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Raw candidates of one source for one pair, labelled positives removed, window applied."""
+        if source in ranked:
+            idx, scores = ranked[source]
+            return self._windowed(idx, scores, exclusion, stats, positive_only=source == "bm25")
+        if source == "clicks":
+            clicks = np.array([self._position[d] for d in pair.click_negatives], dtype=np.int64)
+            return self._unranked(clicks, exclusion, stats)
+        size = min(len(self.doc_ids), self.settings.random_pool + len(exclusion))
+        return self._unranked(rng.choice(len(self.doc_ids), size=size, replace=False), exclusion, stats)
+
+    def _mine_one(
+        self,
+        i: int,
+        pair: TrainingPair,
+        query: np.ndarray,
+        positive_sim: float,
+        exclusion: np.ndarray,
+        ranked: Mapping[str, tuple[np.ndarray, np.ndarray]],
+        stats: dict[str, SourceStats],
+    ) -> MinedExample | None:
+        """Collect, filter and choose one pair's negatives (None when fewer than asked survive)."""
+        cfg = self.settings
+        rng = np.random.default_rng([cfg.seed, i])
+        positive_text = pair.positive_text if pair.positive_text is not None else self._text(pair.doc_id)
+        positive_hash = text_hash(positive_text) if self._hashes is not None else None
+        pools = {}
+        for source in cfg.enabled():
+            found = self._candidates(source, pair, exclusion, ranked, rng, stats[source])
+            pool = self._filter(source, found, query, positive_sim, positive_hash, stats[source])
+            if cfg.sampling == "random" and source in ("dense", "bm25"):
+                order = rng.permutation(len(pool.idx))
+                pool.idx, pool.sims = pool.idx[order], pool.sims[order]
+                pool.ranks = pool.ranks[order] if pool.ranks is not None else None
+                pool.source_scores = pool.source_scores[order] if pool.source_scores is not None else None
+            pools[source] = pool
+        cross = self._cross_scores(pair.query, positive_text)
+        chosen: list[Negative] = []
+        taken: set[int] = set()
+        absent = () if pair.click_negatives else ("clicks",)
+        for source, quota in cfg.quotas(absent).items():
+            self._take(pools[source], quota, chosen, taken, cross, stats[source], backfill=False)
+        for source in cfg.enabled():
+            self._take(pools[source], cfg.negatives - len(chosen), chosen, taken, cross, stats[source], backfill=True)
+        if len(chosen) < cfg.negatives:
+            return None
+        return MinedExample(i, positive_sim, cross.positive if cross else None, chosen)
+
+    def _text(self, doc_id: str) -> str:
+        """Return a document's text by id."""
+        return self.doc_texts[self._position[doc_id]]
+
+    def _take(
+        self,
+        pool: _Pool,
+        limit: int,
+        chosen: list[Negative],
+        taken: set[int],
+        cross: _CrossScores | None,
+        stats: SourceStats,
+        *,
+        backfill: bool,
+    ) -> None:
+        """Move up to ``limit`` negatives from ``pool`` to ``chosen`` (cross-encoder margin checked lazily)."""
+        got = 0
+        while got < limit and pool.cursor < len(pool.idx):
+            k = pool.cursor
+            pool.cursor += 1
+            doc = int(pool.idx[k])
+            if doc in taken:
+                continue
+            ce_score = None
+            if cross is not None:
+                self._score_ahead(cross, pool, k, limit - got)
+                ce_score = cross.scores[doc]
+                if not self._passes_cross_margin(ce_score, cross.positive):
+                    stats.cross_encoder += 1
+                    continue
+            taken.add(doc)
+            chosen.append(
+                Negative(
+                    doc_id=self.doc_ids[doc],
+                    source=pool.source,
+                    rank=int(pool.ranks[k]) if pool.ranks is not None else None,
+                    source_score=float(pool.source_scores[k]) if pool.source_scores is not None else None,
+                    score=float(pool.sims[k]),
+                    ce_score=ce_score,
+                )
+            )
+            got += 1
+            if backfill:
+                stats.backfilled += 1
+            else:
+                stats.selected += 1
+
+    # ------------------------------------------------------------------ cross-encoder
+
+    def _predict(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        """Cross-encoder scores for (query, passage) pairs."""
+        assert self.cross_encoder is not None
+        self._ce_scored += len(pairs)
+        scores = self.cross_encoder.predict(
+            pairs, batch_size=self.settings.ce_batch_size, show_progress_bar=False, convert_to_numpy=True
+        )
+        return np.asarray(scores, dtype=np.float32).reshape(len(pairs), -1)[:, -1]
+
+    def _cross_scores(self, query: str, positive: str) -> _CrossScores | None:
+        """Start the lazy cross-encoder scores of one pair (None without a cross-encoder)."""
+        if self.cross_encoder is None:
+            return None
+        return _CrossScores(query, float(self._predict([(query, positive)])[0]))
+
+    def _score_ahead(self, cross: _CrossScores, pool: _Pool, k: int, need: int) -> None:
+        """Score the pool's next candidates from position ``k`` (a few more than needed) in one call."""
+        if int(pool.idx[k]) in cross.scores:
+            return
+        ahead = [int(d) for d in pool.idx[k : k + 2 * need + 2] if int(d) not in cross.scores]
+        scores = self._predict([(cross.query, self.doc_texts[d]) for d in ahead])
+        cross.scores.update(zip(ahead, scores.tolist(), strict=True))
+
+    def _passes_cross_margin(self, score: float, positive: float) -> bool:
+        """Return False when a cross-encoder score is within a cross-encoder margin of the positive's."""
+        cfg = self.settings
+        if cfg.ce_absolute_margin is not None and score + cfg.ce_absolute_margin > positive:
+            return False
+        return not (cfg.ce_relative_margin is not None and score > positive - abs(positive) * cfg.ce_relative_margin)
