@@ -124,3 +124,28 @@ def test_merge_interpolates_and_is_chosen_on_dev(tmp_path, mini_beir, minilm):
     assert merged.prompts == tuned.prompts
     _, choice = choose_merge(minilm, tuned, lambda m: 1.0)  # all equal: the smallest weight wins
     assert choice.weight == 0.25
+
+
+def test_curriculum_trains_easy_to_hard_in_order(tmp_path, mini_beir):
+    import datasets
+
+    from domainfit.train.data import curriculum_examples, sequential_batches
+
+    ws = Workspace(tmp_path / "ws")
+    folder = ws.root / "mine" / "curriculum"
+    stages = []
+    for level in ("easy", "medium", "hard"):
+        rows = {
+            "anchor": [f"{level} query {i}" for i in range(4)],
+            "positive": [f"{level} passage {i}" for i in range(4)],
+            "negative_1": [f"{level} wrong passage {i}" for i in range(4)],
+        }
+        datasets.Dataset.from_dict(rows).save_to_disk(str(folder / level))
+        stages.append({"name": level, "examples": 4})
+    (folder / "stages.json").write_text(json.dumps({"format_version": 1, "stages": stages}))
+    examples = curriculum_examples(folder)
+    assert [e.anchor.split()[0] for e in examples] == ["easy"] * 4 + ["medium"] * 4 + ["hard"] * 4
+    batches = list(sequential_batches(list(range(12)), batch_size=4, drop_last=False))
+    assert batches == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
+    result = run_train(mini_beir, ws, TrainConfig(max_steps=2, curriculum=True, **TINY))
+    assert result.training_source.endswith("(easy to hard)") and result.steps == 2

@@ -41,6 +41,7 @@ class TrainConfig(BaseModel):
     dataset: str | None = Field(None, description="training data: a pair file or saved dataset; default: mine output")
     general_pairs: str | None = Field(None, description="general-domain pair file mixed in against forgetting")
     general_share: float = Field(0.2, ge=0, lt=1, description="share of general pairs in the training mix")
+    curriculum: bool = Field(False, description="train on mine's curriculum stages in order, easy to hard")
     merge: bool = Field(False, description="also save base/fine-tuned weight interpolation chosen on dev")
 
     @field_validator("loss")

@@ -64,6 +64,41 @@ def examples_from_saved(path: Path) -> list[Example]:
     ]
 
 
+def curriculum_examples(folder: Path, seed: int = 13) -> list[Example]:
+    """Examples of every curriculum stage in ``stages.json`` order (easy first), shuffled within each stage."""
+    import json
+
+    stages = json.loads((folder / "stages.json").read_text())["stages"]
+    out: list[Example] = []
+    for number, stage in enumerate(stages):
+        examples = examples_from_saved(folder / stage["name"])
+        random.Random(seed + number).shuffle(examples)
+        out += examples
+    return out
+
+
+def sequential_batches(
+    dataset: Any,
+    batch_size: int,
+    drop_last: bool,
+    valid_label_columns: list[str] | None = None,
+    generator: Any = None,
+    seed: int = 0,
+) -> Any:
+    """Batch sampler that keeps the dataset's order (the curriculum), for ``batch_sampler`` in the trainer args."""
+    from sentence_transformers.base.sampler import DefaultBatchSampler
+    from torch.utils.data import SequentialSampler
+
+    return DefaultBatchSampler(
+        SequentialSampler(dataset),
+        batch_size=batch_size,
+        drop_last=drop_last,
+        valid_label_columns=valid_label_columns,
+        generator=generator,
+        seed=seed,
+    )
+
+
 def _negative_index(column: str) -> int:
     """Sort key for ``negative``, ``negative_1``, ``negative_2`` ..."""
     tail = column.rpartition("_")[2]
@@ -123,8 +158,9 @@ def to_dataset(
     max_negatives: int = 1,
     teacher: Teacher | None = None,
     seed: int = 13,
+    shuffle: bool = True,
 ) -> Any:
-    """Shape examples for a loss layout and return a shuffled ``datasets.Dataset``."""
+    """Shape examples for a loss layout and return a ``datasets.Dataset`` (shuffled unless ``shuffle`` is off)."""
     import datasets
 
     if layout == "ranking":
@@ -141,5 +177,6 @@ def to_dataset(
             raise ValueError("margin layout needs a teacher")
         rows = _margin_rows(examples, teacher)
     order = list(range(len(next(iter(rows.values())))))
-    random.Random(seed).shuffle(order)
+    if shuffle:
+        random.Random(seed).shuffle(order)
     return datasets.Dataset.from_dict({k: [v[i] for i in order] for k, v in rows.items()})

@@ -26,7 +26,15 @@ from domainfit.data.beir import BeirDataset, load_beir
 from domainfit.models import load_bi_encoder, load_cross_encoder
 from domainfit.progress import is_quiet
 from domainfit.train.config import TrainConfig
-from domainfit.train.data import Example, Teacher, examples_from_pairs, examples_from_qrels, to_dataset
+from domainfit.train.data import (
+    Example,
+    Teacher,
+    curriculum_examples,
+    examples_from_pairs,
+    examples_from_qrels,
+    sequential_batches,
+    to_dataset,
+)
 from domainfit.train.evaluator import dev_evaluator, primary_metric_key
 from domainfit.train.losses import build_loss, loss_config
 from domainfit.train.merge import choose_merge
@@ -65,6 +73,9 @@ def _examples(dataset: BeirDataset, workspace: Workspace, cfg: TrainConfig) -> t
     """Training examples and a label of where they came from (explicit file, mine output, or train qrels)."""
     if cfg.dataset:
         return examples_from_pairs(Path(cfg.dataset).expanduser().resolve()), cfg.dataset
+    stages = workspace.stage_dir("mine") / "curriculum"
+    if cfg.curriculum and (stages / "stages.json").is_file():
+        return curriculum_examples(stages, cfg.seed), f"{stages} (easy to hard)"
     mined = workspace.stage_dir("mine") / "dataset"
     if mined.is_dir():
         return examples_from_pairs(mined), str(mined)
@@ -223,7 +234,10 @@ def run_train(
         loss, spec = build_loss(model, cfg)
         teacher = _teacher(model, dataset, workspace, reranker) if spec.layout == "margin" else None
         mixed, n_general = mix_general(examples, cfg)
-        train_ds = to_dataset(mixed, spec.layout, max_negatives=cfg.max_negatives, teacher=teacher, seed=cfg.seed)
+        in_order = cfg.curriculum and source.endswith("(easy to hard)")
+        train_ds = to_dataset(
+            mixed, spec.layout, max_negatives=cfg.max_negatives, teacher=teacher, seed=cfg.seed, shuffle=not in_order
+        )
         evaluator = dev_evaluator(dataset, cfg.eval_split, max_corpus=cfg.eval_max_corpus, seed=cfg.seed)
         base_dev = float(evaluator(model)[evaluator.primary_metric]) if evaluator is not None else None
         steps_per_epoch = math.ceil(len(train_ds) / cfg.batch_size)
@@ -234,6 +248,8 @@ def run_train(
         if not resume and ckpt_dir.exists():
             shutil.rmtree(ckpt_dir)
         args = _training_args(cfg, ckpt_dir, evaluator is not None, list(train_ds.column_names))
+        if in_order:
+            args.batch_sampler = sequential_batches
         callbacks: list[Any] = []
         if evaluator is not None and cfg.early_stopping_patience:
             callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
