@@ -18,6 +18,7 @@ from domainfit.decide import DecideConfig
 from domainfit.errors import InputError
 from domainfit.eval_config import EvalConfig
 from domainfit.models import DEFAULT_MODEL
+from domainfit.synth.config import SynthConfig
 from domainfit.synth.mine_stage import MineConfig
 from domainfit.train.config import TrainConfig
 
@@ -77,6 +78,7 @@ class Config(_Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     decide: DecideConfig = Field(default_factory=DecideConfig)
     mine: MineConfig = Field(default_factory=MineConfig)
+    synth: SynthConfig = Field(default_factory=SynthConfig)
 
 
 _SECTION = re.compile(r"^[ \t]*\[([^\[\]]+)\][ \t]*(#.*)?$")
@@ -92,7 +94,7 @@ def _line_of(text: str, loc: tuple[int | str, ...]) -> int:
     parts = [p for p in loc if isinstance(p, str)]
     if not parts:
         return 0
-    section, key = (parts[0], parts[-1]) if len(parts) > 1 else (None, parts[0])
+    section, key = (".".join(parts[:-1]), parts[-1]) if len(parts) > 1 else (None, parts[0])
     key_line = re.compile(rf"^[ \t]*{re.escape(key)}[ \t]*=")
     current: str | None = None
     for number, line in enumerate(text.splitlines(), start=1):

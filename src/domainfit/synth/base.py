@@ -1,0 +1,75 @@
+"""The generator interface of the ``synth`` stage and the query record every generator returns."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from domainfit.types import Document
+
+#: Called with the number of documents just processed (drives a progress bar).
+Advance = Callable[[int], None]
+
+
+def _no_progress(n: int) -> None:
+    """Ignore progress."""
+
+
+@dataclass
+class SyntheticQuery:
+    """One generated (query, positive) pair.
+
+    ``text`` is the query, ``doc_id`` the corpus document it was made from,
+    ``source`` the generator (``title``, ``heading``, ``cloze``, ``salient``,
+    ``llm`` or ``clicks``). ``positive_text`` replaces the document's text as
+    the positive when the generator made its own (a section, a passage
+    without the cloze sentence). ``negatives`` are document ids known not to
+    answer the query (skip-above documents of a click log). ``weight`` is 1.0,
+    or the click count for click pairs. ``metadata`` is free-form detail for
+    reports (never written to the output contract).
+    """
+
+    text: str
+    doc_id: str
+    source: str
+    positive_text: str | None = None
+    negatives: list[str] = field(default_factory=list)
+    weight: float = 1.0
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_record(self, ident: str) -> dict[str, Any]:
+        """Return the line written to ``synth/queries.jsonl`` for this query under id ``ident``."""
+        return {
+            "_id": ident,
+            "text": self.text,
+            "doc_id": self.doc_id,
+            "source": self.source,
+            "positive_text": self.positive_text,
+            "negatives": list(self.negatives),
+            "weight": float(self.weight),
+        }
+
+
+class QueryGenerator(ABC):
+    """Base class of the query generators: one class per method, each with a ``name``.
+
+    Inputs: the documents to generate from (``generate``); optionally the
+    whole corpus first (``fit``), for generators that need corpus statistics.
+    Output: `SyntheticQuery` objects, deterministic for the same inputs and seed.
+    Example: ``gen = TitleGenerator(); gen.fit(corpus); queries = gen.generate(docs)``.
+    """
+
+    name: ClassVar[str]
+
+    def fit(self, corpus: Sequence[Document]) -> None:  # noqa: B027 - an optional hook, not abstract
+        """Learn corpus statistics (document frequencies); the default needs none."""
+
+    @abstractmethod
+    def generate(self, docs: Sequence[Document], advance: Advance = _no_progress) -> list[SyntheticQuery]:
+        """Return the queries made from ``docs``, calling ``advance(n)`` as documents are done."""
+
+    @abstractmethod
+    def get_config_dict(self) -> dict[str, Any]:
+        """Return every knob of the generator, for summaries and reports."""
