@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/domainfit bench --demo --workspace $(WORKSPACE)
+	$(BIN)/domainfit run --demo --workspace $(WORKSPACE)
 
 test: install
 	$(BIN)/python -m pytest -q

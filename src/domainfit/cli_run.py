@@ -53,6 +53,12 @@ def run(
     if as_json:
         sys.stdout.write(json.dumps(asdict(result), indent=2) + "\n")
         return
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    summary = Path(workspace) / "report" / "report.md"
+    if summary.is_file():
+        Console(width=None if sys.stdout.isatty() else 160).print(Markdown(summary.read_text()))
     if result.stopped:
         typer.echo(f"stopped: {result.stopped}")
     typer.echo(f"decision before training: {result.decision_before}")
