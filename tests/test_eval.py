@@ -50,6 +50,7 @@ def test_eval_compares_base_and_fine_tuned(trained):
     forgetting = result.forgetting
     assert forgetting["measured"] and 0.0 <= forgetting["neighbour_overlap"]["mean"] <= 1.0
     assert "drop" in forgetting["labelled"]
+    assert result.head_tail["n"] == {"head": 4, "tail": 4} and "dense:base" in result.head_tail
     summary = (ws.root / "eval" / "summary.md").read_text()
     assert "## Fine-tuned minus base" in summary and "## Forgetting" in summary
     assert run_eval(data, ws, EvalConfig(general=str(data), examples=3)).up_to_date
@@ -74,3 +75,18 @@ def test_neighbour_overlap_is_one_for_the_same_model(minilm):
     assert mean == pytest.approx(1.0) and per_text.shape == (15,)
     with pytest.raises(ValueError):
         neighbour_overlap(minilm, minilm, texts[:3], k=5)
+
+
+def test_head_tail_labels_by_frequency_and_by_family(mini_beir):
+    from domainfit.data.beir import load_beir
+    from domainfit.eval_stage import head_tail_labels
+
+    data = load_beir(mini_beir)
+    qrels = data.qrels["test"]
+    labels, basis = head_tail_labels(data, qrels)
+    assert basis == "family size" and sorted(labels.values()).count("head") == 4
+    for i, qid in enumerate(sorted(qrels)):
+        data.queries[qid].metadata["frequency"] = 100 if i == 0 else 1  # one very popular query
+    labels, basis = head_tail_labels(data, qrels)
+    assert basis == "query frequency"
+    assert [q for q, g in labels.items() if g == "head"] == [sorted(qrels)[0]]

@@ -51,6 +51,7 @@ class EvalResult:
     improved: list[dict[str, Any]]
     worsened: list[dict[str, Any]]
     forgetting: dict[str, Any]
+    head_tail: dict[str, Any]
     output_dir: str
     notes: list[str] = field(default_factory=list)
     up_to_date: bool = False
@@ -110,6 +111,58 @@ def _examples(
     improved = [r for r in reversed(rows) if r["delta"] > 0][:n]
     worsened = [r for r in rows if r["delta"] < 0][:n]
     return improved, worsened
+
+
+def head_tail_labels(dataset: BeirDataset, qrels: Qrels, head_share: float = 0.5) -> tuple[dict[str, str], str]:
+    """Label each judged query ``head`` or ``tail`` and say by what.
+
+    With a ``frequency`` (or ``count``) query field, the most frequent queries
+    making up ``head_share`` of the total frequency are the head. Otherwise
+    queries are grouped by family (``family`` field, else their first relevant
+    document) and the largest groups covering ``head_share`` of the queries are
+    the head: the common topics versus the long tail.
+    """
+    queries = [dataset.queries[qid] for qid in qrels]
+    key = next(
+        (k for k in ("frequency", "count") if all(isinstance(q.metadata.get(k), int | float) for q in queries)), None
+    )
+    if key:
+        weights = {q.id: float(q.metadata[key]) for q in queries}
+        basis = f"query {key}"
+    else:
+        groups: dict[str, list[str]] = {}
+        for q in queries:
+            group = q.metadata.get("family") or next(iter(qrels[q.id]), q.id)
+            groups.setdefault(str(group), []).append(q.id)
+        weights = {qid: float(len(members)) for members in groups.values() for qid in members}
+        basis = "family size"
+    total = sum(weights.values()) if key else float(len(weights))
+    labels, covered = {}, 0.0
+    for qid in sorted(weights, key=lambda q: (-weights[q], q)):
+        labels[qid] = "head" if covered < head_share * total else "tail"
+        covered += weights[qid] if key else 1.0
+    return labels, basis
+
+
+def _head_tail(runner: SystemRunner, qrels: Qrels, metrics: list[str]) -> dict[str, Any]:
+    """Return mean metrics of head and tail queries for every system, and what head/tail means here."""
+    labels, basis = head_tail_labels(runner.dataset, qrels)
+    out: dict[str, Any] = {
+        "basis": basis,
+        "n": {g: sum(1 for v in labels.values() if v == g) for g in ("head", "tail")},
+    }
+    for name, run in runner.runs.items():
+        scores = per_query(qrels, run, metrics)
+        out[name] = {
+            group: {m: _mean([s for q, s in scores[m].items() if labels.get(q) == group]) for m in metrics}
+            for group in ("head", "tail")
+        }
+    return out
+
+
+def _mean(values: list[float]) -> float:
+    """Return the mean of ``values`` (0.0 for none)."""
+    return sum(values) / len(values) if values else 0.0
 
 
 def _forgetting(cfg: EvalConfig, base_model: str, tuned_model: str, cache: Path) -> dict[str, Any]:
@@ -207,6 +260,7 @@ def run_eval(data: Path, workspace: Workspace, cfg: EvalConfig, *, force: bool =
             model=tuned_model, systems=runner.systems, slices=slices_of(runner, cfg.metrics),
             significance=significance, lift=_lift(runner.systems), improved=improved, worsened=worsened,
             forgetting=_forgetting(cfg, cfg.base_model, tuned_model, workspace.cache_dir),
+            head_tail=_head_tail(runner, qrels, cfg.metrics),
             output_dir=str(out_dir), notes=runner.notes,
         )  # fmt: skip
         if not result.forgetting["measured"]:
@@ -250,6 +304,11 @@ def eval_summary(result: EvalResult, primary: str) -> str:
             for r in rows:
                 ranks = f"{r['rank_base']} | {r['rank_fine_tuned']}"
                 lines.append(f"| {r['query']} | {r['relevant']} | {ranks} | {r['delta']:+.3f} |")
+    ht = result.head_tail
+    lines += ["", f"## Head vs tail (by {ht['basis']}: {ht['n']['head']} head, {ht['n']['tail']} tail queries)", ""]
+    lines += ["| system | head | tail |", "|---|---:|---:|"]
+    for s in result.systems:
+        lines.append(f"| {s.name} | {ht[s.name]['head'][primary]:.4f} | {ht[s.name]['tail'][primary]:.4f} |")
     lines += ["", "## Forgetting", ""]
     f = result.forgetting
     if not f["measured"]:
