@@ -161,6 +161,7 @@ STAGE_MODULES: tuple[str, ...] = (
     "cli_report",
     "cli_run",
     "cli_mine",
+    "cli_compress",
     "cli_synth",
 )
 _register_stage_commands()

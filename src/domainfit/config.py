@@ -14,6 +14,9 @@ from typing import Any
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from domainfit.calibrate import CalibrateConfig
+from domainfit.compress.config import CompressConfig
+from domainfit.compress.cost import CostConfig
 from domainfit.decide import DecideConfig
 from domainfit.errors import InputError
 from domainfit.eval_config import EvalConfig
@@ -74,6 +77,9 @@ class Config(_Strict):
 
     data: DataConfig = Field(default_factory=DataConfig)
     bench: BenchConfig = Field(default_factory=BenchConfig)
+    compress: CompressConfig = Field(default_factory=CompressConfig)
+    cost: CostConfig = Field(default_factory=CostConfig)
+    calibrate: CalibrateConfig = Field(default_factory=CalibrateConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     decide: DecideConfig = Field(default_factory=DecideConfig)

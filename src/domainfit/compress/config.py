@@ -31,6 +31,21 @@ LatencyMetric = Literal["single_p95_ms", "single_p50_ms", "batch_p95_ms", "batch
 MATRYOSHKA_DIMS: tuple[int, ...] = (768, 512, 384, 256, 128, 64)
 
 
+def _all_reductions() -> list[Reduction]:
+    """Both reductions."""
+    return ["truncate", "pca"]
+
+
+def _all_precisions() -> list[Precision]:
+    """Every scalar precision."""
+    return ["float32", "float16", "int8", "binary"]
+
+
+def _int8_rescoring() -> list[RescorePrecision]:
+    """Rescore with int8 documents."""
+    return ["int8"]
+
+
 class _Section(BaseModel):
     """Base of every config section here: unknown keys are rejected."""
 
@@ -68,9 +83,12 @@ class OperatingPointConfig(_Section):
     are given, in which case the highest weighted utility wins.
     """
 
-    max_bytes_per_vector: float | None = Field(None, gt=0, description="in-memory bytes per vector")
+    max_bytes_per_vector: float | None = Field(None, gt=0, description="bytes per vector (see bytes_basis)")
     min_retention: float | None = Field(0.95, ge=0, le=2, description="primary metric / float32 full dimension")
     max_p95_ms: float | None = Field(None, gt=0, description="p95 latency (see compress.latency_metric)")
+    bytes_basis: Literal["memory", "memory+rescore"] = Field(
+        "memory", description="bytes compared: the in-memory index, or also the rescoring copy read for candidates"
+    )
     weights: ObjectiveWeights | None = None
 
 
@@ -82,9 +100,9 @@ class CompressConfig(_Section):
     depth: int = Field(100, ge=1, le=10000, description="documents retrieved per query")
     metrics: list[str] = Field(default_factory=lambda: ["ndcg@10", "recall@100"], min_length=1)
     primary_metric: str = "ndcg@10"
-    reductions: list[Reduction] = Field(default_factory=lambda: ["truncate", "pca"], min_length=1)
+    reductions: list[Reduction] = Field(default_factory=_all_reductions, min_length=1)
     dims: list[int] = Field(default_factory=lambda: list(MATRYOSHKA_DIMS), min_length=1)
-    precisions: list[Precision] = Field(default_factory=lambda: ["float32", "float16", "int8", "binary"])
+    precisions: list[Precision] = Field(default_factory=_all_precisions)
     pq: list[PQSetting] = Field(
         default_factory=lambda: [PQSetting(m=16, nbits=8), PQSetting(m=32, nbits=8), PQSetting(m=48, nbits=8)],
         description="FAISS IndexPQ shapes, at the model's full dimension",
@@ -95,7 +113,7 @@ class CompressConfig(_Section):
     ivf_nlist: int | None = Field(None, ge=1, description="IVF lists (None: 4*sqrt(N), at most N/39)")
     ivf_nprobe: int = Field(8, ge=1, description="IVF lists probed per query")
     rescore_with: list[RescorePrecision] = Field(
-        default_factory=lambda: ["int8"], description="document precision used to rescore binary and PQ candidates"
+        default_factory=_int8_rescoring, description="document precision used to rescore binary and PQ candidates"
     )
     oversample: list[int] = Field(
         default_factory=lambda: [1, 4], description="rescoring reads depth*oversample candidates"
@@ -104,6 +122,9 @@ class CompressConfig(_Section):
     latency_batch_size: int = Field(64, ge=1, description="queries per batch when timing batches")
     latency_repeats: int = Field(3, ge=1)
     latency_metric: LatencyMetric = "single_p95_ms"
+    threads: int = Field(
+        1, ge=1, le=256, description="FAISS and BLAS threads during the sweep (1: one query per core, as served)"
+    )
     projected_vectors: list[int] = Field(
         default_factory=lambda: [1_000_000, 100_000_000, 1_000_000_000], description="index sizes projected"
     )
@@ -140,7 +161,7 @@ class CompressConfig(_Section):
 
     @model_validator(mode="after")
     def _primary_in_metrics(self) -> CompressConfig:
-        """The primary metric must be one of the metrics computed."""
+        """Require the primary metric to be one of the metrics computed."""
         if self.primary_metric not in self.metrics:
             raise ValueError(f"primary_metric {self.primary_metric!r} is not in metrics {self.metrics}")
         return self

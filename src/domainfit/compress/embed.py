@@ -1,0 +1,72 @@
+"""Embeddings of a BEIR split for the compress and calibrate stages, through the workspace cache.
+
+Documents and queries are encoded by `domainfit.retrieval.dense.DenseRetriever`
+with the cache at ``<workspace>/cache/embeddings``, so a corpus that ``bench``
+already encoded (same model, same maximum sequence length) is read, not re-encoded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from domainfit.data.beir import BeirDataset
+from domainfit.errors import InputError
+from domainfit.retrieval.dense import DenseRetriever
+from domainfit.types import Qrels
+from domainfit.workspace import Workspace
+
+
+@dataclass
+class EncodedCorpus:
+    """Document ids and their unit-length float32 embeddings (n, D), in corpus order."""
+
+    doc_ids: list[str]
+    vectors: np.ndarray
+
+
+@dataclass
+class EncodedQueries:
+    """The judged queries of one split: ids, embeddings (nq, D) and the split's qrels."""
+
+    split: str
+    query_ids: list[str]
+    vectors: np.ndarray
+    qrels: Qrels
+
+
+def open_retriever(
+    model: str, workspace: Workspace, *, batch_size: int = 32, max_seq_length: int | None = 256
+) -> DenseRetriever:
+    """Load a bi-encoder with the workspace's embedding cache (``<workspace>/cache/embeddings``)."""
+    return DenseRetriever(
+        model,
+        cache_dir=workspace.cache_dir / "embeddings",
+        batch_size=batch_size,
+        max_seq_length=max_seq_length,
+    )
+
+
+def split_qrels(dataset: BeirDataset, split: str) -> Qrels:
+    """Return the qrels of ``split``; raise `InputError` naming the available splits when it is absent."""
+    if split not in dataset.qrels:
+        available = ", ".join(sorted(dataset.qrels)) or "none"
+        where = (dataset.root / "qrels") if dataset.root else "qrels"
+        raise InputError(where, 0, "split", f"no qrels/{split}.tsv (available: {available})")
+    return dataset.qrels[split]
+
+
+def encode_corpus(dataset: BeirDataset, retriever: DenseRetriever) -> EncodedCorpus:
+    """Embed every document (title and text), reading cached vectors first."""
+    doc_ids = list(dataset.corpus)
+    vectors = retriever.encode_documents([dataset.corpus[d].full_text() for d in doc_ids])
+    return EncodedCorpus(doc_ids, np.ascontiguousarray(vectors, dtype=np.float32))
+
+
+def encode_split_queries(dataset: BeirDataset, split: str, retriever: DenseRetriever) -> EncodedQueries:
+    """Embed the queries judged in ``split`` (in qrels order), reading cached vectors first."""
+    qrels = split_qrels(dataset, split)
+    query_ids = [qid for qid in qrels if qid in dataset.queries]
+    vectors = retriever.encode_queries([dataset.queries[q].text for q in query_ids])
+    return EncodedQueries(split, query_ids, np.ascontiguousarray(vectors, dtype=np.float32), qrels)
