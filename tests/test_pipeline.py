@@ -20,8 +20,8 @@ TINY_TRAIN = {
 }
 
 
-def tiny_config(**decide):
-    raw = {"train": TINY_TRAIN, "decide": decide}
+def tiny_config(compress=False, **decide):
+    raw = {"train": TINY_TRAIN, "decide": decide, "pipeline": {"compress": compress}}
     if "mine" in Config.model_fields:
         raw["mine"] = {"range_min": 1, "range_max": 30, "negatives": 1}
     return Config.model_validate(raw)
@@ -29,16 +29,16 @@ def tiny_config(**decide):
 
 def test_run_chains_every_stage_then_skips_what_is_up_to_date(tmp_path, mini_beir):
     ws = Workspace(tmp_path / "ws")
-    first = run_pipeline(mini_beir, ws, tiny_config())
+    first = run_pipeline(mini_beir, ws, tiny_config(compress=True))
     stages = [s["stage"] for s in first.stages]
-    assert stages[:2] == ["bench", "decide"] and stages[-4:] == ["train", "eval", "decide", "report"]
+    assert stages[:2] == ["bench", "decide"] and stages[-5:] == ["train", "eval", "decide", "compress", "report"]
     assert first.decision_before == "generate data first" and first.decision_after in ("ship", "do not ship")
     assert first.report and (ws.root / "report" / "report.html").is_file()
     html = (ws.root / "report" / "report.html").read_text()
-    assert "Base vs fine-tuned" in html and "Training" in html
-    second = run_pipeline(mini_beir, ws, tiny_config())
+    assert "Base vs fine-tuned" in html and "Training" in html and "Compression" in html
+    second = run_pipeline(mini_beir, ws, tiny_config(compress=True))
     status = {s["stage"]: s["status"] for s in second.stages}
-    assert status["bench"] == status["train"] == status["eval"] == "up to date"
+    assert status["bench"] == status["train"] == status["eval"] == status["compress"] == "up to date"
 
 
 def test_run_stops_when_training_will_not_pay(tmp_path, mini_beir):

@@ -72,10 +72,17 @@ class DataConfig(_Strict):
     max_line_mib: int = Field(8, ge=1, description="largest accepted JSONL record")
 
 
+class PipelineConfig(_Strict):
+    """Which optional stages ``domainfit run`` includes."""
+
+    compress: bool = Field(True, description="sweep compression of the shipped (or base) model after eval")
+
+
 class Config(_Strict):
     """The whole ``domainfit.toml``."""
 
     data: DataConfig = Field(default_factory=DataConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     bench: BenchConfig = Field(default_factory=BenchConfig)
     compress: CompressConfig = Field(default_factory=CompressConfig)
     cost: CostConfig = Field(default_factory=CostConfig)

@@ -1,4 +1,4 @@
-"""``domainfit run``: bench -> decide -> synth -> mine -> train -> eval -> decide -> report over one workspace.
+"""``domainfit run``: bench, decide, synth, mine, train, eval, decide, compress and report over one workspace.
 
 Each stage skips itself when its inputs did not change (content hashes in its
 manifest), so re-running the pipeline only redoes what is stale. The pipeline
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from domainfit.config import Config
-from domainfit.decide import DATA, FINETUNE, run_decide
+from domainfit.decide import DATA, FINETUNE, SHIP, run_decide
 from domainfit.workspace import Workspace
 
 #: Called after each stage with (stage, status, seconds).
@@ -111,5 +111,10 @@ def run_pipeline(
     step("eval", lambda: run_eval(data, workspace, config.eval, force=force))
     after = step("decide", lambda: run_decide(data, workspace, config.decide, "after"))
     result.decision_after = after.recommendation
+    compress = _optional("domainfit.compress.stage", "run_compress")
+    if compress is not None and config.pipeline.compress:
+        chosen = str(workspace.stage_dir("train") / "model") if after.recommendation == SHIP else None
+        settings = config.compress.model_copy(update={"model": chosen}) if chosen else config.compress
+        step("compress", lambda: compress(data, workspace, settings, force=force, max_line_bytes=limit))
     result.report = str(step("report", lambda: build_report(workspace))[0])
     return result
