@@ -14,8 +14,7 @@ from typing import Annotated
 import typer
 
 from domainfit import __version__
-from domainfit.cli_common import ConfigOpt, JsonOpt, QuietOpt, WorkspaceOpt, fail, guarded
-from domainfit.progress import set_quiet
+from domainfit.cli_common import ConfigOpt, JsonOpt, QuietOpt, WorkspaceOpt, fail, guarded, resolve_data
 from domainfit.workspace import DEFAULT_WORKSPACE, Workspace
 
 app = typer.Typer(
@@ -45,14 +44,7 @@ def bench(
     from domainfit.bench import run_bench
     from domainfit.config import load_config
 
-    set_quiet(quiet or as_json)
-    if demo == (data is not None):
-        fail(2, "give either a DATA folder or --demo")
-    if demo:
-        from domainfit.data.demo import demo_path
-
-        data = demo_path()
-    assert data is not None
+    data = resolve_data(data, demo, quiet or as_json)
     cfg = guarded(
         load_config,
         config,

@@ -35,3 +35,18 @@ def guarded(func: Any, *args: Any, **kwargs: Any) -> Any:
         fail(2, str(exc))
     except DomainfitError as exc:
         fail(1, str(exc))
+
+
+def resolve_data(data: Path | None, demo: bool, quiet: bool) -> Path:
+    """Apply ``--quiet`` and return the data folder: DATA, or the bundled demo with ``--demo`` (exactly one)."""
+    from domainfit.progress import set_quiet
+
+    set_quiet(quiet)
+    if demo == (data is not None):
+        fail(2, "give either a DATA folder or --demo")
+    if demo:
+        from domainfit.data.demo import demo_path
+
+        return Path(guarded(demo_path))
+    assert data is not None
+    return data

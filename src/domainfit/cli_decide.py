@@ -9,8 +9,7 @@ from typing import Annotated
 
 import typer
 
-from domainfit.cli_common import ConfigOpt, JsonOpt, QuietOpt, WorkspaceOpt, fail, guarded
-from domainfit.progress import set_quiet
+from domainfit.cli_common import ConfigOpt, JsonOpt, QuietOpt, WorkspaceOpt, guarded, resolve_data
 from domainfit.workspace import DEFAULT_WORKSPACE, Workspace
 
 
@@ -30,14 +29,7 @@ def decide(
     from domainfit.config import load_config
     from domainfit.decide import render, run_decide
 
-    set_quiet(quiet or as_json)
-    if demo == (data is not None):
-        fail(2, "give either a DATA folder or --demo")
-    if demo:
-        from domainfit.data.demo import demo_path
-
-        data = demo_path()
-    assert data is not None
+    data = resolve_data(data, demo, quiet or as_json)
     cfg = guarded(
         load_config, config, {"decide": {"target": target, "min_lift": min_lift, "usd_per_hour": usd_per_hour}}
     )

@@ -9,8 +9,7 @@ from typing import Annotated
 
 import typer
 
-from domainfit.cli_common import ConfigOpt, JsonOpt, QuietOpt, WorkspaceOpt, fail, guarded
-from domainfit.progress import set_quiet
+from domainfit.cli_common import ConfigOpt, JsonOpt, QuietOpt, WorkspaceOpt, guarded, resolve_data
 from domainfit.workspace import DEFAULT_WORKSPACE, Workspace
 
 
@@ -34,14 +33,7 @@ def evaluate(
     from domainfit.config import load_config
     from domainfit.eval_stage import run_eval
 
-    set_quiet(quiet or as_json)
-    if demo == (data is not None):
-        fail(2, "give either a DATA folder or --demo")
-    if demo:
-        from domainfit.data.demo import demo_path
-
-        data = demo_path()
-    assert data is not None
+    data = resolve_data(data, demo, quiet or as_json)
     overrides = {"model": model, "base_model": base_model, "split": split, "general": general}
     cfg = guarded(load_config, config, {"eval": overrides})
     result = guarded(run_eval, data, Workspace(workspace), cfg.eval, force=force)

@@ -10,8 +10,8 @@ from typing import Annotated
 
 import typer
 
-from domainfit.cli_common import ConfigOpt, JsonOpt, QuietOpt, WorkspaceOpt, fail, guarded
-from domainfit.progress import set_quiet, stderr_console
+from domainfit.cli_common import ConfigOpt, JsonOpt, QuietOpt, WorkspaceOpt, guarded, resolve_data
+from domainfit.progress import stderr_console
 from domainfit.workspace import DEFAULT_WORKSPACE, Workspace
 
 
@@ -31,15 +31,9 @@ def run(
     from domainfit.config import load_config
     from domainfit.pipeline import run_pipeline
 
-    set_quiet(quiet or as_json)
-    if demo == (data is not None):
-        fail(2, "give either a DATA folder or --demo")
     if demo:
-        from domainfit.data.demo import demo_path
-
-        data = demo_path()
         config = config or Path(str(files("domainfit") / "demo.toml"))
-    assert data is not None
+    data = resolve_data(data, demo, quiet or as_json)
     cfg = guarded(load_config, config)
     console = stderr_console()
 

@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from domainfit.cli_common import ConfigOpt, JsonOpt, QuietOpt, WorkspaceOpt, fail, guarded
-from domainfit.progress import set_quiet
+from domainfit.cli_common import ConfigOpt, JsonOpt, QuietOpt, WorkspaceOpt, fail, guarded, resolve_data
 from domainfit.workspace import DEFAULT_WORKSPACE, Workspace
 
 if TYPE_CHECKING:
@@ -135,14 +134,7 @@ def synth(
     from domainfit.config import load_config
     from domainfit.synth.stage import run_synth
 
-    set_quiet(quiet or as_json)
-    if demo == (data is not None):
-        fail(2, "give either a DATA folder or --demo")
-    if demo:
-        from domainfit.data.demo import demo_path
-
-        data = guarded(demo_path)
-    assert data is not None
+    data = resolve_data(data, demo, quiet or as_json)
     cfg = guarded(
         load_config,
         config,
