@@ -25,7 +25,7 @@ def _sources(value: str | None) -> list[str] | None:
         return None
     names = [part.strip() for part in value.split(",") if part.strip()]
     if not names:
-        fail(2, "--sources needs at least one of: dense, bm25, random, clicks")
+        fail(2, "--sources needs at least one of: dense, bm25, random, clicks, llm")
     return names
 
 
@@ -87,7 +87,9 @@ def mine(
     config: ConfigOpt = None,
     demo: Annotated[bool, typer.Option("--demo", help="use the bundled demo corpus")] = False,
     negatives: Annotated[int | None, typer.Option("--negatives", "-n", help="negatives per example")] = None,
-    sources: Annotated[str | None, typer.Option("--sources", help="comma-separated: dense,bm25,random,clicks")] = None,
+    sources: Annotated[
+        str | None, typer.Option("--sources", help="comma-separated: dense,bm25,random,clicks,llm")
+    ] = None,
     cross_encoder: Annotated[
         str | None, typer.Option("--cross-encoder", help="cross-encoder name or path for the false-negative check")
     ] = None,
@@ -97,7 +99,7 @@ def mine(
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Mine hard negatives (BM25, dense, random, clicks), filter false negatives, build a curriculum."""
+    """Mine hard negatives (BM25, dense, random, clicks, LLM), filter false negatives, build a curriculum."""
     from domainfit.config import load_config
     from domainfit.synth.mine_stage import run_mine
 

@@ -1,5 +1,8 @@
 """Settings of the ``synth`` stage (``[synth]``, ``[synth.llm]`` and ``[synth.clicks]`` in ``domainfit.toml``).
 
+Also the shared chat-endpoint settings (`ChatEndpointConfig`) and those of
+LLM-written hard negatives (`LLMNegativesConfig`, ``[mine.llm]``).
+
 Imported by `domainfit.config`, so this module only imports pydantic and the standard library.
 """
 
@@ -29,25 +32,37 @@ DEFAULT_PROMPT = (
 )
 
 
+DEFAULT_NEGATIVES_PROMPT = (
+    "You help train a search engine. Below are a search query and the passage that answers it.\n"
+    "Write {n} different passages that a search engine could easily confuse with the answer: same topic, "
+    "same vocabulary and style, but they must NOT answer the query (wrong product, wrong error code, "
+    "wrong procedure, or a related but different question). Each passage is 2 to 4 sentences.\n"
+    "Separate the passages with a blank line; no numbering, no commentary.\n\n"
+    "Query: {query}\n"
+    "Answer passage:\n{positive}\n\n"
+    "Passages:"
+)
+
+
 class _Strict(BaseModel):
     """Base for config sections: unknown keys are rejected."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class LLMConfig(_Strict):
-    """LLM doc2query through an OpenAI-compatible chat-completions endpoint (off unless ``base_url`` is set)."""
+class ChatEndpointConfig(_Strict):
+    """How to reach an OpenAI-compatible chat-completions endpoint (off unless ``base_url`` is set).
+
+    Shared by every LLM client of domainfit: the endpoint, model, sampling,
+    concurrency, retries and prices. Subclasses add their prompt and limits.
+    """
 
     base_url: str | None = Field(None, description="e.g. http://127.0.0.1:8000/v1 ('/chat/completions' is appended)")
     model: str = Field("gpt-4o-mini", min_length=1)
     api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the API key (never stored)")
-    prompt: str = Field(DEFAULT_PROMPT, description="template with {title}, {text} and {n}")
     system: str | None = Field(None, description="optional system message")
-    queries_per_document: int = Field(3, ge=1, le=50, description="the {n} of the prompt")
     temperature: float = Field(0.7, ge=0, le=2)
     max_tokens: int = Field(200, ge=1)
-    max_document_chars: int = Field(4000, ge=100, description="document text is cut to this many characters")
-    max_documents: int | None = Field(None, ge=1, description="send at most this many documents (seeded sample)")
     concurrency: int = Field(4, ge=1, le=64, description="requests in flight")
     timeout: float = Field(60.0, gt=0, description="seconds per request")
     max_retries: int = Field(5, ge=0, le=20, description="retries on 429, 5xx, timeouts and connection errors")
@@ -64,12 +79,45 @@ class LLMConfig(_Strict):
             raise ValueError(f"must start with http:// or https://, got {value!r:.60}")
         return value
 
+
+class LLMConfig(ChatEndpointConfig):
+    """LLM doc2query through an OpenAI-compatible chat-completions endpoint (off unless ``base_url`` is set)."""
+
+    prompt: str = Field(DEFAULT_PROMPT, description="template with {title}, {text} and {n}")
+    queries_per_document: int = Field(3, ge=1, le=50, description="the {n} of the prompt")
+    max_document_chars: int = Field(4000, ge=100, description="document text is cut to this many characters")
+    max_documents: int | None = Field(None, ge=1, description="send at most this many documents (seeded sample)")
+
     @field_validator("prompt")
     @classmethod
     def _has_text(cls, value: str) -> str:
         """Require ``{text}``: the model must see the document."""
         if "{text}" not in value:
             raise ValueError("the prompt template must contain {text}")
+        return value
+
+
+class LLMNegativesConfig(ChatEndpointConfig):
+    """Hard negatives written by an LLM: passages that look relevant to a query but do not answer it.
+
+    Off unless ``base_url`` is set; the ``mine`` stage uses it when its
+    ``sources`` include ``"llm"``. The prompt template takes ``{query}``,
+    ``{positive}`` and ``{n}``.
+    """
+
+    prompt: str = Field(DEFAULT_NEGATIVES_PROMPT, description="template with {query}, {positive} and {n}")
+    passages_per_pair: int = Field(3, ge=1, le=20, description="the {n} of the prompt")
+    max_tokens: int = Field(800, ge=1)
+    max_positive_chars: int = Field(2000, ge=100, description="the positive is cut to this many characters")
+    min_words: int = Field(5, ge=1, description="shorter generated passages are ignored")
+
+    @field_validator("prompt")
+    @classmethod
+    def _has_query_and_positive(cls, value: str) -> str:
+        """Require ``{query}`` and ``{positive}``: the model must see both."""
+        missing = [name for name in ("{query}", "{positive}") if name not in value]
+        if missing:
+            raise ValueError(f"the prompt template must contain {' and '.join(missing)}")
         return value
 
 

@@ -10,7 +10,13 @@ Input: a BEIR folder (train qrels), ``<workspace>/synth/queries.jsonl`` when the
 * ``negatives.jsonl``: one line per dataset row: query, positive document,
   each negative's id, source, rank and scores, the row's difficulty and stage;
 * ``summary.json`` (counts per source and per filter, leakage check, seeds,
-  resolved config, seconds), ``config.json`` and ``manifest.json``.
+  resolved config, LLM token usage, seconds), ``config.json`` and ``manifest.json``.
+
+With ``"llm"`` in ``sources`` (and ``[mine.llm]`` ``base_url`` set), an LLM
+writes plausible-but-wrong passages for every pair (`domainfit.synth.llm_negatives`;
+replies cached in ``<workspace>/cache/llm/``); they go through the same
+false-negative filters and are recorded with ``source: "llm"``, an
+``llm:<sha1[:12]>`` id and their ``text``.
 
 Everything is built in a temporary folder swapped in on success. Re-running
 with unchanged data, synthetic queries, models and config is a no-op.
@@ -32,6 +38,7 @@ from domainfit import __version__
 from domainfit.data.jsonl import MAX_LINE_BYTES, dumps_line
 from domainfit.errors import InputError, UsageError
 from domainfit.models import DEFAULT_MODEL
+from domainfit.synth.config import LLMNegativesConfig
 from domainfit.workspace import Workspace, atomic_write_json, sha256_file, staged_dir
 
 if TYPE_CHECKING:
@@ -40,10 +47,10 @@ if TYPE_CHECKING:
     from domainfit.data.beir import BeirDataset
     from domainfit.synth.curriculum import Stage
     from domainfit.synth.datasets import TrainingPair
-    from domainfit.synth.negatives import MiningResult, MiningSettings
+    from domainfit.synth.negatives import MiningResult, MiningSettings, Negative
 
 STAGE = "mine"
-Source = Literal["clicks", "dense", "bm25", "random"]
+Source = Literal["clicks", "llm", "dense", "bm25", "random"]
 
 
 def _default_sources() -> list[Source]:
@@ -85,6 +92,12 @@ class MineConfig(BaseModel):
     labelled_near_duplicates: Literal["drop", "fail"] = Field(
         "drop", description="labelled train queries that nearly copy a dev/test query: drop them, or fail"
     )
+    near_duplicate_overlap: float = Field(
+        0.8, gt=0, le=1, description="token Jaccard with the positive at which an LLM passage is a near copy"
+    )
+    llm: LLMNegativesConfig = Field(
+        default_factory=LLMNegativesConfig, description="endpoint of the 'llm' source (needs base_url)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> MineConfig:
@@ -93,6 +106,11 @@ class MineConfig(BaseModel):
             raise ValueError(f"range_min ({self.range_min}) must be below range_max ({self.range_max})")
         if len(set(self.sources)) != len(self.sources):
             raise ValueError(f"sources repeat a name: {self.sources}")
+        if "llm" in self.sources and self.llm.base_url is None:
+            raise ValueError(
+                "sources include 'llm' but no LLM endpoint is configured: set mine.llm.base_url "
+                "(e.g. [mine.llm] base_url = \"http://127.0.0.1:8000/v1\") or remove 'llm' from sources"
+            )
         if self.per_source is not None:
             extra = sorted(set(self.per_source) - set(self.sources))
             if extra:
@@ -122,6 +140,7 @@ class MineConfig(BaseModel):
             absolute_margin=self.absolute_margin,
             relative_margin=self.relative_margin,
             drop_duplicates=self.drop_duplicates,
+            near_duplicate_overlap=self.near_duplicate_overlap,
             ce_absolute_margin=self.ce_absolute_margin,
             ce_relative_margin=self.ce_relative_margin,
             seed=self.seed,
@@ -156,6 +175,7 @@ class MineResult:
     output_dir: str
     up_to_date: bool = False
     notes: list[str] = field(default_factory=list)
+    llm: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return the JSON-serialisable form written to ``summary.json``."""
@@ -270,7 +290,8 @@ def _write_outputs(
         with progress_bar("writing dataset", len(mined.examples)) as advance:
             for example in mined.examples:
                 pair = pairs[example.pair]
-                yield (pair.query, pair.positive(corpus), *(corpus[x.doc_id].full_text() for x in example.negatives))
+                negatives = (x.text if x.text is not None else corpus[x.doc_id].full_text() for x in example.negatives)
+                yield (pair.query, pair.positive(corpus), *negatives)
                 advance(1)
 
     write_trainer_dataset(rows(), n, tmp / "dataset")
@@ -295,10 +316,40 @@ def _write_outputs(
                 "weight": pair.weight,
                 "difficulty": round(difficulties[row], 6),
                 "stage": stage_names[row],
-                "negatives": [asdict(x) for x in example.negatives],
+                "negatives": [_negative_record(x) for x in example.negatives],
             }
             handle.write(dumps_line(record))
     return sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
+
+
+def _negative_record(negative: Negative) -> dict[str, Any]:
+    """Return a negative as a ``negatives.jsonl`` object (``text`` only for generated passages)."""
+    record = asdict(negative)
+    if record["text"] is None:
+        del record["text"]
+    return record
+
+
+def _generate_negatives(
+    config: MineConfig, workspace: Workspace, pairs: list[TrainingPair], dataset: BeirDataset
+) -> tuple[list[list[str]] | None, dict[str, Any] | None]:
+    """Ask the LLM for the ``llm`` source's passages of every pair; return them and the token usage.
+
+    Returns (None, None) when ``llm`` is not among the sources. Raises `LLMError`
+    on a failed request or a malformed reply (good replies stay cached).
+    """
+    if "llm" not in config.sources:
+        return None, None
+    from domainfit.synth.llm_negatives import LLMNegativeGenerator
+
+    generator = LLMNegativeGenerator(config.llm, workspace.cache_dir / "llm")
+    requests = [(pair.query, pair.positive(dataset.corpus)) for pair in pairs]
+    labels = [f"pair {n} (query {pair.query_id!r})" for n, pair in enumerate(pairs)]
+    generated = generator.generate(requests, labels)
+    usage = generator.usage.to_json()
+    usage["passages"] = sum(len(texts) for texts in generated)
+    usage["api_key_found"] = generator.client.api_key is not None
+    return generated, usage
 
 
 def _notes(mined: MiningResult, leakage: dict[str, Any], pairs: int) -> list[str]:
@@ -372,9 +423,13 @@ def run_mine(
         vectors = dense.encode_documents(doc_texts)
         seconds["encode_documents"] = time.perf_counter() - clock
         clock = time.perf_counter()
+        generated, llm_usage = _generate_negatives(config, workspace, pairs, dataset)
+        if generated is not None:
+            seconds["generate_negatives"] = time.perf_counter() - clock
+            clock = time.perf_counter()
         cross = load_cross_encoder(config.cross_encoder) if config.cross_encoder else None
         miner = NegativeMiner(doc_ids, doc_texts, vectors, dense, settings, cross_encoder=cross)
-        mined = miner.mine(pairs, excluded_documents(pairs, dataset))
+        mined = miner.mine(pairs, excluded_documents(pairs, dataset), generated)
         seconds["mine"] = time.perf_counter() - clock
         if not mined.examples:
             raise UsageError(
@@ -406,6 +461,7 @@ def run_mine(
             seconds={},
             output_dir=str(out_dir),
             notes=_notes(mined, leakage, len(pairs)),
+            llm=llm_usage,
         )
         with staged_dir(out_dir) as tmp:
             outputs = _write_outputs(tmp, dataset, pairs, mined, stages, difficulties)

@@ -11,6 +11,8 @@ Sources, mixed with a count per source:
 * ``dense``: nearest documents under the base model (exact search, queries in batches),
 * ``bm25``: best BM25 documents (bm25s),
 * ``clicks``: click skip-above candidates that came with the pair,
+* ``llm``: passages an LLM wrote for the pair (texts, not corpus documents:
+  given to `NegativeMiner.mine`, see `domainfit.synth.llm_negatives`),
 * ``random``: documents drawn uniformly.
 
 ``dense`` and ``bm25`` candidates come from the rank window
@@ -19,7 +21,8 @@ positives are taken out). A negative is never the positive itself nor a
 document labelled relevant for the query in any split. Likely false negatives
 are dropped: documents whose normalised text equals the positive's, whose
 base-model similarity is within ``absolute_margin`` / ``relative_margin`` of the
-positive's, and, with a cross-encoder, whose cross-encoder score is within the
+positive's (for ``llm`` passages also those whose token Jaccard with the
+positive reaches ``near_duplicate_overlap``), and, with a cross-encoder, whose cross-encoder score is within the
 cross-encoder margins of the positive's. Margins mean what they mean in
 `sentence_transformers.util.mine_hard_negatives`: drop when
 ``score + absolute_margin > positive_score`` or when
@@ -48,13 +51,16 @@ from domainfit.progress import progress_bar
 from domainfit.retrieval.dense import SearchBackend, exact_search
 from domainfit.retrieval.lexical import BM25Retriever
 from domainfit.synth.datasets import TrainingPair
+from domainfit.synth.llm_negatives import generated_id
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
 
 #: Every source, in priority order: quotas are dealt round-robin and shortfalls backfilled in this order.
-SOURCES: tuple[str, ...] = ("clicks", "dense", "bm25", "random")
-SourceName = Literal["clicks", "dense", "bm25", "random"]
+SOURCES: tuple[str, ...] = ("clicks", "llm", "dense", "bm25", "random")
+#: The sources mined by default (``llm`` needs generated passages, so it is opt-in).
+DEFAULT_SOURCES: tuple[str, ...] = ("clicks", "dense", "bm25", "random")
+SourceName = Literal["clicks", "llm", "dense", "bm25", "random"]
 #: Bytes of scratch per (query, document) cell of a numpy search block (scores, negated copy, int64 ids).
 _BYTES_PER_CELL = 24
 
@@ -81,11 +87,13 @@ class MiningSettings:
     ``sampling`` picks from each window the best ranks (``top``) or a seeded
     random sample (``random``). Margins set to None are off.
     ``random_pool`` is how many documents the random source draws per pair.
+    ``near_duplicate_overlap`` is the token Jaccard with the positive at which
+    an ``llm`` passage counts as a near copy of it (dropped with ``drop_duplicates``).
     ``block_mib`` bounds one numpy search block. ``query_batch`` queries are
     searched per step.
     """
 
-    sources: tuple[str, ...] = SOURCES
+    sources: tuple[str, ...] = DEFAULT_SOURCES
     negatives: int = 4
     per_source: Mapping[str, int] | None = None
     range_min: int = 10
@@ -94,6 +102,7 @@ class MiningSettings:
     absolute_margin: float | None = None
     relative_margin: float | None = 0.05
     drop_duplicates: bool = True
+    near_duplicate_overlap: float = 0.8
     ce_absolute_margin: float | None = None
     ce_relative_margin: float | None = 0.05
     seed: int = 13
@@ -112,6 +121,8 @@ class MiningSettings:
             raise ValueError(f"sources must be a non-empty subset of {SOURCES}, got {list(self.sources)}")
         if self.negatives < 1:
             raise ValueError(f"negatives must be >= 1, got {self.negatives}")
+        if not 0 < self.near_duplicate_overlap <= 1:
+            raise ValueError(f"near_duplicate_overlap must be in (0, 1], got {self.near_duplicate_overlap}")
         if not 0 <= self.range_min < self.range_max:
             raise ValueError(f"need 0 <= range_min < range_max, got {self.range_min}, {self.range_max}")
         if self.per_source is not None:
@@ -159,6 +170,8 @@ class Negative:
     ``score`` is the base model's cosine similarity to the query (the same
     scale for every source); ``source_score`` the source's own score (BM25
     score, cosine for dense, None otherwise); ``ce_score`` the cross-encoder's.
+    ``text`` is set only for generated passages (source ``llm``), whose
+    ``doc_id`` is ``llm:<sha1[:12]>`` of that text and names no corpus document.
     """
 
     doc_id: str
@@ -167,6 +180,7 @@ class Negative:
     source_score: float | None
     score: float
     ce_score: float | None = None
+    text: str | None = None
 
 
 @dataclass
@@ -225,6 +239,16 @@ class MiningResult:
         return {name: s.selected + s.backfilled for name, s in self.stats.items()}
 
 
+def _tokens(text: str) -> frozenset[str]:
+    """Return the token set of a text after `normalise_text`."""
+    return frozenset(normalise_text(text).split())
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    """Token Jaccard similarity of two token sets (0 when both are empty)."""
+    return len(a & b) / len(a | b) if a or b else 0.0
+
+
 def text_hash(text: str) -> int:
     """Return a 64-bit hash of ``normalise_text(text)`` (equal for texts that differ only in case/punctuation)."""
     return int.from_bytes(hashlib.blake2b(normalise_text(text).encode(), digest_size=8).digest(), "little", signed=True)
@@ -239,6 +263,7 @@ class _Pool:
     ranks: np.ndarray | None
     source_scores: np.ndarray | None
     sims: np.ndarray
+    texts: list[str] | None = None
     cursor: int = 0
 
 
@@ -287,20 +312,29 @@ class NegativeMiner:
         )
         self._bm25: BM25Retriever | None = None
         self._ce_scored = 0
+        self._generated: list[list[str]] = []
+        self._generated_vectors: list[np.ndarray] = []
 
     # ------------------------------------------------------------------ public
 
-    def mine(self, pairs: Sequence[TrainingPair], excluded: Sequence[Collection[str]]) -> MiningResult:
+    def mine(
+        self,
+        pairs: Sequence[TrainingPair],
+        excluded: Sequence[Collection[str]],
+        generated: Sequence[Sequence[str]] | None = None,
+    ) -> MiningResult:
         """Mine ``settings.negatives`` negatives for every pair.
 
-        Inputs: the pairs and, per pair, the document ids that must never be
-        its negatives (its labelled positives; the positive is always added).
-        Output: a `MiningResult`; pairs that end up with fewer negatives than
-        asked (tiny corpus, strict filters) are listed in ``dropped``.
+        Inputs: the pairs, per pair the document ids that must never be its
+        negatives (its labelled positives; the positive is always added), and,
+        when the ``llm`` source is enabled, per pair the generated passages
+        (candidate texts). Output: a `MiningResult`; pairs that end up with
+        fewer negatives than asked (tiny corpus, strict filters) are listed in ``dropped``.
         """
         if len(pairs) != len(excluded):
             raise ValueError("need one exclusion set per pair")
         cfg = self.settings
+        self._set_generated(pairs, generated)
         stats = {source: SourceStats() for source in cfg.enabled()}
         self._ce_scored = 0
         if "bm25" in stats and self._bm25 is None:
@@ -328,6 +362,20 @@ class NegativeMiner:
         return MiningResult(examples, dropped, stats, cfg, self._ce_scored)
 
     # ------------------------------------------------------------------ encoding and search
+
+    def _set_generated(self, pairs: Sequence[TrainingPair], generated: Sequence[Sequence[str]] | None) -> None:
+        """Keep the generated passages of each pair and their base-model vectors (encoded in one call)."""
+        self._generated, self._generated_vectors = [], []
+        if "llm" not in self.settings.sources:
+            return
+        if generated is None or len(generated) != len(pairs):
+            raise ValueError("the llm source needs one list of generated passages per pair")
+        self._generated = [list(texts) for texts in generated]
+        flat = [text for texts in self._generated for text in texts]
+        vectors = self.encoder.encode_documents(flat) if flat else np.zeros((0, self.doc_vectors.shape[1]))
+        vectors = np.asarray(vectors, dtype=np.float32)
+        offsets = np.cumsum([0, *(len(texts) for texts in self._generated)])
+        self._generated_vectors = [vectors[offsets[n] : offsets[n + 1]] for n in range(len(self._generated))]
 
     def _positive_similarities(self, pairs: Sequence[TrainingPair], queries: np.ndarray) -> np.ndarray:
         """Cosine similarity of each query to its positive (document vector, or encoded ``positive_text``)."""
@@ -402,7 +450,6 @@ class NegativeMiner:
         stats: SourceStats,
     ) -> _Pool:
         """Apply the duplicate and similarity-margin filters; count what each removes."""
-        cfg = self.settings
         idx, ranks, source_scores = found
         sims = self.doc_vectors[idx] @ query if len(idx) else np.zeros(0, dtype=np.float32)
         keep = np.ones(len(idx), dtype=bool)
@@ -410,6 +457,18 @@ class NegativeMiner:
             removed = self._hashes[idx] == positive_hash
             stats.duplicate += int(removed.sum())
             keep &= ~removed
+        self._margins(sims, positive_sim, keep, stats)
+        return _Pool(
+            source,
+            idx[keep],
+            ranks[keep] if source != "random" else None,
+            source_scores[keep] if source_scores is not None else None,
+            sims[keep],
+        )
+
+    def _margins(self, sims: np.ndarray, positive_sim: float, keep: np.ndarray, stats: SourceStats) -> None:
+        """Clear ``keep`` where a similarity is within a margin of the positive's; count what each margin removes."""
+        cfg = self.settings
         if cfg.absolute_margin is not None:
             removed = keep & (sims + np.float32(cfg.absolute_margin) > positive_sim)
             stats.margin_absolute += int(removed.sum())
@@ -418,12 +477,43 @@ class NegativeMiner:
             removed = keep & (sims > positive_sim - abs(positive_sim) * cfg.relative_margin)
             stats.margin_relative += int(removed.sum())
             keep &= ~removed
+
+    def _generated_pool(
+        self, i: int, query: np.ndarray, positive_sim: float, positive_text: str, stats: SourceStats
+    ) -> _Pool:
+        """Return the ``llm`` candidates of pair ``i``, in reply order.
+
+        Near copies of the positive and passages within a margin of the
+        positive's similarity are removed (and counted). Their positions are
+        ``len(doc_ids) + k`` (k-th passage of the pair), so they never collide
+        with corpus documents in ``taken`` or the cross-encoder memo.
+        """
+        texts = self._generated[i]
+        stats.retrieved += len(texts)
+        stats.candidates += len(texts)
+        sims = self._generated_vectors[i] @ query if texts else np.zeros(0, dtype=np.float32)
+        keep = np.ones(len(texts), dtype=bool)
+        if self.settings.drop_duplicates:
+            positive_hash, positive_tokens = text_hash(positive_text), _tokens(positive_text)
+            removed = np.array(
+                [
+                    text_hash(t) == positive_hash
+                    or _jaccard(_tokens(t), positive_tokens) >= self.settings.near_duplicate_overlap
+                    for t in texts
+                ],
+                dtype=bool,
+            )
+            stats.duplicate += int(removed.sum())
+            keep &= ~removed
+        self._margins(sims, positive_sim, keep, stats)
+        positions = np.arange(len(self.doc_ids), len(self.doc_ids) + len(texts), dtype=np.int64)
         return _Pool(
-            source,
-            idx[keep],
-            ranks[keep] if source != "random" else None,
-            source_scores[keep] if source_scores is not None else None,
+            "llm",
+            positions[keep],
+            np.arange(len(texts))[keep],
+            None,
             sims[keep],
+            texts=[t for t, k in zip(texts, keep, strict=True) if k],
         )
 
     def _candidates(
@@ -462,6 +552,9 @@ class NegativeMiner:
         positive_hash = text_hash(positive_text) if self._hashes is not None else None
         pools = {}
         for source in cfg.enabled():
+            if source == "llm":
+                pools[source] = self._generated_pool(i, query, positive_sim, positive_text, stats[source])
+                continue
             found = self._candidates(source, pair, exclusion, ranked, rng, stats[source])
             pool = self._filter(source, found, query, positive_sim, positive_hash, stats[source])
             if cfg.sampling == "random" and source in ("dense", "bm25"):
@@ -513,14 +606,16 @@ class NegativeMiner:
                     stats.cross_encoder += 1
                     continue
             taken.add(doc)
+            text = pool.texts[k] if pool.texts is not None else None
             chosen.append(
                 Negative(
-                    doc_id=self.doc_ids[doc],
+                    doc_id=generated_id(text) if text is not None else self.doc_ids[doc],
                     source=pool.source,
                     rank=int(pool.ranks[k]) if pool.ranks is not None else None,
                     source_score=float(pool.source_scores[k]) if pool.source_scores is not None else None,
                     score=float(pool.sims[k]),
                     ce_score=ce_score,
+                    text=text,
                 )
             )
             got += 1
@@ -550,8 +645,10 @@ class NegativeMiner:
         """Score the pool's next candidates from position ``k`` (a few more than needed) in one call."""
         if int(pool.idx[k]) in cross.scores:
             return
-        ahead = [int(d) for d in pool.idx[k : k + 2 * need + 2] if int(d) not in cross.scores]
-        scores = self._predict([(cross.query, self.doc_texts[d]) for d in ahead])
+        ahead = [j for j in range(k, min(k + 2 * need + 2, len(pool.idx))) if int(pool.idx[j]) not in cross.scores]
+        texts = [pool.texts[j] if pool.texts is not None else self.doc_texts[int(pool.idx[j])] for j in ahead]
+        scores = self._predict([(cross.query, text) for text in texts])
+        ahead = [int(pool.idx[j]) for j in ahead]
         cross.scores.update(zip(ahead, scores.tolist(), strict=True))
 
     def _passes_cross_margin(self, score: float, positive: float) -> bool:
