@@ -50,9 +50,12 @@ def test_eval_compares_base_and_fine_tuned(trained):
     forgetting = result.forgetting
     assert forgetting["measured"] and 0.0 <= forgetting["neighbour_overlap"]["mean"] <= 1.0
     assert "drop" in forgetting["labelled"]
+    assert set(forgetting["variants"]) == {"fine-tuned"} and 0.0 < forgetting["cosine_to_base"] <= 1.0 + 1e-6
+    assert forgetting["train_options"]["regularize"] is None and not forgetting["train_options"]["separate_encoders"]
     assert result.head_tail["n"] == {"head": 4, "tail": 4} and "dense:base" in result.head_tail
     summary = (ws.root / "eval" / "summary.md").read_text()
     assert "## Fine-tuned minus base" in summary and "## Forgetting" in summary
+    assert "none (plain fine-tuning)" in summary and "| fine-tuned |" in summary
     assert run_eval(data, ws, EvalConfig(general=str(data), examples=3)).up_to_date
 
 
@@ -66,7 +69,11 @@ def test_eval_cli_json(trained):
     result = runner.invoke(app, ["eval", str(data), "--workspace", str(ws.root), "--json", "--force"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    assert payload["forgetting"]["measured"] is False and payload["split"] == "test"
+    assert payload["split"] == "test"
+    forgetting = payload["forgetting"]  # by default on the bundled general pairs (labelled: query -> passage)
+    assert forgetting["measured"] and forgetting["general"] == "bundled"
+    assert forgetting["neighbour_overlap"]["texts"] == 300
+    assert forgetting["labelled"]["split"] == "test" and "ndcg@10_drop" in forgetting["variants"]["fine-tuned"]
 
 
 def test_neighbour_overlap_is_one_for_the_same_model(minilm):

@@ -1,7 +1,8 @@
 """The ``bench`` stage: BM25, dense, hybrid and reranked baselines on one split.
 
 Input: a BEIR folder and a `BenchConfig`. Output, in ``<workspace>/bench/``:
-``metrics.json`` (overall, per slice, significance vs BM25, hybrid tuning),
+``metrics.json`` (overall, per slice, significance vs BM25, hybrid tuning,
+similarity verdicts, languages and cross-language queries, the text normalisation applied),
 ``runs/<system>.trec``, ``per_query.json``, ``summary.md``, ``config.json``
 (resolved) and ``manifest.json``. Re-running with unchanged data and config is a no-op.
 """
@@ -18,13 +19,15 @@ from domainfit import __version__
 from domainfit.bench_summary import markdown_summary
 from domainfit.config import BenchConfig
 from domainfit.data.beir import BeirDataset, load_beir
+from domainfit.data.chunking import ChunkingConfig
 from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.data.splits import check_qrels_leakage
 from domainfit.errors import InputError
 from domainfit.evaluation.metrics import per_query
 from domainfit.evaluation.significance import compare_runs
 from domainfit.evaluation.trec import write_trec_run
-from domainfit.systems import SystemResult, SystemRunner, slices_of
+from domainfit.systems import SystemResult, SystemRunner, profile_languages, slices_of
+from domainfit.text.config import text_config
 from domainfit.types import Qrels
 from domainfit.workspace import Workspace, atomic_write_json, atomic_write_text, sha256_file, staged_dir
 
@@ -45,6 +48,9 @@ class BenchResult:
     output_dir: str
     up_to_date: bool = False
     notes: list[str] = field(default_factory=list)
+    similarity: dict[str, Any] = field(default_factory=dict)
+    languages: dict[str, Any] = field(default_factory=dict)
+    chunking: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """Return the JSON-serialisable form written to ``metrics.json``."""
@@ -88,12 +94,16 @@ def run_bench(
     *,
     force: bool = False,
     max_line_bytes: int = MAX_LINE_BYTES,
+    chunking: ChunkingConfig | None = None,
 ) -> BenchResult:
     """Run the bench stage over a BEIR folder and write its artifacts into the workspace.
 
     Inputs: the BEIR folder, the workspace, the resolved bench config,
-    ``force`` to re-run even when nothing changed, and the largest accepted
-    JSONL record in bytes. Output: the `BenchResult`.
+    ``force`` to re-run even when nothing changed, the largest accepted
+    JSONL record in bytes and the ``[chunking]`` settings (None: no chunked
+    systems; otherwise long documents are reported, and chunked rows and a
+    size x overlap sweep are added as configured, see `domainfit.chunk_bench`).
+    Output: the `BenchResult`.
     Raises `InputError` on bad data (nothing is written then).
     """
     root = Path(data).expanduser().resolve()
@@ -105,7 +115,10 @@ def run_bench(
         "data_sha256": data_fingerprint(root),
         "config": config.model_dump(),
         "domainfit_version": __version__,
+        "text": text_config().fingerprint(),
     }
+    if chunking is not None:
+        inputs["chunking"] = chunking.model_dump()
     manifest = out_dir / "manifest.json"
     if not force and manifest.is_file() and (out_dir / "metrics.json").is_file():
         previous = json.loads(manifest.read_text())
@@ -115,7 +128,7 @@ def run_bench(
             return result
     dataset, qrels, tune = _load(root, config, max_line_bytes)
     with workspace.lock():
-        bench = SystemRunner(dataset, qrels, tune, config, workspace.cache_dir)
+        bench = SystemRunner(dataset, qrels, tune, config, workspace.cache_dir, chunking=chunking)
         leaks = check_qrels_leakage(dataset.qrels, dataset.queries) if len(dataset.qrels) > 1 else []
         if leaks:
             bench.notes.append(
@@ -123,6 +136,7 @@ def run_bench(
                 "scores may be optimistic; re-split with `domainfit split`"
             )
         bench.run_all()
+        languages = profile_languages(bench)
         significance = compare_runs(
             qrels,
             bench.runs,
@@ -140,6 +154,9 @@ def run_bench(
             hybrid_tuning=bench.tuning,
             output_dir=str(out_dir),
             notes=bench.notes,
+            similarity=bench.similarity,
+            languages=languages,
+            chunking=bench.chunking,
         )
         with staged_dir(out_dir) as tmp:
             for name, run in bench.runs.items():
@@ -149,7 +166,10 @@ def run_bench(
                 {name: per_query(qrels, run, config.metrics) for name, run in bench.runs.items()},
             )
             atomic_write_json(tmp / "metrics.json", result.to_json())
-            atomic_write_json(tmp / "config.json", {"bench": config.model_dump(), "data": str(root)})
+            resolved = {"bench": config.model_dump(), "text": text_config().model_dump(), "data": str(root)}
+            if chunking is not None:
+                resolved["chunking"] = chunking.model_dump()
+            atomic_write_json(tmp / "config.json", resolved)
             atomic_write_text(tmp / "summary.md", markdown_summary(result, config.primary_metric))
             outputs = ["metrics.json", "per_query.json", "config.json", "summary.md"]
             outputs += [str(p.relative_to(tmp)) for p in sorted((tmp / "runs").glob("*.trec"))]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from domainfit.chunk_report import chunking_lines
+
 if TYPE_CHECKING:
     from domainfit.bench import BenchResult
 
@@ -15,6 +17,51 @@ def _p_values(result: BenchResult, metric: str) -> dict[str, str]:
         if item["metric"] == metric:
             out[item["system"]] = f"{item['p_value']:.3g}" + (" *" if item["significant"] else "")
     return out
+
+
+def similarity_verdicts(result: BenchResult) -> list[str]:
+    """One sentence per domain-specific similarity system: its score vs plain dense and whether it helped."""
+    entries = getattr(result, "similarity", None) or {}
+    if not entries:
+        return []
+    from domainfit.similarity import summary_line
+
+    return [summary_line(entry) for entry in entries.values()]
+
+
+def similarity_lines(result: BenchResult) -> list[str]:
+    """Render the "Domain-specific similarity" Markdown section (empty when no similarity system ran)."""
+    verdicts = similarity_verdicts(result)
+    if not verdicts:
+        return []
+    return ["", "## Domain-specific similarity vs plain dense", ""] + [f"- {line}" for line in verdicts]
+
+
+def _counts(counts: dict[str, int]) -> str:
+    """Render ``{language: n}`` as ``en 120, de 14, und 3``."""
+    return ", ".join(f"{lang} {n}" for lang, n in counts.items()) or "none"
+
+
+def language_lines(result: BenchResult) -> list[str]:
+    """Render the "Languages" section: languages of documents and queries, cross-language queries, normalisation."""
+    info = getattr(result, "languages", None) or {}
+    if not info:
+        return []
+    seen = info.get("documents_seen", 0)
+    total = info.get("documents_total", 0)
+    sampled = f" ({seen} of {total} read)" if seen != total else ""
+    lines = [
+        "",
+        "## Languages",
+        "",
+        f"- documents{sampled}: {_counts(info.get('documents', {}))}",
+        f"- judged queries: {_counts(info.get('queries', {}))}",
+        "- cross-language queries (language not that of any relevant document): "
+        f"{info.get('cross_language_queries', 0)}",
+        f"- language slices: {'yes' if info.get('slices') else 'no'}; text normalisation: "
+        f"`{info.get('text_normalization', '-')}`; detector: {info.get('detector', {}).get('detector', '-')}",
+    ]
+    return lines
 
 
 def markdown_summary(result: BenchResult, primary: str, max_values: int = 12) -> str:
@@ -54,6 +101,9 @@ def markdown_summary(result: BenchResult, primary: str, max_values: int = 12) ->
     skipped = sorted(name for name, n in counts.items() if n > max_values)
     if skipped:
         lines += ["", f"Slices with more than {max_values} values ({', '.join(skipped)}) are in metrics.json."]
+    lines += similarity_lines(result)
+    lines += language_lines(result)
+    lines += chunking_lines(getattr(result, "chunking", None) or {}, primary)
     if result.notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in result.notes]
     return "\n".join(lines) + "\n"

@@ -36,6 +36,9 @@ def bench(
     model: Annotated[list[str] | None, typer.Option("--model", "-m", help="bi-encoder (repeatable)")] = None,
     reranker: Annotated[str | None, typer.Option(help="cross-encoder to rerank the best run")] = None,
     depth: Annotated[int | None, typer.Option(help="documents retrieved per query")] = None,
+    chunking: Annotated[
+        str | None, typer.Option("--chunking", help="chunk long documents: none|auto|fixed|structural|recursive")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="re-run even if inputs did not change")] = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
@@ -48,25 +51,40 @@ def bench(
     cfg = guarded(
         load_config,
         config,
-        {"bench": {"split": split, "models": model, "reranker": reranker, "depth": depth}},
+        {
+            "bench": {"split": split, "models": model, "reranker": reranker, "depth": depth},
+            "chunking": {"method": chunking},
+        },
     )
     result = guarded(
-        run_bench, data, Workspace(workspace), cfg.bench, force=force, max_line_bytes=cfg.data.max_line_mib << 20
+        run_bench,
+        data,
+        Workspace(workspace),
+        cfg.bench,
+        force=force,
+        max_line_bytes=cfg.data.max_line_mib << 20,
+        chunking=cfg.chunking,
     )
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
         return
     from rich.console import Console
 
+    from domainfit.bench_summary import similarity_verdicts
+    from domainfit.chunk_report import chunking_tables
     from domainfit.tables import slices_table, systems_table
 
     console = Console(width=None if sys.stdout.isatty() else 160)
     if result.up_to_date:
         console.print(f"[dim]bench is up to date (inputs unchanged); showing {result.output_dir}/metrics.json[/dim]")
     console.print(systems_table(result, cfg.bench.primary_metric))
+    for table in chunking_tables(result.chunking, cfg.bench.primary_metric):
+        console.print(table)
     console.print(slices_table(result, cfg.bench.primary_metric))
     for note in result.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
+    for line in similarity_verdicts(result):
+        console.print(f"similarity: {line}", markup=False)
     console.print(f"wrote {result.output_dir}/summary.md, metrics.json and runs/*.trec")
 
 

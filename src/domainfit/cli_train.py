@@ -33,14 +33,22 @@ def train(
     reranker: Annotated[str | None, typer.Option(help="cross-encoder teacher for margin-mse")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue from the last checkpoint")] = False,
     force: Annotated[bool, typer.Option("--force", help="re-run even if inputs did not change")] = False,
+    launcher: Annotated[
+        str | None, typer.Option(help="train on several processes with DDP: torchrun or accelerate")
+    ] = None,
+    processes: Annotated[
+        int | None, typer.Option(help="processes for --launcher (default: one per GPU, 1 without)")
+    ] = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Fine-tune a bi-encoder with the sentence-transformers trainer; keep the best dev checkpoint."""
     from domainfit.config import load_config
+    from domainfit.train.launch import check_launch_options, run_distributed
     from domainfit.train.runner import run_train
 
     set_quiet(quiet or as_json)
+    guarded(check_launch_options, launcher, processes)
     if demo == (data is not None):
         fail(2, "give either a DATA folder or --demo")
     if demo:
@@ -57,7 +65,23 @@ def train(
         "dataset": dataset,
     }
     cfg = guarded(load_config, config, {"train": overrides})
-    result = guarded(run_train, data, Workspace(workspace), cfg.train, resume=resume, force=force, reranker=reranker)
+    if launcher is not None:
+        result = guarded(
+            run_distributed,
+            data,
+            Workspace(workspace),
+            cfg.train,
+            launcher=launcher,
+            processes=processes,
+            resume=resume,
+            force=force,
+            reranker=reranker,
+            quiet=quiet or as_json,
+        )
+    else:
+        result = guarded(
+            run_train, data, Workspace(workspace), cfg.train, resume=resume, force=force, reranker=reranker
+        )
     if as_json:
         sys.stdout.write(json.dumps(asdict(result), indent=2) + "\n")
         return
@@ -65,9 +89,10 @@ def train(
         typer.echo("train is up to date (inputs unchanged)")
     base = "-" if result.base_dev_ndcg10 is None else f"{result.base_dev_ndcg10:.4f}"
     best = "-" if result.best_dev_ndcg10 is None else f"{result.best_dev_ndcg10:.4f}"
+    where = f" on {result.world_size} processes" if result.world_size > 1 else ""
     typer.echo(
         f"trained {result.steps} steps on {result.train_examples} examples ({result.training_source}) "
-        f"in {result.seconds:.0f}s (estimated {result.estimated_seconds:.0f}s); "
+        f"in {result.seconds:.0f}s{where} (estimated {result.estimated_seconds:.0f}s); "
         f"dev NDCG@10 base {base} -> best {best} (step {result.best_step})"
     )
     typer.echo(f"model: {result.model_path}")

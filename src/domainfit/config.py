@@ -17,12 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from domainfit.calibrate import CalibrateConfig
 from domainfit.compress.config import CompressConfig
 from domainfit.compress.cost import CostConfig
+from domainfit.data.chunking import ChunkingConfig
 from domainfit.decide import DecideConfig
 from domainfit.errors import InputError
 from domainfit.eval_config import EvalConfig
 from domainfit.models import DEFAULT_MODEL
+from domainfit.retrieval.similarity_config import SimilarityConfig
 from domainfit.synth.config import SynthConfig
 from domainfit.synth.mine_stage import MineConfig
+from domainfit.text.config import TextConfig, set_text_config
 from domainfit.train.config import TrainConfig
 
 KNOWN_METRIC = re.compile(r"^(ndcg|recall|mrr|map|precision)(@\d+)?$")
@@ -55,6 +58,9 @@ class BenchConfig(_Strict):
     significance_test: str = "student"
     bm25_k1: float = Field(1.2, gt=0)
     bm25_b: float = Field(0.75, ge=0, le=1)
+    similarity: SimilarityConfig = Field(
+        default_factory=SimilarityConfig, description="facets, time decay, category hierarchy (all off)"
+    )
 
     @field_validator("metrics")
     @classmethod
@@ -84,6 +90,7 @@ class Config(_Strict):
     data: DataConfig = Field(default_factory=DataConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     bench: BenchConfig = Field(default_factory=BenchConfig)
+    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
     compress: CompressConfig = Field(default_factory=CompressConfig)
     cost: CostConfig = Field(default_factory=CostConfig)
     calibrate: CalibrateConfig = Field(default_factory=CalibrateConfig)
@@ -92,6 +99,7 @@ class Config(_Strict):
     decide: DecideConfig = Field(default_factory=DecideConfig)
     mine: MineConfig = Field(default_factory=MineConfig)
     synth: SynthConfig = Field(default_factory=SynthConfig)
+    text: TextConfig = Field(default_factory=TextConfig)
 
 
 _SECTION = re.compile(r"^[ \t]*\[([^\[\]]+)\][ \t]*(#.*)?$")
@@ -126,7 +134,9 @@ def load_config(path: Path | None, overrides: dict[str, dict[str, Any]] | None =
     """Load ``domainfit.toml`` (or defaults when ``path`` is None) and apply CLI overrides.
 
     Overrides are ``{section: {key: value}}``; None values are ignored.
-    Raises `InputError` naming the file, line and key on any problem.
+    Raises `InputError` naming the file, line and key on any problem. The
+    ``[text]`` section becomes the process's text settings (`set_text_config`),
+    so loaders, encoders and training treat text alike.
     """
     raw: dict[str, Any] = {}
     text = ""
@@ -148,7 +158,7 @@ def load_config(path: Path | None, overrides: dict[str, dict[str, Any]] | None =
             if value is not None:
                 raw.setdefault(section, {})[key] = value
     try:
-        return Config.model_validate(raw)
+        config = Config.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"]) or "-"
@@ -156,3 +166,5 @@ def load_config(path: Path | None, overrides: dict[str, dict[str, Any]] | None =
         if err["type"] == "extra_forbidden":
             message = "unknown key"
         raise InputError(source, _line_of(text, tuple(err["loc"])), loc, message) from None
+    set_text_config(config.text)  # one text treatment for every stage of this process
+    return config

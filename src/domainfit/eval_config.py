@@ -16,7 +16,11 @@ class EvalConfig(BaseModel):
     tune_split: str | None = "dev"
     base_model: str = DEFAULT_MODEL
     model: str | None = Field(None, description="fine-tuned model; default: <workspace>/train/model")
-    general: str | None = Field(None, description="general-domain BEIR folder for the forgetting check")
+    general: str | None = Field(
+        "bundled",
+        description='general-domain data for the forgetting check: "bundled" (the packaged pairs), a BEIR folder '
+        'or a pair file; "none" skips the check',
+    )
     neighbours_k: int = Field(10, ge=1)
     max_general_texts: int = Field(2000, ge=20)
     examples: int = Field(5, ge=0, description="queries shown that improved and that got worse")

@@ -4,7 +4,8 @@ Input: a BEIR folder, the workspace (``train/model`` by default) and an
 `EvalConfig`. Output, in ``<workspace>/eval/``: ``metrics.json`` (BM25, dense
 and hybrid for both models, per slice, paired significance fine-tuned vs base,
 queries that improved and got worse, the forgetting check), ``runs/*.trec``,
-``summary.md`` and ``manifest.json``.
+``summary.md`` and ``manifest.json``. With multilingual data, the slices
+include the query ``language`` and ``cross_language`` (see `domainfit.systems.profile_languages`).
 """
 
 from __future__ import annotations
@@ -18,16 +19,18 @@ from domainfit import __version__
 from domainfit.bench import data_fingerprint
 from domainfit.config import BenchConfig
 from domainfit.data.beir import BeirDataset, load_beir
+from domainfit.data.general_set import general_dataset
 from domainfit.errors import InputError
 from domainfit.eval_config import EvalConfig
 from domainfit.evaluation.metrics import evaluate, per_query
 from domainfit.evaluation.significance import compare_runs
 from domainfit.evaluation.trec import write_trec_run
-from domainfit.forgetting import neighbour_overlap
+from domainfit.forgetting import cosine_of, overlap_of
 from domainfit.models import folder_fingerprint, load_bi_encoder, resolve_model
 from domainfit.ranking import ranked_ids
 from domainfit.retrieval.dense import DenseRetriever
-from domainfit.systems import SystemResult, SystemRunner, slices_of
+from domainfit.systems import SystemResult, SystemRunner, profile_languages, slices_of
+from domainfit.text.config import text_config
 from domainfit.types import Qrels, Run
 from domainfit.workspace import Workspace, atomic_write_json, atomic_write_text, staged_dir
 
@@ -55,6 +58,7 @@ class EvalResult:
     output_dir: str
     notes: list[str] = field(default_factory=list)
     up_to_date: bool = False
+    languages: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """Return the JSON form written to ``metrics.json``."""
@@ -165,26 +169,70 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def _forgetting(cfg: EvalConfig, base_model: str, tuned_model: str, cache: Path) -> dict[str, Any]:
-    """Forgetting on the general set: NDCG@10 drop (when it has qrels) and neighbour overlap."""
-    if not cfg.general:
+def _variants(workspace: Workspace, cfg: EvalConfig, tuned_model: str) -> dict[str, str]:
+    """Return the trained models to check for forgetting: the fine-tuned one and, when train saved it, the merge."""
+    merged = workspace.stage_dir("train") / "merged"
+    out = {TUNED: tuned_model}
+    if cfg.model is None and merged.is_dir():
+        out[MERGED] = str(merged)
+    return out
+
+
+def _train_options(workspace: Workspace, cfg: EvalConfig) -> dict[str, Any] | None:
+    """Return what the train run did against forgetting (from ``train/result.json``), when it evaluated that model."""
+    path = workspace.stage_dir("train") / "result.json"
+    if cfg.model is not None or not path.is_file():
+        return None
+    result = json.loads(path.read_text())
+    options = dict(result.get("against_forgetting") or {})
+    options["separate_encoders"] = bool(result.get("separate_encoders"))
+    options["merge_weight"] = result.get("merge_weight")
+    return options
+
+
+def _forgetting(cfg: EvalConfig, base_model: str, variants: dict[str, str], cache: Path) -> dict[str, Any]:
+    """Forgetting on the general set, for the fine-tuned model and every other variant (the merge).
+
+    Per variant: the NDCG@10 drop (when the set has qrels; the bundled pairs do),
+    the nearest-neighbour overlap with the base and the mean cosine to the base
+    embeddings. The top-level ``labelled`` / ``neighbour_overlap`` entries describe the fine-tuned model.
+    """
+    if not cfg.general or cfg.general.lower() == "none":
         return {"measured": False, "reason": "no general-domain set given (eval.general / --general)"}
-    general = load_beir(cfg.general)
-    out: dict[str, Any] = {"measured": True, "general": str(Path(cfg.general).resolve())}
-    base = load_bi_encoder(base_model, max_seq_length=cfg.max_seq_length)
-    tuned = load_bi_encoder(tuned_model, max_seq_length=cfg.max_seq_length)
+    general = general_dataset(cfg.general)
+    out: dict[str, Any] = {"measured": True, "general": cfg.general if cfg.general == "bundled" else str(general.root)}
     split = next(iter(general.qrels), None)
-    if split is not None:
-        scores = {}
-        for label, model in ((BASE, base), (TUNED, tuned)):
-            dense = DenseRetriever(model, cache_dir=cache / "embeddings", batch_size=cfg.batch_size)
+    texts = [d.full_text() for d in general.corpus.values()][: cfg.max_general_texts]
+    vectors: dict[str, Any] = {}
+    scores: dict[str, float] = {}
+    for label, name in ((BASE, base_model), *variants.items()):
+        dense = DenseRetriever(
+            load_bi_encoder(name, max_seq_length=cfg.max_seq_length),
+            cache_dir=cache / "embeddings",
+            batch_size=cfg.batch_size,
+        )
+        vectors[label] = dense.encode_documents(texts)
+        if split is not None:
             dense.index(general.corpus)
             queries = {qid: general.queries[qid].text for qid in general.qrels[split]}
             scores[label] = evaluate(general.qrels[split], dense.search(queries, cfg.depth), ["ndcg@10"])["ndcg@10"]
+    per_variant: dict[str, dict[str, float]] = {}
+    for label in variants:
+        per_variant[label] = {
+            "neighbour_overlap": overlap_of(vectors[BASE], vectors[label], k=cfg.neighbours_k)[0],
+            "cosine_to_base": cosine_of(vectors[BASE], vectors[label]),
+        }
+        if split is not None:
+            per_variant[label]["ndcg@10_drop"] = scores[BASE] - scores[label]
+    if split is not None:
         out["labelled"] = {"split": split, "ndcg@10": scores, "drop": scores[BASE] - scores[TUNED]}
-    texts = [d.full_text() for d in general.corpus.values()][: cfg.max_general_texts]
-    mean, _ = neighbour_overlap(base, tuned, texts, k=cfg.neighbours_k)
-    out["neighbour_overlap"] = {"k": cfg.neighbours_k, "texts": len(texts), "mean": mean}
+    out["neighbour_overlap"] = {
+        "k": cfg.neighbours_k,
+        "texts": len(texts),
+        "mean": per_variant[TUNED]["neighbour_overlap"],
+    }
+    out["cosine_to_base"] = per_variant[TUNED]["cosine_to_base"]
+    out["variants"] = per_variant
     return out
 
 
@@ -219,6 +267,7 @@ def run_eval(data: Path, workspace: Workspace, cfg: EvalConfig, *, force: bool =
         "merged_sha256": folder_fingerprint(merged) if merged.is_dir() else None,
         "config": cfg.model_dump(),
         "domainfit_version": __version__,
+        "text": text_config().fingerprint(),
     }
     manifest = out_dir / "manifest.json"
     if not force and manifest.is_file() and json.loads(manifest.read_text()).get("inputs") == inputs:
@@ -243,6 +292,7 @@ def run_eval(data: Path, workspace: Workspace, cfg: EvalConfig, *, force: bool =
             labels={cfg.base_model: BASE, tuned_model: TUNED, str(merged): MERGED},
         )
         runner.run_all()
+        languages = profile_languages(runner)
         significance = {
             kind: compare_runs(
                 qrels,
@@ -259,10 +309,11 @@ def run_eval(data: Path, workspace: Workspace, cfg: EvalConfig, *, force: bool =
             split=cfg.split, n_queries=len(qrels), n_documents=len(dataset.corpus), base_model=cfg.base_model,
             model=tuned_model, systems=runner.systems, slices=slices_of(runner, cfg.metrics),
             significance=significance, lift=_lift(runner.systems), improved=improved, worsened=worsened,
-            forgetting=_forgetting(cfg, cfg.base_model, tuned_model, workspace.cache_dir),
+            forgetting=_forgetting(cfg, cfg.base_model, _variants(workspace, cfg, tuned_model), workspace.cache_dir),
             head_tail=_head_tail(runner, qrels, cfg.metrics),
-            output_dir=str(out_dir), notes=runner.notes,
+            output_dir=str(out_dir), notes=runner.notes, languages=languages,
         )  # fmt: skip
+        result.forgetting["train_options"] = _train_options(workspace, cfg)
         if not result.forgetting["measured"]:
             result.notes.append(f"forgetting not measured: {result.forgetting['reason']}")
         with staged_dir(out_dir) as tmp:
@@ -320,6 +371,58 @@ def eval_summary(result: EvalResult, primary: str) -> str:
                          f"fine-tuned {lab['ndcg@10'][TUNED]:.4f} (drop {lab['drop']:+.4f})")  # fmt: skip
         ov = f["neighbour_overlap"]
         lines.append(f"- nearest-neighbour overlap@{ov['k']} over {ov['texts']} general texts: {ov['mean']:.3f}")
+        lines += forgetting_table(result.forgetting, result.lift)
     if result.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in result.notes]
     return "\n".join(lines) + "\n"
+
+
+def options_used(options: dict[str, Any] | None) -> str:
+    """Describe in words what the train run did against forgetting (from ``forgetting.train_options``)."""
+    if not options:
+        return "not recorded (the model was not trained in this workspace)"
+    used = []
+    if options.get("general_examples"):
+        used.append(f"{options['general_examples']} general pairs mixed in ({options.get('general_pairs')})")
+    reg = options.get("regularize")
+    if reg:
+        used.append(
+            f"MSE pull towards the base (weight {reg['weight']:g}, {reg['pairs_per_step']} general pairs per step, "
+            f"{reg['source']})"
+        )
+    if options.get("merge_weight") is not None:
+        used.append(f"merged with the base at weight {options['merge_weight']:g}")
+    if options.get("separate_encoders"):
+        used.append("separate query and document encoders")
+    return "; ".join(used) if used else "none (plain fine-tuning)"
+
+
+def forgetting_table(
+    forgetting: dict[str, Any], lift: dict[str, dict[str, float]], metric: str = "ndcg@10"
+) -> list[str]:
+    """Markdown rows comparing every trained variant: domain lift (what it gains) against general-set forgetting.
+
+    Inputs: the ``forgetting`` and ``lift`` entries of an `EvalResult` (or of ``metrics.json``).
+    Output: Markdown lines (empty when the check did not run).
+    """
+    variants = forgetting.get("variants") or {}
+    if not variants:
+        return []
+    label = {TUNED: options_used(forgetting.get("train_options")), MERGED: "weight interpolation with the base"}
+    lines = [
+        "",
+        f"Options against forgetting in this run: {label[TUNED]}.",
+        "",
+        f"| model | domain dense {metric} lift | general NDCG@10 drop | neighbour overlap | cosine to base |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, m in variants.items():
+        gain = lift.get("dense" if name == TUNED else f"dense ({name})", {}).get(metric)
+        cells = [
+            f"{gain:+.4f}" if gain is not None else "-",
+            f"{m['ndcg@10_drop']:+.4f}" if "ndcg@10_drop" in m else "-",
+            f"{m['neighbour_overlap']:.3f}",
+            f"{m['cosine_to_base']:.3f}",
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines

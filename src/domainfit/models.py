@@ -7,6 +7,7 @@ hub/cache lookup. Weights load as safetensors only, never with remote code.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import os
@@ -144,9 +145,15 @@ def load_bi_encoder(
         model_kwargs={"use_safetensors": True},
     )
     if max_seq_length is not None:
-        model.max_seq_length = max_seq_length
+        set_max_seq_length(model, max_seq_length)
     setattr(model, "_domainfit_path", resolved.path)  # noqa: B010 - read by model_fingerprint
     return model
+
+
+def set_max_seq_length(model: SentenceTransformer, max_seq_length: int) -> None:
+    """Cap the model's input length in tokens; models without a window (static embeddings) are left as they are."""
+    with contextlib.suppress(AttributeError):  # e.g. StaticEmbedding: read-only, it has no sequence window
+        model.max_seq_length = max_seq_length
 
 
 def load_cross_encoder(name: str, *, device: str | None = None, max_length: int | None = None) -> CrossEncoder:

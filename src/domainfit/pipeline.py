@@ -87,7 +87,10 @@ def run_pipeline(
     result = PipelineResult()
     step = _Recorder(result, listener)
     limit = config.data.max_line_mib << 20
-    step("bench", lambda: run_bench(data, workspace, config.bench, force=force, max_line_bytes=limit))
+    step(
+        "bench",
+        lambda: run_bench(data, workspace, config.bench, force=force, max_line_bytes=limit, chunking=config.chunking),
+    )
     before = step("decide", lambda: run_decide(data, workspace, config.decide, "before"))
     result.decision_before = before.recommendation
     if before.recommendation not in (FINETUNE, DATA) and not train_anyway:

@@ -13,6 +13,7 @@ from typing import Any
 
 from domainfit.config import BenchConfig
 from domainfit.data.beir import BeirDataset
+from domainfit.data.chunking import ChunkingConfig
 from domainfit.evaluation.metrics import evaluate, per_query
 from domainfit.evaluation.slices import slice_labels, slice_table
 from domainfit.models import load_cross_encoder
@@ -20,6 +21,8 @@ from domainfit.retrieval.dense import DenseRetriever
 from domainfit.retrieval.hybrid import convex, rrf, tune_convex
 from domainfit.retrieval.lexical import BM25Retriever
 from domainfit.retrieval.rerank import rerank
+from domainfit.text.config import active_normalization
+from domainfit.text.language import language_profile, language_slice_labels, wants_language_slices
 from domainfit.types import Qrels, Run
 
 
@@ -48,8 +51,10 @@ class SystemRunner:
     """Runs BM25, each dense model with its hybrids, and the optional reranker; keeps runs, metrics and timings.
 
     Inputs: the dataset, the evaluation qrels, the tuning qrels (or None), the
-    bench config, the cache folder and optional display labels per model
-    (default: a single model is unlabelled, several are labelled by their name).
+    bench config, the cache folder, optional display labels per model
+    (default: a single model is unlabelled, several are labelled by their name)
+    and the ``[chunking]`` settings (adds the chunked systems and sweep; see
+    `domainfit.chunk_bench`).
     """
 
     def __init__(
@@ -60,6 +65,7 @@ class SystemRunner:
         config: BenchConfig,
         cache: Path,
         labels: dict[str, str] | None = None,
+        chunking: ChunkingConfig | None = None,
     ) -> None:
         self.dataset, self.qrels, self.tune, self.config, self.cache = (
             dataset,
@@ -73,6 +79,10 @@ class SystemRunner:
         self.tuning: dict[str, Any] = {}
         self.notes: list[str] = []
         self.labels = labels or {}
+        self.chunking_config = chunking  # [chunking]; None: no chunked systems (e.g. in eval)
+        self.chunking: dict[str, Any] = {}  # per model label: chunked vs unchunked, the sweep
+        self.similarity: dict[str, Any] = {}  # verdicts of the domain-specific similarity systems
+        self.extra_labels: dict[str, dict[str, str]] = {}  # slice labels added by systems, by query
 
     def add(self, name: str, kind: str, run: Run, config: dict[str, Any], seconds: float) -> None:
         """Record a system's run and its mean metrics."""
@@ -127,6 +137,14 @@ class SystemRunner:
         dense.index(self.dataset.corpus)
         run = dense.search(queries, cfg.depth)
         self.add(f"dense{suffix}", "dense", run, dense.get_config_dict(), time.perf_counter() - start)
+        if self.chunking_config is not None:
+            from domainfit.chunk_bench import add_chunked_systems
+
+            add_chunked_systems(self, dense, queries, label, suffix)
+        if cfg.similarity.any_enabled():
+            from domainfit.similarity import add_similarity_systems
+
+            add_similarity_systems(self, dense, suffix, queries, run)
         if not cfg.hybrid:
             return
         start = time.perf_counter()
@@ -193,8 +211,37 @@ def slices_of(bench: SystemRunner, metrics: list[str]) -> dict[str, list[dict[st
     """Return per-slice mean metrics for every system of a finished runner."""
     queries = {qid: bench.dataset.queries[qid] for qid in bench.qrels}
     labels = slice_labels(queries, bench.config.slice_fields)
+    for qid, extra in bench.extra_labels.items():
+        if qid in labels:
+            labels[qid].update(extra)
     out = {}
     for name, run in bench.runs.items():
         rows = slice_table(per_query(bench.qrels, run, metrics), labels)
         out[name] = [asdict(row) for row in rows]
     return out
+
+
+def profile_languages(bench: SystemRunner, max_examples: int = 10) -> dict[str, Any]:
+    """Detect the languages of a runner's judged queries and documents; add the language slices when wanted.
+
+    Input: a runner (before `slices_of`). Effects: when ``[text] language_slices``
+    is ``on``, or ``auto`` and the data are multilingual, every judged query gets
+    the ``language`` and ``cross_language`` slices (in ``bench.extra_labels``),
+    and a note counts the cross-language queries. Output: the summary for
+    ``metrics.json`` (languages of documents and queries, cross-language
+    queries, detector settings, the text normalisation applied, whether the
+    slices were added).
+    """
+    profile = language_profile(bench.dataset.corpus, bench.dataset.queries, bench.qrels)
+    added = wants_language_slices(profile)
+    if added:
+        taken = {key for qid in bench.qrels for key in bench.dataset.queries[qid].metadata}  # metadata slices
+        for qid, extra in language_slice_labels(profile, taken).items():
+            bench.extra_labels.setdefault(qid, {}).update(extra)
+        flagged = profile.cross_language_ids()
+        if flagged:
+            bench.notes.append(
+                f"{len(flagged)} of {len(profile.query_language)} queries are cross-language (their language is not "
+                f"that of their relevant documents), e.g. {', '.join(flagged[:3])}: see the cross_language slice"
+            )
+    return {**profile.summary(max_examples), "slices": added, "text_normalization": active_normalization()}

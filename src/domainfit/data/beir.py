@@ -19,6 +19,7 @@ from typing import Any
 
 from domainfit.data.jsonl import MAX_LINE_BYTES, dumps_line, iter_jsonl, iter_lines, require_str
 from domainfit.errors import InputError
+from domainfit.text.config import prepare_text
 from domainfit.types import Document, Qrels, Query
 from domainfit.workspace import atomic_write_text, staged_dir
 
@@ -77,11 +78,14 @@ def _unique_records(path: Path, max_line_bytes: int, what: str) -> Iterator[tupl
 
 
 def read_corpus(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> dict[str, Document]:
-    """Read and validate ``corpus.jsonl``; returns documents by id, in file order."""
+    """Read and validate ``corpus.jsonl``; returns documents by id, in file order.
+
+    Titles and texts are normalised (`domainfit.text.config.prepare_text`).
+    """
     docs: dict[str, Document] = {}
     for line, ident, record in _unique_records(path, max_line_bytes, "documents"):
-        title = require_str(record, "title", path, line, required=False, allow_empty=True)
-        text = require_str(record, "text", path, line, required=True, allow_empty=True)
+        title = prepare_text(require_str(record, "title", path, line, required=False, allow_empty=True))
+        text = prepare_text(require_str(record, "text", path, line, required=True, allow_empty=True))
         if not text.strip() and not title.strip():
             raise InputError(path, line, "text", "is empty (and so is the title)")
         docs[ident] = Document(id=ident, text=text, title=title, metadata=_metadata(record, _RESERVED_DOC))
@@ -89,10 +93,15 @@ def read_corpus(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> dict[str, D
 
 
 def read_queries(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> dict[str, Query]:
-    """Read and validate ``queries.jsonl``; returns queries by id, in file order."""
+    """Read and validate ``queries.jsonl``; returns queries by id, in file order.
+
+    Texts are normalised (`domainfit.text.config.prepare_text`) exactly as queries are at search time.
+    """
     queries: dict[str, Query] = {}
     for line, ident, record in _unique_records(path, max_line_bytes, "queries"):
-        text = require_str(record, "text", path, line)
+        text = prepare_text(require_str(record, "text", path, line))
+        if not text:
+            raise InputError(path, line, "text", "is empty once control characters and surrounding spaces are removed")
         meta = _metadata(record, _RESERVED_QUERY)
         if "family" in meta and not isinstance(meta["family"], str | int):
             raise InputError(path, line, "family", "must be a string")

@@ -16,6 +16,7 @@ from typing import Any
 
 from domainfit.data.jsonl import iter_jsonl, iter_lines, require_str
 from domainfit.errors import InputError
+from domainfit.text.config import prepare_text
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "query": ("query", "anchor"),
@@ -54,16 +55,16 @@ def _score(value: Any, path: Path, line: int, key: str) -> float:
 
 
 def _pair_from_record(record: dict[str, Any], path: Path, line: int) -> Pair:
-    """Validate one record (JSON object or CSV row) into a `Pair`."""
+    """Validate one record (JSON object or CSV row) into a `Pair`; texts are normalised (`prepare_text`)."""
     keys = {name: _pick(record, name) for name in ALIASES}
     for name in ("query", "positive"):
         if keys[name] is None:
             raise InputError(path, line, name, f"missing (accepted names: {', '.join(ALIASES[name])})")
-    query = require_str(record, keys["query"] or "query", path, line)
-    positive = require_str(record, keys["positive"] or "positive", path, line)
+    query = prepare_text(require_str(record, keys["query"] or "query", path, line))
+    positive = prepare_text(require_str(record, keys["positive"] or "positive", path, line))
     negative = None
     if keys["negative"] is not None and record[keys["negative"]] not in (None, ""):
-        negative = require_str(record, keys["negative"], path, line)
+        negative = prepare_text(require_str(record, keys["negative"], path, line))
     score = None
     if keys["score"] is not None and record[keys["score"]] not in (None, ""):
         score = _score(record[keys["score"]], path, line, keys["score"])

@@ -24,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from domainfit.text.normalize import normalize_text
 from domainfit.types import Qrels, Query
 
 #: Split names, in the order the ``ratios`` of `split_queries` refer to.
@@ -75,11 +76,14 @@ class _UnionFind:
 
 
 def normalise_text(text: str) -> str:
-    """Return ``text`` casefolded, with punctuation removed and whitespace collapsed.
+    """Return the lossy *matching key* of ``text``, for duplicate and near-duplicate detection.
 
-    Punctuation becomes a space, so ``"x-ray"`` and ``"x ray"`` normalise alike.
+    The key is `domainfit.text.normalize.normalize_text` (NFKC, control
+    characters removed), then casefolded, with punctuation made a space and
+    whitespace collapsed, so ``"x-ray"``, ``"X ray"`` and ``"Ｘ－ｒａｙ"`` match.
+    It is a key to compare texts with, never text to index or encode.
     """
-    return " ".join(_PUNCT.sub(" ", text.casefold()).split())
+    return " ".join(_PUNCT.sub(" ", normalize_text(text).casefold()).split())
 
 
 def explicit_family(query: Query) -> str | None:

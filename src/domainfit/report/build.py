@@ -90,7 +90,38 @@ def _eval_lines(evaluation: dict[str, Any], metric: str = "ndcg@10") -> tuple[li
             forgetting.append(f"general-set NDCG@10 drop: {lab['drop']:+.4f}")
         ov = f["neighbour_overlap"]
         forgetting.append(f"nearest-neighbour overlap@{ov['k']} on {ov['texts']} general texts: {ov['mean']:.3f}")
+        forgetting += _variant_lines(f, evaluation["lift"], metric)
     return lines, forgetting
+
+
+def _variant_lines(forgetting: dict[str, Any], lift: dict[str, dict[str, float]], metric: str) -> list[str]:
+    """One sentence per trained variant: what it gained on the domain and what it lost on general text."""
+    from domainfit.eval_stage import MERGED, TUNED, options_used
+
+    variants = forgetting.get("variants") or {}
+    if not variants:
+        return []
+    lines = [f"options against forgetting in this run: {options_used(forgetting.get('train_options'))}"]
+    for name, m in variants.items():
+        gain = lift.get("dense" if name == TUNED else f"dense ({name})", {}).get(metric)
+        parts = [f"domain dense {metric} lift {gain:+.4f}" if gain is not None else None]
+        if "ndcg@10_drop" in m:
+            parts.append(f"general NDCG@10 drop {m['ndcg@10_drop']:+.4f}")
+        parts.append(f"neighbour overlap {m['neighbour_overlap']:.3f}")
+        parts.append(f"cosine to base {m['cosine_to_base']:.3f}")
+        title = f"{name} (weight interpolation with the base)" if name == MERGED else name
+        lines.append(f"{title}: " + ", ".join(p for p in parts if p))
+    return lines
+
+
+def _similarity_lines(bench: dict[str, Any] | None) -> list[str]:
+    """One verdict sentence per domain-specific similarity system of the bench (empty when none ran)."""
+    entries = (bench or {}).get("similarity") or {}
+    if not entries:
+        return []
+    from domainfit.similarity import summary_line
+
+    return [summary_line(entry) for entry in entries.values()]
 
 
 def build_report(workspace: Workspace) -> tuple[Path, Path]:
@@ -140,6 +171,7 @@ def build_report(workspace: Workspace) -> tuple[Path, Path]:
         workspace=str(root), version=__version__, decisions=_decisions(root), bench=bench, train=train,
         evaluation=evaluation, tables=tables, plots=figures, eval_lines=eval_lines,
         forgetting_lines=forgetting_lines, compress_plot=compress_plot, config_toml=config_toml(sections),
+        similarity_lines=_similarity_lines(bench),
         examples=[("Improved most", (evaluation or {}).get("improved")),
                   ("Got worse most", (evaluation or {}).get("worsened"))],
     )  # fmt: skip

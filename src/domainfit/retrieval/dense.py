@@ -7,21 +7,31 @@ recall loss is never mistaken for model quality.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from domainfit.models import DEFAULT_MODEL, load_bi_encoder, model_fingerprint
+from domainfit.data.chunking import TruncationReport, check_truncation
+from domainfit.models import DEFAULT_MODEL, load_bi_encoder, model_fingerprint, set_max_seq_length
 from domainfit.progress import progress_bar
 from domainfit.retrieval.cache import EmbeddingCache, text_key
+from domainfit.text.config import active_normalization, normalization_mismatch, prepare_texts
 from domainfit.types import Document, Run
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 SearchBackend = Literal["auto", "numpy", "faiss"]
+
+
+def is_routed(model: SentenceTransformer) -> bool:
+    """Return True when the model has separate query and document encoders (a sentence-transformers ``Router``)."""
+    from sentence_transformers.sentence_transformer.modules import Router
+
+    return any(isinstance(module, Router) for module in model.children())
 
 
 def encode_texts(
@@ -32,16 +42,25 @@ def encode_texts(
     prompt_name: str | None = None,
     cache: EmbeddingCache | None = None,
     description: str = "encoding",
+    task: str | None = None,
 ) -> np.ndarray:
     """Encode ``texts`` into L2-normalised float32 vectors, one row per text.
 
-    Cached texts are read from ``cache``; the rest are encoded longest first (as
-    sentence-transformers does), with a progress bar, and stored back.
+    ``task`` (``"query"`` or ``"document"``) picks the route of a model with
+    separate query and document encoders (see `is_routed`); other models ignore it.
+
+    Texts are normalised first (`prepare_text`: documents at index time and
+    queries at search time alike). Cached texts are read from ``cache``; the
+    rest are encoded longest first (as sentence-transformers does), with a
+    progress bar, and stored back.
     """
+    texts = prepare_texts(list(texts))
     get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     dim = int(get_dim() or 0)
     out = np.zeros((len(texts), dim), dtype=np.float32)
     prompt = (model.prompts or {}).get(prompt_name or "") or ""
+    if task and is_routed(model):  # one text encodes differently per route: keep their cache keys apart
+        prompt = f"{prompt}\x00route={task}"
     keys = [text_key(t, prompt) for t in texts]
     missing = list(range(len(texts)))
     if cache is not None:
@@ -63,6 +82,7 @@ def encode_texts(
                 batch_size=batch_size,
                 prompt_name=prompt_name,
                 normalize_embeddings=True,
+                task=task,
                 convert_to_numpy=True,
                 show_progress_bar=False,
             )
@@ -133,7 +153,7 @@ class DenseRetriever:
         self.model_name = model if isinstance(model, str) else str(getattr(model, "_domainfit_path", "in-memory"))
         self.model = load_bi_encoder(model, max_seq_length=max_seq_length) if isinstance(model, str) else model
         if max_seq_length is not None:
-            self.model.max_seq_length = max_seq_length
+            set_max_seq_length(self.model, max_seq_length)
         prompts = self.model.prompts or {}
         self.query_prompt_name = query_prompt_name or ("query" if "query" in prompts else None)
         self.document_prompt_name = document_prompt_name or ("document" if "document" in prompts else None)
@@ -143,6 +163,10 @@ class DenseRetriever:
         self.cache = EmbeddingCache(cache_dir, self.fingerprint) if cache_dir is not None else None
         self._doc_ids: list[str] = []
         self._doc_matrix: np.ndarray | None = None
+        self.truncation: TruncationReport | None = None  # documents over the window, set by `index`
+        mismatch = normalization_mismatch(getattr(self.model, "_domainfit_path", None))
+        if mismatch:
+            warnings.warn(mismatch, stacklevel=2)
 
     def get_config_dict(self) -> dict[str, Any]:
         """Return every knob, for reports and manifests."""
@@ -154,10 +178,11 @@ class DenseRetriever:
             "query_prompt_name": self.query_prompt_name,
             "document_prompt_name": self.document_prompt_name,
             "backend": self.backend,
+            "text_normalization": active_normalization(),
         }
 
-    def _encode(self, texts: list[str], prompt_name: str | None, what: str) -> np.ndarray:
-        """Encode texts with one prompt through the cache, with a progress bar named after ``what``."""
+    def _encode(self, texts: list[str], prompt_name: str | None, what: str, task: str) -> np.ndarray:
+        """Encode texts with one prompt and route (``task``) through the cache, with a progress bar."""
         return encode_texts(
             self.model,
             texts,
@@ -165,26 +190,44 @@ class DenseRetriever:
             prompt_name=prompt_name,
             cache=self.cache,
             description=f"encoding {what}",
+            task=task,
         )
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         """Encode query texts (query prompt applied)."""
-        return self._encode(texts, self.query_prompt_name, "queries")
+        return self._encode(texts, self.query_prompt_name, "queries", "query")
 
-    def encode_documents(self, texts: list[str]) -> np.ndarray:
-        """Encode document texts (document prompt applied)."""
-        return self._encode(texts, self.document_prompt_name, "documents")
+    def encode_documents(self, texts: list[str], what: str = "documents") -> np.ndarray:
+        """Encode document texts (document prompt applied); ``what`` names them on the progress bar."""
+        return self._encode(texts, self.document_prompt_name, what, "document")
+
+    def check_truncation(self, texts: list[str], what: str, *, query: bool = False) -> TruncationReport | None:
+        """Count the texts longer than the model's window and warn once with counts (never truncate silently).
+
+        Inputs: the texts as they will be encoded, what they are (``"documents"``...),
+        and whether they are queries (for the prompt). Output: a `TruncationReport`,
+        or None for a model without a tokenizer.
+        """
+        name = self.query_prompt_name if query else self.document_prompt_name
+        prompt = (self.model.prompts or {}).get(name or "") or ""
+        if getattr(self.model, "tokenizer", None) is None:
+            return None
+        label = Path(self.model_name.rstrip("/")).name or self.model_name
+        return check_truncation(self.model, texts, what, label, prompt)
 
     def index(self, corpus: Mapping[str, Document]) -> None:
         """Encode (or read from cache) every document of the corpus."""
         self._doc_ids = list(corpus)
-        self._doc_matrix = self.encode_documents([doc.full_text() for doc in corpus.values()])
+        texts = [doc.full_text() for doc in corpus.values()]
+        self.truncation = self.check_truncation(texts, "documents")
+        self._doc_matrix = self.encode_documents(texts)
 
     def search(self, queries: Mapping[str, str], k: int = 100) -> Run:
         """Search every query exactly; returns ``{qid: {doc_id: cosine}}``."""
         if self._doc_matrix is None:
             raise RuntimeError("DenseRetriever.search called before index")
         qids = list(queries)
+        self.check_truncation([queries[qid] for qid in qids], "queries", query=True)
         q = self.encode_queries([queries[qid] for qid in qids])
         idx, scores = exact_search(q, self._doc_matrix, k, self.backend)
         return {

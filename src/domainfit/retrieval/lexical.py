@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from domainfit.text.config import prepare_text, prepare_texts
 from domainfit.types import Document, Run
 
 
@@ -19,6 +20,7 @@ class BM25Retriever:
     Inputs: BM25 parameters (``k1``, ``b``, ``method`` as bm25s names them),
     an English stemmer and stop-word list by default (``stemmer=None`` for
     none). Requirements: ``bm25s`` (and ``PyStemmer`` for stemming).
+    Documents and queries are normalised the same way (`prepare_text`) before tokenising.
     """
 
     def __init__(
@@ -65,7 +67,7 @@ class BM25Retriever:
         import bm25s
 
         self._tokenizer = self._make_tokenizer()
-        tokens = self._tokenizer.tokenize(texts, return_as="tuple", show_progress=self.show_progress)
+        tokens = self._tokenizer.tokenize(prepare_texts(texts), return_as="tuple", show_progress=self.show_progress)
         self._retriever = bm25s.BM25(k1=self.k1, b=self.b, method=self.method)
         self._retriever.index(tokens, show_progress=self.show_progress)
         self._doc_ids = list(doc_ids)
@@ -79,7 +81,9 @@ class BM25Retriever:
         if self._retriever is None:
             raise RuntimeError("BM25Retriever.search called before index")
         k = min(k, len(self._doc_ids))
-        tokens = self._tokenizer.tokenize(texts, update_vocab=False, return_as="ids", show_progress=False)
+        tokens = self._tokenizer.tokenize(
+            prepare_texts(texts), update_vocab=False, return_as="ids", show_progress=False
+        )
         # bm25s maps tokens by its own vocabulary; pass token strings so unknown words are dropped
         strings = self._tokenizer.decode(tokens)
         docs, scores = self._retriever.retrieve(strings, k=k, show_progress=self.show_progress, n_threads=0)
@@ -99,6 +103,6 @@ class BM25Retriever:
         if self._retriever is None:
             raise RuntimeError("BM25Retriever.score_all called before index")
         tokens = self._tokenizer.decode(
-            self._tokenizer.tokenize([text], update_vocab=False, return_as="ids", show_progress=False)
+            self._tokenizer.tokenize([prepare_text(text)], update_vocab=False, return_as="ids", show_progress=False)
         )[0]
         return np.asarray(self._retriever.get_scores(tokens), dtype=np.float32)

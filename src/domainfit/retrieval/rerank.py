@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from domainfit.progress import progress_bar
 from domainfit.ranking import ranked_ids
+from domainfit.text.config import prepare_text
 from domainfit.types import Document, Run
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ def rerank(
 
     Inputs: a first-stage run, query texts, the corpus and a loaded CrossEncoder.
     Output: a run holding only the reranked top ``depth`` per query, scored by the cross-encoder.
+    Query and document texts are normalised (`prepare_text`) as at indexing time.
     """
     candidates = {qid: ranked_ids(scores)[:depth] for qid, scores in run.items() if qid in queries}
     total = sum(len(docs) for docs in candidates.values())
@@ -35,7 +37,8 @@ def rerank(
             if not docs:
                 out[qid] = {}
                 continue
-            pairs = [(queries[qid], corpus[doc].full_text()) for doc in docs]
+            query = prepare_text(queries[qid])
+            pairs = [(query, prepare_text(corpus[doc].full_text())) for doc in docs]
             scores = model.predict(pairs, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True)
             out[qid] = {doc: float(s) for doc, s in zip(docs, scores, strict=True)}
             advance(len(docs))

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from domainfit.text.config import prepare_text
 from domainfit.types import Document
 
 #: Called with the number of documents just processed (drives a progress bar).
@@ -28,7 +29,9 @@ class SyntheticQuery:
     without the cloze sentence). ``negatives`` are document ids known not to
     answer the query (skip-above documents of a click log). ``weight`` is 1.0,
     or the click count for click pairs. ``metadata`` is free-form detail for
-    reports (never written to the output contract).
+    reports (never written to the output contract). The query and positive
+    texts are normalised on creation (`prepare_text`), like every text that
+    enters domainfit (generated text included).
     """
 
     text: str
@@ -38,6 +41,12 @@ class SyntheticQuery:
     negatives: list[str] = field(default_factory=list)
     weight: float = 1.0
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Normalise the query and positive texts."""
+        self.text = prepare_text(self.text)
+        if self.positive_text is not None:
+            self.positive_text = prepare_text(self.positive_text)
 
     def to_record(self, ident: str) -> dict[str, Any]:
         """Return the line written to ``synth/queries.jsonl`` for this query under id ``ident``."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domainfit.models import DEFAULT_MODEL
@@ -19,6 +21,9 @@ class TrainConfig(BaseModel):
     temperature: float = Field(0.05, gt=0, description="InfoNCE temperature; MNRL scale = 1 / temperature")
     matryoshka_dims: list[int] | None = Field(None, description="wrap the loss in MatryoshkaLoss at these dims")
     mini_batch_size: int = Field(16, ge=1, description="cached-mnrl: GradCache mini-batch size")
+    gather_across_devices: bool = Field(
+        True, description="mnrl/cached-mnrl under a launcher: in-batch negatives from every device's batch"
+    )
     triplet_margin: float = Field(0.3, ge=0)
     contrastive_margin: float = Field(0.5, ge=0)
     epochs: float = Field(1.0, gt=0)
@@ -39,10 +44,18 @@ class TrainConfig(BaseModel):
     train_split: str = "train"
     seed: int = 13
     dataset: str | None = Field(None, description="training data: a pair file or saved dataset; default: mine output")
-    general_pairs: str | None = Field(None, description="general-domain pair file mixed in against forgetting")
+    general_pairs: str | None = Field(
+        None, description='general-domain pair file mixed in against forgetting; "bundled": the packaged set'
+    )
     general_share: float = Field(0.2, ge=0, lt=1, description="share of general pairs in the training mix")
     curriculum: bool = Field(False, description="train on mine's curriculum stages in order, easy to hard")
     merge: bool = Field(False, description="also save base/fine-tuned weight interpolation chosen on dev")
+    regularize: Literal["none", "mse"] = Field(
+        "none", description="mse: also distil the base model's embeddings of general texts (general_pairs or bundled)"
+    )
+    regularize_weight: float = Field(1.0, gt=0, description="weight of the regularisation term (squared L2 distance)")
+    regularize_share: float = Field(0.2, gt=0, lt=1, description="share of training batches that regularise")
+    separate_encoders: bool = Field(False, description="train separate query and document encoders (a Router)")
 
     @field_validator("loss")
     @classmethod

@@ -17,6 +17,7 @@ from typing import Any
 from domainfit.data.beir import BeirDataset
 from domainfit.data.pairs import read_pairs
 from domainfit.errors import InputError
+from domainfit.text.config import prepare_text, prepare_texts
 from domainfit.train.losses import Layout
 
 #: ``teacher(queries, documents) -> scores``, one score per (query, document) pair.
@@ -25,12 +26,22 @@ Teacher = Callable[[Sequence[str], Sequence[str]], Sequence[float]]
 
 @dataclass
 class Example:
-    """One training example: anchor (query), positive text, hard-negative texts and an optional score."""
+    """One training example: anchor (query), positive text, hard-negative texts and an optional score.
+
+    Every text is normalised on creation (`prepare_text`), whatever its source
+    (qrels, pair files, saved datasets, generated queries), exactly as texts are
+    at indexing and query time.
+    """
 
     anchor: str
     positive: str
     negatives: list[str] = field(default_factory=list)
     score: float | None = None
+
+    def __post_init__(self) -> None:
+        """Normalise the texts."""
+        self.anchor, self.positive = prepare_text(self.anchor), prepare_text(self.positive)
+        self.negatives = prepare_texts(list(self.negatives))
 
 
 def examples_from_qrels(dataset: BeirDataset, split: str) -> list[Example]:

@@ -34,14 +34,21 @@ def _mnrl(model: SentenceTransformer, cfg: TrainConfig) -> nn.Module:
     """MultipleNegativesRankingLoss (InfoNCE with scale = 1 / temperature)."""
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    return MultipleNegativesRankingLoss(model, scale=1.0 / cfg.temperature)
+    return MultipleNegativesRankingLoss(
+        model, scale=1.0 / cfg.temperature, gather_across_devices=cfg.gather_across_devices
+    )
 
 
 def _cached_mnrl(model: SentenceTransformer, cfg: TrainConfig) -> nn.Module:
     """CachedMultipleNegativesRankingLoss (GradCache: large batches in little memory)."""
     from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
 
-    return CachedMultipleNegativesRankingLoss(model, scale=1.0 / cfg.temperature, mini_batch_size=cfg.mini_batch_size)
+    return CachedMultipleNegativesRankingLoss(
+        model,
+        scale=1.0 / cfg.temperature,
+        mini_batch_size=cfg.mini_batch_size,
+        gather_across_devices=cfg.gather_across_devices,
+    )
 
 
 def _triplet(model: SentenceTransformer, cfg: TrainConfig) -> nn.Module:
@@ -111,4 +118,5 @@ def loss_config(cfg: TrainConfig) -> dict[str, Any]:
         "layout": REGISTRY[cfg.loss].layout,
         "scale": 1.0 / cfg.temperature if cfg.loss in ("mnrl", "cached-mnrl") else None,
         "matryoshka_dims": cfg.matryoshka_dims,
+        "gather_across_devices": cfg.gather_across_devices if cfg.loss in ("mnrl", "cached-mnrl") else None,
     }

@@ -23,8 +23,11 @@ from typing import TYPE_CHECKING, Any
 from domainfit import __version__
 from domainfit.bench import data_fingerprint
 from domainfit.data.beir import BeirDataset, load_beir
+from domainfit.data.general_set import BUNDLED, general_path
 from domainfit.models import load_bi_encoder, load_cross_encoder
 from domainfit.progress import is_quiet
+from domainfit.text.config import active_normalization, write_model_text_settings
+from domainfit.train import distributed
 from domainfit.train.config import TrainConfig
 from domainfit.train.data import (
     Example,
@@ -38,11 +41,14 @@ from domainfit.train.data import (
 from domainfit.train.evaluator import dev_evaluator, primary_metric_key
 from domainfit.train.losses import build_loss, loss_config
 from domainfit.train.merge import choose_merge
+from domainfit.train.router import router_mapping, separate_encoders
 from domainfit.train.teacher import CrossEncoderTeacher, HybridTeacher
 from domainfit.workspace import Workspace, atomic_write_json, staged_dir
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+    from domainfit.train.regularize import Regularizer
 
 STAGE = "train"
 CHECKPOINTS = "train-checkpoints"
@@ -67,6 +73,10 @@ class TrainResult:
     merge_weight: float | None = None
     merge_dev_scores: dict[str, float] | None = None
     up_to_date: bool = False
+    world_size: int = 1
+    against_forgetting: dict[str, Any] | None = None
+    separate_encoders: bool = False
+    text_normalization: str | None = None  # see domainfit.text.normalize.normalization_id
 
 
 def _examples(dataset: BeirDataset, workspace: Workspace, cfg: TrainConfig) -> tuple[list[Example], str]:
@@ -86,7 +96,7 @@ def mix_general(examples: list[Example], cfg: TrainConfig) -> tuple[list[Example
     """Add general-domain pairs so they make up ``general_share`` of the mix (sampled with the seed)."""
     if not cfg.general_pairs or cfg.general_share <= 0:
         return examples, 0
-    general = examples_from_pairs(Path(cfg.general_pairs).expanduser().resolve())
+    general = examples_from_pairs(general_path(cfg.general_pairs))
     wanted = round(len(examples) * cfg.general_share / (1 - cfg.general_share))
     rng = random.Random(cfg.seed)
     picked = (
@@ -162,8 +172,8 @@ def _training_args(cfg: TrainConfig, output_dir: Path, has_evaluator: bool, colu
         disable_tqdm=is_quiet(),
         batch_sampler=BatchSamplers.NO_DUPLICATES if "anchor" in columns else BatchSamplers.BATCH_SAMPLER,
         prompts=prompts,
-        use_cpu=True,
         dataloader_num_workers=0,
+        **distributed.device_args(),
     )
 
 
@@ -186,6 +196,7 @@ def _inputs(data: Path, cfg: TrainConfig, source: str, examples: list[Example]) 
         "source": source,
         "config": cfg.model_dump(),
         "domainfit_version": __version__,
+        "text_normalization": active_normalization(),
     }
 
 
@@ -196,6 +207,41 @@ def _history(log_history: list[dict[str, Any]], base_dev: float | None) -> dict[
     dev = [{"step": 0, "ndcg@10": base_dev}] if base_dev is not None else []
     dev += [{"step": e["step"], "ndcg@10": e[key]} for e in log_history if key in e]
     return {"train_loss": loss, "dev_ndcg@10": dev}
+
+
+def _base_model(cfg: TrainConfig) -> SentenceTransformer:
+    """Load the base model with the configured prompts; with ``separate_encoders``, as query/document routes."""
+    model = load_bi_encoder(cfg.base_model, max_seq_length=cfg.max_seq_length)
+    model.prompts = {"query": cfg.query_prompt, "document": cfg.document_prompt}
+    return separate_encoders(model) if cfg.separate_encoders else model
+
+
+def _regularizer(model: SentenceTransformer, loss: Any, cfg: TrainConfig, steps: int) -> Regularizer | None:
+    """Return the domain loss wrapped with the MSE pull towards the base model (``regularize = "mse"``), or None.
+
+    Call before training: the model's current embeddings are the teacher. The
+    general pairs are the user's (``general_pairs``) or, without them, the bundled set.
+    """
+    if cfg.regularize != "mse":
+        return None
+    from domainfit.train.regularize import build_regularizer
+
+    source = cfg.general_pairs or BUNDLED
+    pairs = [(e.anchor, e.positive) for e in examples_from_pairs(general_path(source))]
+    return build_regularizer(
+        model, loss, pairs, steps=steps, batch_size=cfg.batch_size, share=cfg.regularize_share,
+        weight=cfg.regularize_weight, seed=cfg.seed, source=source,
+    )  # fmt: skip
+
+
+def _against_forgetting(cfg: TrainConfig, n_general: int, regularizer: Regularizer | None) -> dict[str, Any]:
+    """Record which options against forgetting the run used (for the result, eval and report)."""
+    return {
+        "general_pairs": cfg.general_pairs if n_general else None,
+        "general_examples": n_general,
+        "regularize": regularizer.describe() if regularizer else None,
+        "merge": cfg.merge,
+    }
 
 
 def run_train(
@@ -222,15 +268,17 @@ def run_train(
     examples, source = _examples(dataset, workspace, cfg)
     out_dir = workspace.stage_dir(STAGE)
     inputs = _inputs(root, cfg, source, examples)
+    world = distributed.world_size()
+    if world > 1:  # the effective batch is batch_size x processes
+        inputs["world_size"] = world
     manifest = out_dir / "manifest.json"
     previous = json.loads(manifest.read_text()) if manifest.is_file() else {}
     if not force and not resume and previous.get("inputs") == inputs and (out_dir / "result.json").is_file():
         result = TrainResult(**json.loads((out_dir / "result.json").read_text()))
         result.up_to_date = True
         return result
-    with workspace.lock():
-        model = load_bi_encoder(cfg.base_model, max_seq_length=cfg.max_seq_length)
-        model.prompts = {"query": cfg.query_prompt, "document": cfg.document_prompt}
+    with distributed.main_process_lock(workspace):  # only rank 0 writes
+        model = _base_model(cfg)
         loss, spec = build_loss(model, cfg)
         teacher = _teacher(model, dataset, workspace, reranker) if spec.layout == "margin" else None
         mixed, n_general = mix_general(examples, cfg)
@@ -239,22 +287,33 @@ def run_train(
             mixed, spec.layout, max_negatives=cfg.max_negatives, teacher=teacher, seed=cfg.seed, shuffle=not in_order
         )
         evaluator = dev_evaluator(dataset, cfg.eval_split, max_corpus=cfg.eval_max_corpus, seed=cfg.seed)
-        base_dev = float(evaluator(model)[evaluator.primary_metric]) if evaluator is not None else None
-        steps_per_epoch = math.ceil(len(train_ds) / cfg.batch_size)
+        base_dev = None
+        if evaluator is not None and distributed.is_main_process():  # the other ranks do not report it
+            base_dev = float(evaluator(model)[evaluator.primary_metric])
+        steps_per_epoch = math.ceil(len(train_ds) / (cfg.batch_size * world))
         steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.epochs)
         estimate = _step_seconds(model, examples, cfg) * steps
         ckpt_dir = workspace.root / CHECKPOINTS
         last = _last_checkpoint(ckpt_dir) if resume else None
-        if not resume and ckpt_dir.exists():
+        if not resume and ckpt_dir.exists() and distributed.is_main_process():
             shutil.rmtree(ckpt_dir)
+        distributed.barrier()
         args = _training_args(cfg, ckpt_dir, evaluator is not None, list(train_ds.column_names))
         if in_order:
             args.batch_sampler = sequential_batches
+        if cfg.separate_encoders:  # dataset columns -> query / document route
+            args.router_mapping = router_mapping(train_ds.column_names)
+        regularizer = _regularizer(model, loss, cfg, steps)
         callbacks: list[Any] = []
         if evaluator is not None and cfg.early_stopping_patience:
             callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
         trainer = SentenceTransformerTrainer(
-            model=model, args=args, train_dataset=train_ds, loss=loss, evaluator=evaluator, callbacks=callbacks
+            model=model,
+            args=args,
+            train_dataset=train_ds,
+            loss=regularizer.loss if regularizer else loss,
+            evaluator=evaluator,
+            callbacks=callbacks,
         )
         if not is_quiet():
             print(f"training {len(train_ds)} examples ({spec.name}), {steps} steps, estimated {estimate / 60:.1f} min")
@@ -264,30 +323,37 @@ def run_train(
         best_step = _step_of(trainer.state.best_model_checkpoint)
         best = float(trainer.state.best_metric) if trainer.state.best_metric is not None else None
         merged, choice = None, None
-        if cfg.merge and evaluator is not None:
-            base_model = load_bi_encoder(cfg.base_model, max_seq_length=cfg.max_seq_length)
-            base_model.prompts = dict(model.prompts)
+        if cfg.merge and evaluator is not None and distributed.is_main_process():
+            base_model = _base_model(cfg)
             merged, choice = choose_merge(base_model, model, lambda m: float(evaluator(m)[evaluator.primary_metric]))
+        result = TrainResult(
+            model_path=str(out_dir / "model"),
+            training_source=source,
+            train_examples=len(train_ds),
+            layout=spec.layout,
+            steps=int(trainer.state.global_step),
+            estimated_seconds=round(estimate, 1),
+            seconds=round(seconds, 1),
+            base_dev_ndcg10=base_dev,
+            best_dev_ndcg10=best,
+            best_step=best_step,
+            resumed_from=str(last) if last else None,
+            general_examples=n_general,
+            merge_weight=choice.weight if choice else None,
+            merge_dev_scores={str(k): v for k, v in choice.scores.items()} if choice else None,
+            against_forgetting=_against_forgetting(cfg, n_general, regularizer),
+            separate_encoders=cfg.separate_encoders,
+            world_size=world,
+            text_normalization=active_normalization(),
+        )
+        if not distributed.is_main_process():
+            return result
         with staged_dir(out_dir) as tmp:
             model.save(str(tmp / "model"))
+            write_model_text_settings(tmp / "model")  # how the training text was normalised
             if merged is not None:
                 merged.save(str(tmp / "merged"))
-            result = TrainResult(
-                model_path=str(out_dir / "model"),
-                training_source=source,
-                train_examples=len(train_ds),
-                layout=spec.layout,
-                steps=int(trainer.state.global_step),
-                estimated_seconds=round(estimate, 1),
-                seconds=round(seconds, 1),
-                base_dev_ndcg10=base_dev,
-                best_dev_ndcg10=best,
-                best_step=best_step,
-                resumed_from=str(last) if last else None,
-                general_examples=n_general,
-                merge_weight=choice.weight if choice else None,
-                merge_dev_scores={str(k): v for k, v in choice.scores.items()} if choice else None,
-            )
+                write_model_text_settings(tmp / "merged")
             atomic_write_json(tmp / "history.json", _history(trainer.state.log_history, base_dev))
             atomic_write_json(tmp / "result.json", asdict(result))
             atomic_write_json(

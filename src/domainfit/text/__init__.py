@@ -1,0 +1,1 @@
+"""Text hygiene shared by every stage: Unicode normalisation and language identification."""
