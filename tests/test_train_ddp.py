@@ -125,9 +125,12 @@ def test_worker_reports_bad_input_to_the_launcher(tmp_path):
     assert report["exit_code"] == 2 and "missing" in report["error"]
 
 
-def test_single_process_defaults_and_gather_flag(minilm):
+def test_single_process_defaults_and_gather_flag(minilm, monkeypatch):
     assert distributed.world_size() == 1 and distributed.is_main_process()
     assert distributed.device_args() == {"use_cpu": True}
+    loss, _ = build_loss(minilm, TrainConfig(loss="mnrl"))
+    assert loss.gather_across_devices is False  # a world of one: nothing to gather (and no warning every step)
+    monkeypatch.setenv("WORLD_SIZE", "2")
     loss, _ = build_loss(minilm, TrainConfig(loss="mnrl"))
     assert loss.gather_across_devices is True
     loss, _ = build_loss(minilm, TrainConfig(loss="cached-mnrl", gather_across_devices=False))

@@ -89,10 +89,11 @@ def test_killed_then_resumed_run_matches_an_uninterrupted_run(tmp_path, mini_bei
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=f"{name} differs after resume")
 
 
-def test_saved_model_reproduces_domainfit_embeddings_in_bare_sentence_transformers(tmp_path, mini_beir):
+def test_saved_model_reproduces_domainfit_embeddings_in_bare_sentence_transformers(tmp_path, mini_beir, capfd):
     set_quiet(True)
     cfg = TrainConfig(**{**SETTINGS, "epochs": 1.0})
     result = run_train(mini_beir, Workspace(tmp_path / "ws"), cfg)
+    assert capfd.readouterr().out == ""  # quiet training prints nothing on stdout (`--json` output stays clean)
     dataset = load_beir(mini_beir)
     queries = [q.text for q in dataset.queries.values()]
     documents = [d.full_text() for d in dataset.corpus.values()]

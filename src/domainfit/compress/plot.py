@@ -77,11 +77,11 @@ def plot_frontier(
     for axis in (left, right):
         axis.set_ylabel(f"{primary} retention vs float32 full dimension")
         axis.grid(True, which="both", alpha=0.3)
-    left.legend(fontsize=8, loc="lower right")
+    left.legend(fontsize=8, loc="upper center", bbox_to_anchor=(1.1, -0.2), ncol=5)  # below both panels
     fig.suptitle(title or "Compression frontier (outlined: Pareto-optimal; circles: truncation, squares: PCA)")
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
     return path

@@ -39,13 +39,15 @@ def _table(systems: list[dict[str, Any]]) -> str:
 
 
 def _toml_value(value: Any) -> str:
-    """Render a scalar or list as TOML."""
+    """Render a scalar, list or inline table (a dict inside a list) as TOML; None keys of a table are left out."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items() if v is not None) + "}"
     return json.dumps(str(value))
 
 
@@ -53,10 +55,18 @@ def config_toml(sections: dict[str, dict[str, Any]]) -> str:
     """Render resolved config sections as a ``domainfit.toml`` (None values are left out)."""
     lines: list[str] = []
     for name, values in sections.items():
-        lines.append(f"[{name}]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items() if v is not None and not isinstance(v, dict)]
-        lines.append("")
+        _toml_table(name, values, lines)
     return "\n".join(lines)
+
+
+def _toml_table(name: str, values: dict[str, Any], lines: list[str]) -> None:
+    """Append ``[name]`` with its scalar keys, then each nested table as ``[name.key]``."""
+    lines.append(f"[{name}]")
+    lines += [f"{k} = {_toml_value(v)}" for k, v in values.items() if v is not None and not isinstance(v, dict)]
+    lines.append("")
+    for key, value in values.items():
+        if isinstance(value, dict):
+            _toml_table(f"{name}.{key}", value, lines)
 
 
 def _decisions(root: Path) -> list[dict[str, Any]]:
@@ -155,10 +165,17 @@ def build_report(workspace: Workspace) -> tuple[Path, Path]:
         "data:image/png;base64," + base64.b64encode(frontier.read_bytes()).decode() if frontier.is_file() else None
     )
     sections = {}
-    for stage, key in (("bench", "bench"), ("train", "train")):
+    for stage, keys in (
+        ("bench", ("bench", "chunking", "text")),
+        ("synth", ("synth",)),
+        ("mine", ("mine",)),
+        ("train", ("train",)),
+        ("compress", ("compress",)),
+    ):
         cfg = _load(root / stage / "config.json")
-        if cfg and key in cfg:
-            sections[key] = cfg[key]
+        for key in keys:
+            if cfg and isinstance(cfg.get(key), dict):
+                sections[key] = cfg[key]
     if evaluation:
         sections["eval"] = {
             "base_model": evaluation["base_model"],

@@ -57,7 +57,7 @@ def slice_bars(
     ax.set_xticks([x + width * (len(systems) - 1) / 2 for x in range(len(keep))])
     ax.set_xticklabels(labels, rotation=35, ha="right", fontsize=8)
     ax.set_ylabel(metric)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # beside the bars
     ax.set_title(f"{metric} per slice")
     return _data_uri(fig)
 
@@ -75,5 +75,5 @@ def training_curves(history: dict[str, list[dict[str, float]]]) -> str:
         twin.plot([p["step"] for p in dev], [p["ndcg@10"] for p in dev], "o-", color="#4878d0", label="dev NDCG@10")
         twin.set_ylabel("dev NDCG@10")
     ax.set_title("training")
-    fig.legend(loc="upper right", fontsize=8)
+    fig.legend(loc="upper left", bbox_to_anchor=(1.0, 0.9), fontsize=8)  # right of the axes, clear of the title
     return _data_uri(fig)

@@ -30,13 +30,18 @@ class LossSpec:
     description: str
 
 
+def _gather(cfg: TrainConfig) -> bool:
+    """Gather in-batch negatives across processes only when there are several (else it only warns every step)."""
+    from domainfit.train import distributed
+
+    return cfg.gather_across_devices and distributed.world_size() > 1
+
+
 def _mnrl(model: SentenceTransformer, cfg: TrainConfig) -> nn.Module:
     """MultipleNegativesRankingLoss (InfoNCE with scale = 1 / temperature)."""
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    return MultipleNegativesRankingLoss(
-        model, scale=1.0 / cfg.temperature, gather_across_devices=cfg.gather_across_devices
-    )
+    return MultipleNegativesRankingLoss(model, scale=1.0 / cfg.temperature, gather_across_devices=_gather(cfg))
 
 
 def _cached_mnrl(model: SentenceTransformer, cfg: TrainConfig) -> nn.Module:
@@ -47,7 +52,7 @@ def _cached_mnrl(model: SentenceTransformer, cfg: TrainConfig) -> nn.Module:
         model,
         scale=1.0 / cfg.temperature,
         mini_batch_size=cfg.mini_batch_size,
-        gather_across_devices=cfg.gather_across_devices,
+        gather_across_devices=_gather(cfg),
     )
 
 
