@@ -262,6 +262,7 @@ def run_train(
     """
     from sentence_transformers import SentenceTransformerTrainer
     from transformers import EarlyStoppingCallback
+    from transformers.trainer_callback import PrinterCallback
 
     root = Path(data).expanduser().resolve()
     dataset = load_beir(root)
@@ -315,7 +316,9 @@ def run_train(
             evaluator=evaluator,
             callbacks=callbacks,
         )
-        if not is_quiet():
+        if is_quiet():  # without progress bars the trainer prints its log dicts to stdout (breaks --json)
+            trainer.remove_callback(PrinterCallback)
+        else:
             print(f"training {len(train_ds)} examples ({spec.name}), {steps} steps, estimated {estimate / 60:.1f} min")
         start = time.perf_counter()
         trainer.train(resume_from_checkpoint=str(last) if last else None)
