@@ -8,7 +8,9 @@ For each dense model, `add_chunked_systems` (called by `domainfit.systems.System
 3. adds the ``dense-chunked`` system (chunk search aggregated to documents), so
    metrics, significance tests and slices treat it like every other system;
 4. sweeps chunk size x overlap (the main setting included; sizes above the window
-   skipped), marking the best point on the primary metric.
+   skipped), marking the best point on the primary metric;
+5. returns the main chunked retriever, so the runner also fuses BM25 with the
+   chunked run (``hybrid-rrf-chunked``, ``hybrid-convex-chunked``).
 
 Everything it measured goes into ``runner.chunking[label]`` and from there into
 ``metrics.json`` (``chunking``), ``summary.md`` and the terminal table.
@@ -51,7 +53,9 @@ def sweep_grid(config: ChunkingConfig, window: int) -> tuple[list[tuple[int, int
     return grid, notes
 
 
-def _retriever(dense: DenseRetriever, config: ChunkingConfig, method: str, size: int, overlap: int) -> Any:
+def _retriever(
+    dense: DenseRetriever, config: ChunkingConfig, method: str, size: int, overlap: int
+) -> ChunkedDenseRetriever:
     """Build a chunked retriever for one (method, size, overlap)."""
     prompt = (dense.model.prompts or {}).get(dense.document_prompt_name or "") or ""
     chunker = Chunker.for_model(dense.model, config, method=method, size=size, overlap=overlap, prompt=prompt)
@@ -66,17 +70,18 @@ def add_chunked_systems(
     queries: dict[str, str],
     label: str,
     suffix: str,
-) -> None:
+) -> ChunkedDenseRetriever | None:
     """Add the chunked system of one dense model to ``runner`` and record the sweep in ``runner.chunking``.
 
     Inputs: the runner (its config, qrels and ``chunking`` settings), the indexed
     dense retriever of the model, the evaluation queries, the model's label and the
     system-name suffix. Effects: ``dense-chunked<suffix>`` added to the runner's
     systems (unless the method resolves to ``none``); notes; ``runner.chunking[label]``.
+    Output: the indexed chunked retriever of the main setting (None when chunking is off).
     """
     config = runner.chunking_config
     if config is None:
-        return
+        return None
     bench = runner.config
     report = dense.truncation
     window = model_window(dense.model)
@@ -96,11 +101,12 @@ def add_chunked_systems(
             f"{label} (longest {report.longest} tokens): unchunked dense reads only their beginning; {advice}"
         )
     if method == "none":
-        return
+        return None
     primary = bench.primary_metric
     grid, skipped = sweep_grid(config, window)
     main = (config.size or window, config.overlap)
     rows: list[dict[str, Any]] = []
+    main_retriever: ChunkedDenseRetriever | None = None
     for size, overlap in grid:
         start = time.perf_counter()
         chunked = _retriever(dense, config, method, size, overlap)
@@ -108,6 +114,7 @@ def add_chunked_systems(
         run = chunked.search(queries, bench.depth)
         seconds = time.perf_counter() - start
         if (size, overlap) == main:
+            main_retriever = chunked
             runner.add(f"dense-chunked{suffix}", "dense", run, chunked.get_config_dict(), seconds)
         rows.append(
             {
@@ -142,3 +149,4 @@ def add_chunked_systems(
             f"overlap {best['overlap']} (unchunked {unchunked.metrics[primary]:.4f}); chosen on the evaluated "
             "split, so confirm it on held-out queries"
         )
+    return main_retriever

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 
 from domainfit import __version__
 from domainfit.cli_common import ConfigOpt, JsonOpt, QuietOpt, WorkspaceOpt, fail, guarded, resolve_data
+from domainfit.errors import DomainfitWarning
 from domainfit.workspace import DEFAULT_WORKSPACE, Workspace
 
 app = typer.Typer(
@@ -177,8 +179,26 @@ STAGE_MODULES: tuple[str, ...] = (
 _register_stage_commands()
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Print domainfit's own warnings as one ``warning: ...`` line on stderr; others as Python does."""
+    text = (
+        f"warning: {message}\n"
+        if issubclass(category, DomainfitWarning)
+        else warnings.formatwarning(message, category, filename, lineno, line)
+    )
+    (file or sys.stderr).write(text)
+
+
 def main() -> None:
     """Console-script entry point; exits 2 on usage errors as Click does."""
+    warnings.showwarning = _show_warning
     app()
 
 

@@ -17,6 +17,9 @@ WorkspaceOpt = Annotated[Path, typer.Option("--workspace", "-w", help="workspace
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="domainfit.toml", exists=False)]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")]
+ChunkingOpt = Annotated[
+    str | None, typer.Option("--chunking", help="chunk long documents: none|auto|fixed|structural|recursive")
+]
 
 
 def fail(code: int, message: str) -> NoReturn:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from domainfit.cli_common import ConfigOpt, JsonOpt, QuietOpt, WorkspaceOpt, guarded, resolve_data
+from domainfit.cli_common import ChunkingOpt, ConfigOpt, JsonOpt, QuietOpt, WorkspaceOpt, guarded, resolve_data
 from domainfit.workspace import DEFAULT_WORKSPACE, Workspace
 
 
@@ -22,6 +22,7 @@ def evaluate(
     base_model: Annotated[str | None, typer.Option("--base-model", help="the model it was fine-tuned from")] = None,
     split: Annotated[str | None, typer.Option(help="qrels split to evaluate")] = None,
     general: Annotated[str | None, typer.Option(help="general-domain BEIR folder for the forgetting check")] = None,
+    chunking: ChunkingOpt = None,
     force: Annotated[bool, typer.Option("--force", help="re-run even if inputs did not change")] = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
@@ -35,8 +36,8 @@ def evaluate(
 
     data = resolve_data(data, demo, quiet or as_json)
     overrides = {"model": model, "base_model": base_model, "split": split, "general": general}
-    cfg = guarded(load_config, config, {"eval": overrides})
-    result = guarded(run_eval, data, Workspace(workspace), cfg.eval, force=force)
+    cfg = guarded(load_config, config, {"eval": overrides, "chunking": {"method": chunking}})
+    result = guarded(run_eval, data, Workspace(workspace), cfg.eval, force=force, chunking=cfg.chunking)
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
         return

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from domainfit.cli_common import ConfigOpt, JsonOpt, QuietOpt, WorkspaceOpt, fail, guarded
+from domainfit.cli_common import ChunkingOpt, ConfigOpt, JsonOpt, QuietOpt, WorkspaceOpt, fail, guarded
 from domainfit.progress import set_quiet
 from domainfit.workspace import DEFAULT_WORKSPACE, Workspace
 
@@ -95,6 +95,7 @@ def mine(
     ] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="base bi-encoder")] = None,
     seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    chunking: ChunkingOpt = None,
     force: Annotated[bool, typer.Option("--force", help="re-run even if inputs did not change")] = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
@@ -118,9 +119,15 @@ def mine(
         "model": model,
         "seed": seed,
     }
-    cfg = guarded(load_config, config, {"mine": overrides})
+    cfg = guarded(load_config, config, {"mine": overrides, "chunking": {"method": chunking}})
     result = guarded(
-        run_mine, data, Workspace(workspace), cfg.mine, force=force, max_line_bytes=cfg.data.max_line_mib << 20
+        run_mine,
+        data,
+        Workspace(workspace),
+        cfg.mine,
+        force=force,
+        max_line_bytes=cfg.data.max_line_mib << 20,
+        chunking=cfg.chunking,
     )
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")

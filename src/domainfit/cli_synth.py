@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from domainfit.cli_common import ConfigOpt, JsonOpt, QuietOpt, WorkspaceOpt, fail, guarded, resolve_data
+from domainfit.cli_common import (
+    ChunkingOpt,
+    ConfigOpt,
+    JsonOpt,
+    QuietOpt,
+    WorkspaceOpt,
+    fail,
+    guarded,
+    resolve_data,
+)
 from domainfit.workspace import DEFAULT_WORKSPACE, Workspace
 
 if TYPE_CHECKING:
@@ -126,6 +135,7 @@ def synth(
     ] = None,
     max_documents: Annotated[int | None, typer.Option(help="generate from at most this many documents")] = None,
     seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    chunking: ChunkingOpt = None,
     force: Annotated[bool, typer.Option("--force", help="re-run even if inputs did not change")] = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
@@ -144,13 +154,20 @@ def synth(
                 "roundtrip": roundtrip,
                 "max_documents": max_documents,
                 "seed": seed,
-            }
+            },
+            "chunking": {"method": chunking},
         },
     )
     _assign(cfg.synth.llm, {"base_url": (llm_base_url, "--llm-base-url"), "model": (llm_model, "--llm-model")})
     _assign(cfg.synth.clicks, {"path": (clicks, "--clicks")})
     result = guarded(
-        run_synth, data, Workspace(workspace), cfg.synth, force=force, max_line_bytes=cfg.data.max_line_mib << 20
+        run_synth,
+        data,
+        Workspace(workspace),
+        cfg.synth,
+        force=force,
+        max_line_bytes=cfg.data.max_line_mib << 20,
+        chunking=cfg.chunking,
     )
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from domainfit.cli_common import ConfigOpt, JsonOpt, QuietOpt, WorkspaceOpt, fail, guarded
+from domainfit.cli_common import ChunkingOpt, ConfigOpt, JsonOpt, QuietOpt, WorkspaceOpt, fail, guarded
 from domainfit.progress import set_quiet
 from domainfit.workspace import DEFAULT_WORKSPACE, Workspace
 
@@ -32,6 +32,7 @@ def train(
     dataset: Annotated[str | None, typer.Option(help="pair file or saved dataset (default: mine output)")] = None,
     reranker: Annotated[str | None, typer.Option(help="cross-encoder teacher for margin-mse")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue from the last checkpoint")] = False,
+    chunking: ChunkingOpt = None,
     force: Annotated[bool, typer.Option("--force", help="re-run even if inputs did not change")] = False,
     launcher: Annotated[
         str | None, typer.Option(help="train on several processes with DDP: torchrun or accelerate")
@@ -64,7 +65,7 @@ def train(
         "batch_size": batch_size,
         "dataset": dataset,
     }
-    cfg = guarded(load_config, config, {"train": overrides})
+    cfg = guarded(load_config, config, {"train": overrides, "chunking": {"method": chunking}})
     if launcher is not None:
         result = guarded(
             run_distributed,
@@ -80,7 +81,14 @@ def train(
         )
     else:
         result = guarded(
-            run_train, data, Workspace(workspace), cfg.train, resume=resume, force=force, reranker=reranker
+            run_train,
+            data,
+            Workspace(workspace),
+            cfg.train,
+            resume=resume,
+            force=force,
+            reranker=reranker,
+            chunking=cfg.chunking,
         )
     if as_json:
         sys.stdout.write(json.dumps(asdict(result), indent=2) + "\n")

@@ -36,3 +36,7 @@ class InputError(DomainfitError):
 
 class UsageError(DomainfitError):
     """A bad option or combination of options (exit code 2)."""
+
+
+class DomainfitWarning(UserWarning):
+    """Something the user should know that does not stop the run; the CLI prints it as one ``warning:`` line."""

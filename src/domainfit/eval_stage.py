@@ -6,6 +6,13 @@ and hybrid for both models, per slice, paired significance fine-tuned vs base,
 queries that improved and got worse, the forgetting check), ``runs/*.trec``,
 ``summary.md`` and ``manifest.json``. With multilingual data, the slices
 include the query ``language`` and ``cross_language`` (see `domainfit.systems.profile_languages`).
+
+With ``[chunking]`` on, both models are also evaluated chunked, exactly as ``bench``
+does it (``dense-chunked:<model>``, ``hybrid-rrf-chunked:<model>``,
+``hybrid-convex-chunked:<model>``: documents ranked by their chunks, the main
+setting only, no sweep), so before/after compare with bench's chunked rows; lift and
+significance are reported for the chunked kinds too, and ``metrics.json`` →
+``chunking`` records the settings per model.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from domainfit import __version__
 from domainfit.bench import data_fingerprint
 from domainfit.config import BenchConfig
 from domainfit.data.beir import BeirDataset, load_beir
+from domainfit.data.chunking import ChunkingConfig
 from domainfit.data.general_set import general_dataset
 from domainfit.errors import InputError
 from domainfit.eval_config import EvalConfig
@@ -59,6 +67,7 @@ class EvalResult:
     notes: list[str] = field(default_factory=list)
     up_to_date: bool = False
     languages: dict[str, Any] = field(default_factory=dict)
+    chunking: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """Return the JSON form written to ``metrics.json``."""
@@ -236,11 +245,17 @@ def _forgetting(cfg: EvalConfig, base_model: str, variants: dict[str, str], cach
     return out
 
 
+#: System kinds compared fine-tuned vs base (the chunked ones exist only when chunking is on).
+LIFT_KINDS = ("dense", "hybrid-rrf", "hybrid-convex", "dense-chunked", "hybrid-rrf-chunked", "hybrid-convex-chunked")
+#: System kinds given a paired significance test.
+SIGNIFICANCE_KINDS = ("dense", "hybrid-convex", "dense-chunked", "hybrid-convex-chunked")
+
+
 def _lift(systems: list[SystemResult]) -> dict[str, dict[str, float]]:
     """Return fine-tuned (and merged) minus base, per retrieval kind and metric."""
     by_name = {s.name: s.metrics for s in systems}
     lift = {}
-    for kind in ("dense", "hybrid-rrf", "hybrid-convex"):
+    for kind in LIFT_KINDS:
         base = by_name.get(f"{kind}:{BASE}")
         for label, key in ((TUNED, kind), (MERGED, f"{kind} ({MERGED})")):
             other = by_name.get(f"{kind}:{label}")
@@ -249,11 +264,24 @@ def _lift(systems: list[SystemResult]) -> dict[str, dict[str, float]]:
     return lift
 
 
-def run_eval(data: Path, workspace: Workspace, cfg: EvalConfig, *, force: bool = False) -> EvalResult:
+def run_eval(
+    data: Path,
+    workspace: Workspace,
+    cfg: EvalConfig,
+    *,
+    force: bool = False,
+    chunking: ChunkingConfig | None = None,
+) -> EvalResult:
     """Evaluate base vs fine-tuned on the test split and write ``<workspace>/eval``.
 
+    Inputs: the BEIR folder, the workspace, the config, ``force`` and the
+    ``[chunking]`` settings (None or ``none``: no chunked rows; otherwise the dense
+    systems are also evaluated chunked, as in ``bench``, without the sweep).
     Raises `InputError` on bad data or a missing model (nothing is written then).
     """
+    chunked = None
+    if chunking is not None and chunking.method != "none":
+        chunked = chunking.model_copy(update={"sweep": False})
     root = Path(data).expanduser().resolve()
     tuned_model = _tuned_model(workspace, cfg)
     merged = workspace.stage_dir("train") / "merged"
@@ -269,6 +297,8 @@ def run_eval(data: Path, workspace: Workspace, cfg: EvalConfig, *, force: bool =
         "domainfit_version": __version__,
         "text": text_config().fingerprint(),
     }
+    if chunked is not None:
+        inputs["chunking"] = chunked.model_dump()
     manifest = out_dir / "manifest.json"
     if not force and manifest.is_file() and json.loads(manifest.read_text()).get("inputs") == inputs:
         result = EvalResult.from_json(json.loads((out_dir / "metrics.json").read_text()))
@@ -290,6 +320,7 @@ def run_eval(data: Path, workspace: Workspace, cfg: EvalConfig, *, force: bool =
             bench_cfg,
             workspace.cache_dir,
             labels={cfg.base_model: BASE, tuned_model: TUNED, str(merged): MERGED},
+            chunking=chunked,
         )
         runner.run_all()
         languages = profile_languages(runner)
@@ -300,7 +331,8 @@ def run_eval(data: Path, workspace: Workspace, cfg: EvalConfig, *, force: bool =
                 metrics=cfg.metrics,
                 test=cfg.significance_test,
             ).to_dict()
-            for kind in ("dense", "hybrid-convex")
+            for kind in SIGNIFICANCE_KINDS
+            if f"{kind}:{BASE}" in runner.runs and f"{kind}:{TUNED}" in runner.runs
         }
         improved, worsened = _examples(
             dataset, qrels, runner.runs[f"dense:{BASE}"], runner.runs[f"dense:{TUNED}"], cfg.examples
@@ -311,7 +343,7 @@ def run_eval(data: Path, workspace: Workspace, cfg: EvalConfig, *, force: bool =
             significance=significance, lift=_lift(runner.systems), improved=improved, worsened=worsened,
             forgetting=_forgetting(cfg, cfg.base_model, _variants(workspace, cfg, tuned_model), workspace.cache_dir),
             head_tail=_head_tail(runner, qrels, cfg.metrics),
-            output_dir=str(out_dir), notes=runner.notes, languages=languages,
+            output_dir=str(out_dir), notes=runner.notes, languages=languages, chunking=runner.chunking,
         )  # fmt: skip
         result.forgetting["train_options"] = _train_options(workspace, cfg)
         if not result.forgetting["measured"]:
@@ -323,6 +355,20 @@ def run_eval(data: Path, workspace: Workspace, cfg: EvalConfig, *, force: bool =
             atomic_write_text(tmp / "summary.md", eval_summary(result, cfg.primary_metric))
             workspace.write_manifest(tmp, STAGE, inputs, ["metrics.json", "summary.md"])
     return result
+
+
+def _chunking_lines(chunking: dict[str, Any]) -> list[str]:
+    """Markdown lines saying how the ``*-chunked`` rows were chunked (empty when chunking was off)."""
+    chunked = [e for e in chunking.values() if e.get("resolved_method", "none") != "none"]
+    if not chunked:
+        return []
+    entry = chunked[0]
+    size = entry["settings"].get("size") or entry["window_tokens"]
+    return [
+        "",
+        f"`*-chunked` rows rank documents by their chunks ({entry['resolved_method']}, size {size}, overlap "
+        f"{entry['settings']['overlap']}, {entry['settings']['aggregate']}), as `bench` does.",
+    ]
 
 
 def eval_summary(result: EvalResult, primary: str) -> str:
@@ -339,6 +385,7 @@ def eval_summary(result: EvalResult, primary: str) -> str:
     ]
     for s in result.systems:
         lines.append(f"| {s.name} | " + " | ".join(f"{s.metrics[m]:.4f}" for m in metrics) + " |")
+    lines += _chunking_lines(result.chunking)
     lines += ["", "## Fine-tuned minus base", ""]
     for kind, deltas in result.lift.items():
         sig = result.significance.get(kind)

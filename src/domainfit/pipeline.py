@@ -100,18 +100,24 @@ def run_pipeline(
     synth = _optional("domainfit.synth.stage", "run_synth")
     synth_config = getattr(config, "synth", None)
     if synth is not None and synth_config is not None:
-        extra = {"force": force} if "force" in inspect.signature(synth).parameters else {}
+        params = inspect.signature(synth).parameters
+        extra: dict[str, Any] = {"force": force} if "force" in params else {}
+        if "chunking" in params:
+            extra["chunking"] = config.chunking
         step("synth", lambda: synth(data, workspace, synth_config, **extra))
     else:
         step.note("synth", "skipped: not available in this version")
     mine = _optional("domainfit.synth.mine_stage", "run_mine")
     mine_config = getattr(config, "mine", None)
     if mine is not None and mine_config is not None:
-        step("mine", lambda: mine(data, workspace, mine_config, force=force, max_line_bytes=limit))
+        step(
+            "mine",
+            lambda: mine(data, workspace, mine_config, force=force, max_line_bytes=limit, chunking=config.chunking),
+        )
     else:
         step.note("mine", "skipped: not available in this version")
-    step("train", lambda: run_train(data, workspace, config.train, force=force))
-    step("eval", lambda: run_eval(data, workspace, config.eval, force=force))
+    step("train", lambda: run_train(data, workspace, config.train, force=force, chunking=config.chunking))
+    step("eval", lambda: run_eval(data, workspace, config.eval, force=force, chunking=config.chunking))
     after = step("decide", lambda: run_decide(data, workspace, config.decide, "after"))
     result.decision_after = after.recommendation
     compress = _optional("domainfit.compress.stage", "run_compress")

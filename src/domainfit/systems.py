@@ -7,6 +7,7 @@ run, mean metrics, settings and timing, the tuned hybrid weights and per-slice t
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -137,32 +138,62 @@ class SystemRunner:
         dense.index(self.dataset.corpus)
         run = dense.search(queries, cfg.depth)
         self.add(f"dense{suffix}", "dense", run, dense.get_config_dict(), time.perf_counter() - start)
+        chunked = None
         if self.chunking_config is not None:
             from domainfit.chunk_bench import add_chunked_systems
 
-            add_chunked_systems(self, dense, queries, label, suffix)
+            chunked = add_chunked_systems(self, dense, queries, label, suffix)
         if cfg.similarity.any_enabled():
             from domainfit.similarity import add_similarity_systems
 
             add_similarity_systems(self, dense, suffix, queries, run)
         if not cfg.hybrid:
             return
+        self._hybrids(model, label, suffix, "", bm25, run, bm25_tune, lambda: dense.search(tune_queries, cfg.depth))
+        if chunked is not None:
+            searcher = chunked
+            self._hybrids(
+                model,
+                f"{label} (chunked)",
+                suffix,
+                "-chunked",
+                bm25,
+                self.runs[f"dense-chunked{suffix}"],
+                bm25_tune,
+                lambda: searcher.search(tune_queries, cfg.depth),
+            )
+
+    def _hybrids(
+        self,
+        model: str,
+        label: str,
+        suffix: str,
+        variant: str,
+        bm25: Run,
+        run: Run,
+        bm25_tune: Run,
+        dense_tune: Callable[[], Run],
+    ) -> None:
+        """Fuse BM25 with one dense run: RRF, and convex with its weight tuned on the tuning split.
+
+        Inputs: the model, the tuning-record key (``label``), the system-name suffix, the
+        variant (``""``, or ``"-chunked"`` for the chunked dense run), the BM25 and
+        dense runs, the BM25 run of the tuning queries and a function searching them
+        with the same dense system. Effects: ``hybrid-rrf<variant><suffix>`` and
+        ``hybrid-convex<variant><suffix>`` added; ``tuning[label]``.
+        """
+        cfg = self.config
         start = time.perf_counter()
+        extra = {"dense": f"dense{variant}{suffix}"} if variant else {}
         self.add(
-            f"hybrid-rrf{suffix}",
+            f"hybrid-rrf{variant}{suffix}",
             "hybrid",
             rrf([bm25, run], k=cfg.rrf_k, depth=cfg.depth),
-            {"fusion": "rrf", "k": cfg.rrf_k, "model": model},
+            {"fusion": "rrf", "k": cfg.rrf_k, "model": model, **extra},
             time.perf_counter() - start,
         )
         if self.tune:
-            tuned = tune_convex(
-                bm25_tune,
-                dense.search(tune_queries, cfg.depth),
-                self.tune,
-                self.score,
-                cfg.primary_metric,
-            )
+            tuned = tune_convex(bm25_tune, dense_tune(), self.tune, self.score, cfg.primary_metric)
             alpha = tuned.alpha
             self.tuning[label] = {
                 "split": cfg.tune_split,
@@ -172,14 +203,16 @@ class SystemRunner:
             }
         else:
             alpha = 0.5
-            self.notes.append(f"no '{cfg.tune_split}' split to tune the convex weight: used alpha=0.5")
+            note = f"no '{cfg.tune_split}' split to tune the convex weight: used alpha=0.5"
+            if note not in self.notes:
+                self.notes.append(note)
             self.tuning[label] = {"split": None, "alpha": alpha}
         start = time.perf_counter()
         self.add(
-            f"hybrid-convex{suffix}",
+            f"hybrid-convex{variant}{suffix}",
             "hybrid",
             convex(bm25, run, alpha, depth=cfg.depth),
-            {"fusion": "convex", "alpha": alpha, "normalisation": "min-max", "model": model},
+            {"fusion": "convex", "alpha": alpha, "normalisation": "min-max", "model": model, **extra},
             time.perf_counter() - start,
         )
 

@@ -46,7 +46,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from domainfit.data.structure import LINE, PARAGRAPH, SENTENCE, Section, Span, find_sections, split_spans, trim
-from domainfit.errors import UsageError
+from domainfit.errors import DomainfitWarning, UsageError
 from domainfit.types import Document
 
 ChunkMethod = Literal["none", "auto", "fixed", "structural", "recursive"]
@@ -459,7 +459,7 @@ def _merge(pieces: list[Span], tok: _Tokens, budget: int) -> list[Span]:
 # -- truncation check -----------------------------------------------------------------------
 
 
-class TruncationWarning(UserWarning):
+class TruncationWarning(DomainfitWarning):
     """Some texts are longer than the model's window; the encoder reads only their beginning."""
 
 

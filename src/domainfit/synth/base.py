@@ -49,8 +49,12 @@ class SyntheticQuery:
             self.positive_text = prepare_text(self.positive_text)
 
     def to_record(self, ident: str) -> dict[str, Any]:
-        """Return the line written to ``synth/queries.jsonl`` for this query under id ``ident``."""
-        return {
+        """Return the line written to ``synth/queries.jsonl`` for this query under id ``ident``.
+
+        A query whose positive is a chunk of a long document also carries ``chunk``
+        (the chunk's id and offsets in ``doc_id``, see `domainfit.synth.chunked`).
+        """
+        record: dict[str, Any] = {
             "_id": ident,
             "text": self.text,
             "doc_id": self.doc_id,
@@ -59,6 +63,9 @@ class SyntheticQuery:
             "negatives": list(self.negatives),
             "weight": float(self.weight),
         }
+        if "chunk" in self.metadata:
+            record["chunk"] = self.metadata["chunk"]
+        return record
 
 
 class QueryGenerator(ABC):

@@ -11,6 +11,9 @@ In order (cheap first, each reports how many it removed per source):
    query with different clicked documents are not duplicates of each other).
 5. ``roundtrip``: the query does not retrieve its own document in the top
    ``roundtrip_k`` of BM25, the base dense model, either of them, or (``none``) no check.
+   With a chunker (``[chunking]`` on), the dense model ranks documents by their best
+   chunk, so a query made from a chunk deep inside a long document passes when its
+   parent document comes back through any of its chunks (BM25 reads whole documents).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from domainfit.synth.base import SyntheticQuery
 from domainfit.types import Document
 
 if TYPE_CHECKING:
+    from domainfit.data.chunking import Chunker
     from domainfit.retrieval.dense import DenseRetriever
 
 #: Filter names, in the order they run.
@@ -197,13 +201,27 @@ def bm25_hits(
 
 
 def dense_hits(
-    dense: DenseRetriever, corpus: Mapping[str, Document], queries: Sequence[SyntheticQuery], k: int
+    dense: DenseRetriever,
+    corpus: Mapping[str, Document],
+    queries: Sequence[SyntheticQuery],
+    k: int,
+    chunker: Chunker | None = None,
 ) -> list[bool]:
-    """Return, for each query, whether the dense retriever ranks its document in the top ``k`` of ``corpus``."""
+    """Return, for each query, whether the dense retriever ranks its document in the top ``k`` of ``corpus``.
+
+    With a ``chunker``, documents are ranked by their best chunk (`ChunkedDenseRetriever`, ``max``).
+    """
     from domainfit.retrieval.dense import exact_search
 
     if not queries:
         return []
+    if chunker is not None:
+        from domainfit.retrieval.chunked import ChunkedDenseRetriever
+
+        chunked = ChunkedDenseRetriever(dense, chunker, aggregate="max")
+        chunked.index(corpus)
+        run = chunked.search({str(n): q.text for n, q in enumerate(queries)}, k)
+        return [q.doc_id in run[str(n)] for n, q in enumerate(queries)]
     position = {doc_id: n for n, doc_id in enumerate(corpus)}
     documents = dense.encode_documents([d.full_text() for d in corpus.values()])
     vectors = dense.encode_queries([q.text for q in queries])
@@ -221,6 +239,7 @@ def _roundtrip(
     settings: FilterSettings,
     dense: Callable[[], DenseRetriever] | None,
     result: FilterResult,
+    chunker: Chunker | None = None,
 ) -> list[SyntheticQuery]:
     """Keep the queries whose document comes back in the top k (exempt sources always pass)."""
     method = settings.roundtrip
@@ -234,7 +253,7 @@ def _roundtrip(
         if dense is None:
             raise ValueError(f"round trip {method!r} needs a dense retriever")
         todo = [n for n, ok in enumerate(passed) if not ok]
-        found = dense_hits(dense(), corpus, [checked[n] for n in todo], settings.roundtrip_k)
+        found = dense_hits(dense(), corpus, [checked[n] for n in todo], settings.roundtrip_k, chunker)
         for n, ok in zip(todo, found, strict=True):
             passed[n] = ok
     verdict = {id(q): ok for q, ok in zip(checked, passed, strict=True)}
@@ -255,6 +274,7 @@ def apply_filters(
     held_out: Mapping[str, tuple[str, str]] | None = None,
     eval_documents: frozenset[str] = frozenset(),
     dense: Callable[[], DenseRetriever] | None = None,
+    chunker: Chunker | None = None,
 ) -> FilterResult:
     """Run every filter over ``queries`` (earlier queries win duplicate ties); return the kept ones and the counts.
 
@@ -262,12 +282,14 @@ def apply_filters(
     retrieval runs over all of it), the settings, the held-out queries as
     ``{query_id: (split, text)}``, the documents that are positives of held-out
     queries, and a function returning the dense retriever (called only when
-    the dense round trip runs). Output: a `FilterResult` whose ``removed``
-    has every filter name of `FILTERS` (zero counts included).
+    the dense round trip runs), and the chunker of long documents when chunking
+    is on (the dense round trip then ranks documents by their best chunk).
+    Output: a `FilterResult` whose ``removed`` has every filter name of
+    `FILTERS` (zero counts included).
     """
     result = FilterResult(kept=[], removed={name: {} for name in FILTERS})
     kept = _cheap_filters(queries, settings, held_out or {}, eval_documents, result)
-    result.kept = _roundtrip(kept, corpus, settings, dense, result)
+    result.kept = _roundtrip(kept, corpus, settings, dense, result, chunker)
     return result
 
 

@@ -18,6 +18,16 @@ replies cached in ``<workspace>/cache/llm/``); they go through the same
 false-negative filters and are recorded with ``source: "llm"``, an
 ``llm:<sha1[:12]>`` id and their ``text``.
 
+With ``[chunking]`` on (any method but ``none``; ``auto`` only when some document
+exceeds the window of ``mine.model``), every document longer than the window is
+chunked (`domainfit.synth.chunked`): a pair without its own positive text
+(labelled pairs, LLM and click queries) whose document is long trains on the
+document's chunk closest to the query under the base model, and a long negative
+document becomes its chunk closest to the query, instead of a text the encoder
+would silently truncate. ``summary.json`` → ``chunking`` counts what was replaced
+(and records the settings, which the manifest's inputs include);
+``negatives.jsonl`` names the chunks (``positive_chunk``, a negative's ``chunk``).
+
 Everything is built in a temporary folder swapped in on success. Re-running
 with unchanged data, synthetic queries, models and config is a no-op.
 This module is imported by `domainfit.config`, so its top-level imports stay light.
@@ -45,6 +55,8 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
     from domainfit.data.beir import BeirDataset
+    from domainfit.data.chunking import ChunkingConfig
+    from domainfit.synth.chunked import ChunkPlan, ChunkVectors
     from domainfit.synth.curriculum import Stage
     from domainfit.synth.datasets import TrainingPair
     from domainfit.synth.negatives import MiningResult, MiningSettings, Negative
@@ -176,6 +188,7 @@ class MineResult:
     up_to_date: bool = False
     notes: list[str] = field(default_factory=list)
     llm: dict[str, Any] | None = None
+    chunking: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return the JSON-serialisable form written to ``summary.json``."""
@@ -207,13 +220,18 @@ def _model_id(name: str) -> str:
 
 
 def _inputs(
-    root: Path, synth: Path | None, config: MineConfig, bi_encoder: SentenceTransformer | None
+    root: Path,
+    synth: Path | None,
+    config: MineConfig,
+    bi_encoder: SentenceTransformer | None,
+    chunking: ChunkingConfig | None = None,
 ) -> dict[str, Any]:
-    """Everything the stage's output depends on (compared with the last manifest)."""
+    """Everything the stage's output depends on (compared with the last manifest; ``chunking`` only when on)."""
     from domainfit.models import model_fingerprint
+    from domainfit.synth.chunked import chunking_on
 
     data_files = [root / "corpus.jsonl", root / "queries.jsonl", *sorted((root / "qrels").glob("*.tsv"))]
-    return {
+    inputs = {
         "data": str(root),
         "data_sha256": _fingerprint(data_files),
         "synthetic_queries": str(synth) if synth else None,
@@ -223,6 +241,9 @@ def _inputs(
         "cross_encoder": _model_id(config.cross_encoder) if config.cross_encoder else None,
         "domainfit_version": __version__,
     }
+    if chunking is not None and chunking_on(chunking):
+        inputs["chunking"] = chunking.model_dump()
+    return inputs
 
 
 def _up_to_date(out_dir: Path, inputs: dict[str, Any]) -> MineResult | None:
@@ -277,8 +298,12 @@ def _write_outputs(
     mined: MiningResult,
     stages: list[Stage],
     difficulties: list[float],
+    positive_chunks: dict[int, str] | None = None,
 ) -> list[str]:
-    """Write the datasets, curriculum and ``negatives.jsonl`` into ``tmp``; return the files written."""
+    """Write the datasets, curriculum and ``negatives.jsonl`` into ``tmp``; return the files written.
+
+    ``positive_chunks``: pair index -> id of the chunk that became its positive (chunking on).
+    """
     from domainfit.progress import progress_bar
     from domainfit.synth.curriculum import stage_of_rows
     from domainfit.synth.datasets import save_subsets, write_trainer_dataset
@@ -290,7 +315,10 @@ def _write_outputs(
         with progress_bar("writing dataset", len(mined.examples)) as advance:
             for example in mined.examples:
                 pair = pairs[example.pair]
-                negatives = (x.text if x.text is not None else corpus[x.doc_id].full_text() for x in example.negatives)
+                negatives = (
+                    x.text if x.text is not None else x.chunk_text or corpus[x.doc_id].full_text()
+                    for x in example.negatives
+                )
                 yield (pair.query, pair.positive(corpus), *negatives)
                 advance(1)
 
@@ -318,15 +346,19 @@ def _write_outputs(
                 "stage": stage_names[row],
                 "negatives": [_negative_record(x) for x in example.negatives],
             }
+            if positive_chunks is not None:
+                record["positive_chunk"] = positive_chunks.get(example.pair)
             handle.write(dumps_line(record))
     return sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
 
 
 def _negative_record(negative: Negative) -> dict[str, Any]:
-    """Return a negative as a ``negatives.jsonl`` object (``text`` only for generated passages)."""
+    """Return a negative as a ``negatives.jsonl`` object (``text`` for generated passages, ``chunk`` for chunks)."""
     record = asdict(negative)
-    if record["text"] is None:
-        del record["text"]
+    del record["chunk_text"]
+    for key in ("text", "chunk"):
+        if record[key] is None:
+            del record[key]
     return record
 
 
@@ -369,6 +401,26 @@ def _notes(mined: MiningResult, leakage: dict[str, Any], pairs: int) -> list[str
     return notes
 
 
+def _chunk_summary(
+    plan: ChunkPlan, chunks: ChunkVectors | None, mined: MiningResult, positive_chunks: dict[int, str]
+) -> dict[str, Any]:
+    """Return ``summary.json`` → ``chunking``: settings, long documents, positives and negatives replaced by chunks.
+
+    ``positives_replaced`` counts pairs (per origin); ``positives_replaced_in_dataset``
+    the dataset rows among them (pairs without enough negatives are left out).
+    """
+    by_source: dict[str, int] = {}
+    for example in mined.examples:
+        for negative in example.negatives:
+            if negative.chunk is not None:
+                by_source[negative.source] = by_source.get(negative.source, 0) + 1
+    plan.counts.setdefault("chunks", len(chunks.chunks) if chunks is not None else 0)
+    plan.counts["negatives_replaced"] = sum(by_source.values())
+    plan.counts["negatives_replaced_by_source"] = by_source
+    plan.counts["positives_replaced_in_dataset"] = sum(ex.pair in positive_chunks for ex in mined.examples)
+    return plan.summary()
+
+
 def run_mine(
     data: Path,
     workspace: Workspace,
@@ -377,19 +429,22 @@ def run_mine(
     force: bool = False,
     max_line_bytes: int = MAX_LINE_BYTES,
     bi_encoder: SentenceTransformer | None = None,
+    chunking: ChunkingConfig | None = None,
 ) -> MineResult:
     """Run the mine stage over a BEIR folder and write its artifacts into the workspace.
 
     Inputs: the BEIR folder, the workspace (its ``synth/queries.jsonl`` is read
     when present and ``config.synthetic`` is on; its embedding cache is used),
     the config, ``force`` to re-run when nothing changed, the largest JSONL
-    record, and optionally an already loaded base model (instead of
-    ``config.model``). Output: the `MineResult`. Raises `InputError` on bad
+    record, optionally an already loaded base model (instead of
+    ``config.model``) and the ``[chunking]`` settings (None or ``none``: long
+    documents are used whole). Output: the `MineResult`. Raises `InputError` on bad
     data or leakage and `UsageError` when no pair keeps enough negatives;
     nothing is written then.
     """
     from domainfit.models import load_cross_encoder
     from domainfit.retrieval.dense import DenseRetriever
+    from domainfit.synth.chunked import chunk_pair_positives
     from domainfit.synth.curriculum import build_stages, difficulty
     from domainfit.synth.datasets import excluded_documents
     from domainfit.synth.negatives import NegativeMiner
@@ -401,7 +456,7 @@ def run_mine(
     synth_file = workspace.root / "synth" / "queries.jsonl"
     synth = synth_file if config.synthetic and synth_file.is_file() else None
     out_dir = workspace.stage_dir(STAGE)
-    inputs = _inputs(root, synth, config, bi_encoder)
+    inputs = _inputs(root, synth, config, bi_encoder, chunking)
     if not force and (previous := _up_to_date(out_dir, inputs)) is not None:
         return previous
     dataset, pairs, leakage = _training_pairs(root, synth, config, max_line_bytes)
@@ -423,12 +478,16 @@ def run_mine(
         vectors = dense.encode_documents(doc_texts)
         seconds["encode_documents"] = time.perf_counter() - clock
         clock = time.perf_counter()
+        pairs, chunks, positive_chunks, plan = chunk_pair_positives(dense, chunking, dataset.corpus, pairs)
+        if plan is not None:
+            seconds["chunk"] = time.perf_counter() - clock
+            clock = time.perf_counter()
         generated, llm_usage = _generate_negatives(config, workspace, pairs, dataset)
         if generated is not None:
             seconds["generate_negatives"] = time.perf_counter() - clock
             clock = time.perf_counter()
         cross = load_cross_encoder(config.cross_encoder) if config.cross_encoder else None
-        miner = NegativeMiner(doc_ids, doc_texts, vectors, dense, settings, cross_encoder=cross)
+        miner = NegativeMiner(doc_ids, doc_texts, vectors, dense, settings, cross_encoder=cross, chunks=chunks)
         mined = miner.mine(pairs, excluded_documents(pairs, dataset), generated)
         seconds["mine"] = time.perf_counter() - clock
         if not mined.examples:
@@ -462,9 +521,12 @@ def run_mine(
             output_dir=str(out_dir),
             notes=_notes(mined, leakage, len(pairs)),
             llm=llm_usage,
+            chunking=_chunk_summary(plan, chunks, mined, positive_chunks) if plan is not None else None,
         )
         with staged_dir(out_dir) as tmp:
-            outputs = _write_outputs(tmp, dataset, pairs, mined, stages, difficulties)
+            outputs = _write_outputs(
+                tmp, dataset, pairs, mined, stages, difficulties, positive_chunks if plan is not None else None
+            )
             atomic_write_json(tmp / "config.json", {"mine": config.model_dump(), "data": str(root)})
             seconds["write"] = time.perf_counter() - clock
             seconds["total"] = time.perf_counter() - started

@@ -33,6 +33,13 @@ called here because it works on texts, not document ids (it merges duplicate
 texts and cannot leave out a query's positives from other splits), encodes
 outside the workspace embedding cache and only prints what its filters removed.
 
+With chunking (``chunks``: the base-model vectors of the chunks of the documents
+longer than the model's window, see `domainfit.synth.chunked.ChunkVectors`), a long
+candidate is represented by its chunk closest to the query: its similarity (for the
+margins and the difficulty) is that chunk's, and the negative written to the
+dataset is that chunk's text (``Negative.chunk``), not the document the encoder
+would have truncated. Candidates are still ranked per document by the sources.
+
 Memory: the document matrix (nd x d), the query and positive vectors (nq x d)
 and one search block (a few queries x nd) at a time; never a query x corpus matrix.
 """
@@ -55,6 +62,9 @@ from domainfit.synth.llm_negatives import generated_id
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
+
+    from domainfit.data.chunking import Chunk
+    from domainfit.synth.chunked import ChunkVectors
 
 #: Every source, in priority order: quotas are dealt round-robin and shortfalls backfilled in this order.
 SOURCES: tuple[str, ...] = ("clicks", "llm", "dense", "bm25", "random")
@@ -172,6 +182,9 @@ class Negative:
     score, cosine for dense, None otherwise); ``ce_score`` the cross-encoder's.
     ``text`` is set only for generated passages (source ``llm``), whose
     ``doc_id`` is ``llm:<sha1[:12]>`` of that text and names no corpus document.
+    ``chunk`` / ``chunk_text`` are set when the document is longer than the
+    window and chunking is on: the id and encoded text of its chunk closest to
+    the query (``score`` is that chunk's similarity).
     """
 
     doc_id: str
@@ -181,6 +194,8 @@ class Negative:
     score: float
     ce_score: float | None = None
     text: str | None = None
+    chunk: str | None = None
+    chunk_text: str | None = None
 
 
 @dataclass
@@ -265,6 +280,7 @@ class _Pool:
     sims: np.ndarray
     texts: list[str] | None = None
     cursor: int = 0
+    chunk_rows: np.ndarray | None = None  # per candidate: row of its best chunk in `ChunkVectors`, -1 for none
 
 
 @dataclass
@@ -281,8 +297,9 @@ class NegativeMiner:
 
     Inputs: document ids, their texts (what the negative columns will hold),
     their L2-normalised vectors under the base model (nd x d, float32), an
-    `Encoder` for queries and free-text positives, the settings, and an
-    optional cross-encoder (anything with the ``CrossEncoder.predict`` API).
+    `Encoder` for queries and free-text positives, the settings, an
+    optional cross-encoder (anything with the ``CrossEncoder.predict`` API)
+    and optionally the chunk vectors of the long documents (see the module docstring).
     Example: ``NegativeMiner(ids, texts, vectors, dense_retriever, MiningSettings()).mine(pairs, excluded)``.
     """
 
@@ -295,6 +312,7 @@ class NegativeMiner:
         settings: MiningSettings,
         *,
         cross_encoder: CrossEncoder | None = None,
+        chunks: ChunkVectors | None = None,
     ) -> None:
         if not len(doc_ids) == len(doc_texts) == doc_vectors.shape[0]:
             raise ValueError("doc_ids, doc_texts and doc_vectors must have one entry per document")
@@ -314,6 +332,8 @@ class NegativeMiner:
         self._ce_scored = 0
         self._generated: list[list[str]] = []
         self._generated_vectors: list[np.ndarray] = []
+        self.chunks = chunks
+        self._chunked = np.array([d in chunks for d in self.doc_ids], dtype=bool) if chunks is not None else None
 
     # ------------------------------------------------------------------ public
 
@@ -452,6 +472,7 @@ class NegativeMiner:
         """Apply the duplicate and similarity-margin filters; count what each removes."""
         idx, ranks, source_scores = found
         sims = self.doc_vectors[idx] @ query if len(idx) else np.zeros(0, dtype=np.float32)
+        chunk_rows = self._best_chunks(idx, query, sims)
         keep = np.ones(len(idx), dtype=bool)
         if self._hashes is not None and positive_hash is not None:
             removed = self._hashes[idx] == positive_hash
@@ -464,7 +485,21 @@ class NegativeMiner:
             ranks[keep] if source != "random" else None,
             source_scores[keep] if source_scores is not None else None,
             sims[keep],
+            chunk_rows=chunk_rows[keep] if chunk_rows is not None else None,
         )
+
+    def _best_chunks(self, idx: np.ndarray, query: np.ndarray, sims: np.ndarray) -> np.ndarray | None:
+        """For chunked (long) candidates, put their best chunk's similarity into ``sims``; return the chunk rows.
+
+        Output: per candidate the row of its best chunk (-1 when it is not chunked), or
+        None without chunking.
+        """
+        if self.chunks is None or self._chunked is None:
+            return None
+        rows = np.full(len(idx), -1, dtype=np.int64)
+        for k in np.flatnonzero(self._chunked[idx]):
+            rows[k], sims[k] = self.chunks.best_row(self.doc_ids[int(idx[k])], query)
+        return rows
 
     def _margins(self, sims: np.ndarray, positive_sim: float, keep: np.ndarray, stats: SourceStats) -> None:
         """Clear ``keep`` where a similarity is within a margin of the positive's; count what each margin removes."""
@@ -560,6 +595,7 @@ class NegativeMiner:
             if cfg.sampling == "random" and source in ("dense", "bm25"):
                 order = rng.permutation(len(pool.idx))
                 pool.idx, pool.sims = pool.idx[order], pool.sims[order]
+                pool.chunk_rows = pool.chunk_rows[order] if pool.chunk_rows is not None else None
                 pool.ranks = pool.ranks[order] if pool.ranks is not None else None
                 pool.source_scores = pool.source_scores[order] if pool.source_scores is not None else None
             pools[source] = pool
@@ -578,6 +614,19 @@ class NegativeMiner:
     def _text(self, doc_id: str) -> str:
         """Return a document's text by id."""
         return self.doc_texts[self._position[doc_id]]
+
+    def _chunk_of(self, pool: _Pool, k: int) -> Chunk | None:
+        """Return the best chunk of the pool's ``k``-th candidate (None when it is not chunked)."""
+        if self.chunks is None or pool.chunk_rows is None or pool.chunk_rows[k] < 0:
+            return None
+        return self.chunks.chunks[int(pool.chunk_rows[k])]
+
+    def _candidate_text(self, pool: _Pool, k: int) -> str:
+        """Return the text of the pool's ``k``-th candidate as it would be trained on (passage, chunk or document)."""
+        if pool.texts is not None:
+            return pool.texts[k]
+        chunk = self._chunk_of(pool, k)
+        return chunk.encode_text() if chunk is not None else self.doc_texts[int(pool.idx[k])]
 
     def _take(
         self,
@@ -607,6 +656,7 @@ class NegativeMiner:
                     continue
             taken.add(doc)
             text = pool.texts[k] if pool.texts is not None else None
+            chunk = self._chunk_of(pool, k)
             chosen.append(
                 Negative(
                     doc_id=generated_id(text) if text is not None else self.doc_ids[doc],
@@ -616,6 +666,8 @@ class NegativeMiner:
                     score=float(pool.sims[k]),
                     ce_score=ce_score,
                     text=text,
+                    chunk=chunk.id if chunk is not None else None,
+                    chunk_text=chunk.encode_text() if chunk is not None else None,
                 )
             )
             got += 1
@@ -646,7 +698,7 @@ class NegativeMiner:
         if int(pool.idx[k]) in cross.scores:
             return
         ahead = [j for j in range(k, min(k + 2 * need + 2, len(pool.idx))) if int(pool.idx[j]) not in cross.scores]
-        texts = [pool.texts[j] if pool.texts is not None else self.doc_texts[int(pool.idx[j])] for j in ahead]
+        texts = [self._candidate_text(pool, j) for j in ahead]
         scores = self._predict([(cross.query, text) for text in texts])
         ahead = [int(pool.idx[j]) for j in ahead]
         cross.scores.update(zip(ahead, scores.tolist(), strict=True))

@@ -7,7 +7,8 @@ a `SynthConfig`, optionally a click log and an LLM endpoint. Output, in
 * ``queries.jsonl``: one object per line, ``{"_id": "s000001", "text", "doc_id",
   "source": "title"|"heading"|"cloze"|"salient"|"llm"|"clicks", "positive_text":
   str|null, "negatives": [doc ids] (skip-above, clicks only), "weight": float
-  (1.0; clicks: the click count)}``;
+  (1.0; clicks: the click count)}``, plus ``"chunk"`` (id and offsets) when the
+  positive is a chunk of a long document;
 * ``summary.json``: counts per source generated / kept, removed per filter,
   click share, LLM tokens and cost, seconds, seeds, resolved config;
 * ``manifest.json``: data hash, click-log hash, config; re-running with the same inputs is a no-op.
@@ -15,6 +16,18 @@ a `SynthConfig`, optionally a click log and an LLM endpoint. Output, in
 Queries are generated only from documents that are not positives of held-out
 (non-train) queries (``exclude_eval_documents``), and none may equal or nearly
 copy a held-out query. LLM replies are cached in ``<workspace>/cache/llm``.
+
+With ``[chunking]`` on (a method other than ``none``; ``auto`` only when some
+document exceeds the window of ``synth.model``), documents longer than the
+window are generated from chunk by chunk (`domainfit.synth.chunked.ChunkedSources`):
+``cloze`` and ``salient`` queries come from single chunks, deep ones included, and
+their positive is that chunk; ``title`` and ``heading`` positives of a long
+document become its first chunk / the first chunk of the section. The query's
+``doc_id`` stays the parent document, so the leakage and eval-document checks
+work per document. The round trip is per document too: BM25 reads whole
+documents; the dense round trip ranks documents by their best chunk
+(`domainfit.retrieval.chunked`, ``max``), so a query from a deep chunk passes
+when its parent document comes back through any of its chunks.
 """
 
 from __future__ import annotations
@@ -39,7 +52,9 @@ from domainfit.workspace import Workspace, atomic_write_json, atomic_write_text,
 
 if TYPE_CHECKING:
     from domainfit.data.beir import BeirDataset
+    from domainfit.data.chunking import ChunkingConfig
     from domainfit.retrieval.dense import DenseRetriever
+    from domainfit.synth.chunked import ChunkedSources, ChunkPlan
     from domainfit.synth.clicks import ClickStats
     from domainfit.synth.llm import LLMQueryGenerator
 
@@ -70,6 +85,7 @@ class SynthResult:
     output_dir: str
     up_to_date: bool = False
     notes: list[str] = field(default_factory=list)
+    chunking: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return the JSON-serialisable form written to ``summary.json``."""
@@ -131,19 +147,20 @@ def _offline(name: str, config: SynthConfig) -> QueryGenerator:
     raise ValueError(f"unknown generator {name!r}")
 
 
-def _fingerprint_inputs(root: Path, config: SynthConfig) -> dict[str, Any]:
-    """Everything the stage's output depends on (compared with the last manifest)."""
+def _fingerprint_inputs(root: Path, config: SynthConfig, chunking: ChunkingConfig | None = None) -> dict[str, Any]:
+    """Everything the stage's output depends on (compared with the last manifest; ``chunking`` only when on)."""
     from domainfit.bench import data_fingerprint
+    from domainfit.synth.chunked import chunking_on
 
     clicks = config.clicks.path
     model = None
-    if config.roundtrip in ("dense", "either"):
+    if config.roundtrip in ("dense", "either") or chunking_on(chunking):
         from domainfit.models import folder_fingerprint, resolve_model
 
         model = folder_fingerprint(resolve_model(config.model).path)[:16]
     if clicks is not None and not Path(clicks).is_file():
         raise InputError(clicks, 0, "-", "click log not found")
-    return {
+    inputs = {
         "data": str(root),
         "data_sha256": data_fingerprint(root),
         "clicks_sha256": sha256_file(Path(clicks)) if clicks is not None else None,
@@ -151,6 +168,9 @@ def _fingerprint_inputs(root: Path, config: SynthConfig) -> dict[str, Any]:
         "model": model,
         "domainfit_version": __version__,
     }
+    if chunking is not None and chunking_on(chunking):
+        inputs["chunking"] = chunking.model_dump(mode="json")
+    return inputs
 
 
 def _up_to_date(out_dir: Path, inputs: dict[str, Any]) -> SynthResult | None:
@@ -168,20 +188,39 @@ def _up_to_date(out_dir: Path, inputs: dict[str, Any]) -> SynthResult | None:
 class _Generation:
     """Runs the configured sources in order and records what each produced and how long it took."""
 
-    def __init__(self, config: SynthConfig, workspace: Workspace, corpus: list[Document], docs: list[Document]) -> None:
+    def __init__(
+        self,
+        config: SynthConfig,
+        workspace: Workspace,
+        corpus: list[Document],
+        docs: list[Document],
+        chunked: ChunkedSources | None = None,
+    ) -> None:
         self.config, self.workspace, self.corpus, self.docs = config, workspace, corpus, docs
+        self.chunked = chunked
         self.queries: list[SyntheticQuery] = []
         self.seconds: dict[str, float] = {}
         self.configs: dict[str, dict[str, Any]] = {}
         self.llm: LLMQueryGenerator | None = None
 
     def run(self, generator: QueryGenerator, fit: bool) -> None:
-        """Fit (when asked) and run one generator over the source documents, with a progress bar."""
+        """Fit (when asked) and run one generator over the source documents, with a progress bar.
+
+        With chunking, per-chunk generators fit on and read the corpus with long
+        documents replaced by their chunks; every query is then mapped back to its
+        parent document (`ChunkedSources.remap`).
+        """
         start = time.perf_counter()
+        per_chunk = self.chunked is not None and generator.name in self.chunked.PER_CHUNK
+        corpus = self.chunked.units(self.corpus) if per_chunk and self.chunked is not None else self.corpus
+        docs = self.chunked.units(self.docs) if per_chunk and self.chunked is not None else self.docs
         if fit:
-            generator.fit(self.corpus)
-        with progress_bar(f"generating ({generator.name})", len(self.docs)) as advance:
-            self.queries.extend(generator.generate(self.docs, advance))
+            generator.fit(corpus)
+        with progress_bar(f"generating ({generator.name})", len(docs)) as advance:
+            made = generator.generate(docs, advance)
+        if self.chunked is not None:
+            self.chunked.remap(made, generator.name)
+        self.queries.extend(made)
         self.seconds[generator.name] = round(time.perf_counter() - start, 3)
         self.configs[generator.name] = generator.get_config_dict()
 
@@ -238,12 +277,19 @@ def filter_settings(config: SynthConfig) -> FilterSettings:
     )
 
 
-def _dense_factory(config: SynthConfig, workspace: Workspace) -> Callable[[], DenseRetriever]:
-    """Return a function that loads the base model for the dense round trip (with the embedding cache)."""
+def _dense_factory(
+    config: SynthConfig, workspace: Workspace, loaded: DenseRetriever | None = None
+) -> Callable[[], DenseRetriever]:
+    """Return a function that loads the base model for the dense round trip (with the embedding cache).
+
+    ``loaded``: a retriever of the base model already loaded (for chunking), returned as is.
+    """
 
     def load() -> DenseRetriever:
         from domainfit.retrieval.dense import DenseRetriever
 
+        if loaded is not None:
+            return loaded
         return DenseRetriever(
             config.model,
             cache_dir=workspace.cache_dir / "embeddings",
@@ -252,6 +298,43 @@ def _dense_factory(config: SynthConfig, workspace: Workspace) -> Callable[[], De
         )
 
     return load
+
+
+def _chunk_plan(
+    config: SynthConfig, workspace: Workspace, chunking: ChunkingConfig | None, dataset: BeirDataset
+) -> tuple[ChunkPlan | None, ChunkedSources | None, DenseRetriever | None]:
+    """Resolve ``[chunking]`` with the base model's tokenizer and window; chunk the long documents.
+
+    Output: the plan, the chunked generation sources (None when chunking is off or
+    ``auto`` finds no long document) and the loaded base model (None when off).
+    """
+    from domainfit.synth.chunked import ChunkedSources, chunking_on, document_prompt, plan_chunking
+
+    if chunking is None or not chunking_on(chunking):
+        return None, None, None
+    dense = _dense_factory(config, workspace)()
+    plan = plan_chunking(dense.model, chunking, dataset.corpus, document_prompt(dense))
+    if plan.chunker is None:
+        return plan, None, dense
+    return plan, ChunkedSources(plan.chunker, dataset.corpus, plan.long_ids), dense
+
+
+def _chunk_counts(
+    plan: ChunkPlan, chunked: ChunkedSources | None, generated: list[SyntheticQuery], kept: list[SyntheticQuery]
+) -> dict[str, Any]:
+    """Return the chunking record of ``summary.json``: settings, long documents, chunk-positive queries per source."""
+
+    def by_source(queries: list[SyntheticQuery]) -> dict[str, int]:
+        return counts_by_source([q for q in queries if "chunk" in q.metadata])
+
+    window = plan.chunker.window if plan.chunker is not None else 0
+    plan.counts = {
+        "chunks": chunked.n_chunks if chunked is not None else 0,
+        "chunk_positives": {"generated": by_source(generated), "kept": by_source(kept)},
+        "kept_past_window": sum(1 for q in kept if q.metadata.get("chunk", {}).get("token_start", 0) >= window > 0),
+        "roundtrip": "per document: bm25 over whole documents; dense ranks documents by their best chunk (max)",
+    }
+    return plan.summary()
 
 
 def _per_source(
@@ -311,11 +394,13 @@ def run_synth(
     *,
     force: bool = False,
     max_line_bytes: int = MAX_LINE_BYTES,
+    chunking: ChunkingConfig | None = None,
 ) -> SynthResult:
     """Run the synth stage over a BEIR folder and write its artifacts into the workspace.
 
     Inputs: the BEIR folder, the workspace, the config, ``force`` to re-run
-    when nothing changed, and the largest JSONL record in bytes. Output: the
+    when nothing changed, the largest JSONL record in bytes and the ``[chunking]``
+    settings (None or ``none``: documents are generated from whole). Output: the
     `SynthResult`. Raises `InputError` on bad data or a bad click log,
     `UsageError` when no source is on and `LLMError` when the LLM endpoint fails; nothing is written in
     ``<workspace>/synth`` then (good LLM replies stay cached).
@@ -329,7 +414,7 @@ def run_synth(
     if not config.sources():
         raise UsageError("synth has nothing to generate: list generators, set llm.base_url or clicks.path")
     out_dir = workspace.stage_dir(STAGE)
-    inputs = _fingerprint_inputs(root, config)
+    inputs = _fingerprint_inputs(root, config, chunking)
     if not force and (previous := _up_to_date(out_dir, inputs)) is not None:
         return previous
     dataset = load_beir(root, max_line_bytes=max_line_bytes)
@@ -337,7 +422,8 @@ def run_synth(
     clicks, click_stats, click_seconds = _read_clicks(config, dataset, max_line_bytes)
     docs = _source_documents(dataset, held, config)
     with workspace.lock():
-        gen = _Generation(config, workspace, list(dataset.corpus.values()), docs)
+        plan, chunked, loaded = _chunk_plan(config, workspace, chunking, dataset)
+        gen = _Generation(config, workspace, list(dataset.corpus.values()), docs, chunked)
         gen.all_sources(clicks, click_seconds)
         clock = time.perf_counter()
         filtered = apply_filters(
@@ -346,7 +432,8 @@ def run_synth(
             filter_settings(config),
             held_out=held.queries,
             eval_documents=held.documents if config.exclude_eval_documents else frozenset(),
-            dense=_dense_factory(config, workspace),
+            dense=_dense_factory(config, workspace, loaded),
+            chunker=plan.chunker if plan is not None else None,
         )
         seconds = {**{f"generate_{k}": v for k, v in gen.seconds.items()}, "filter": time.perf_counter() - clock}
         kept = filtered.kept
@@ -372,6 +459,8 @@ def run_synth(
             seconds={},
             output_dir=str(out_dir),
         )
+        if plan is not None:
+            result.chunking = _chunk_counts(plan, chunked, gen.queries, kept)
         result.notes = _notes(result, gen, config)
         seconds["total"] = time.perf_counter() - started
         result.seconds = {k: round(v, 3) for k, v in seconds.items()}

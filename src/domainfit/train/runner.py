@@ -6,6 +6,11 @@ evaluation), a workspace and a `TrainConfig`. Output, in ``<workspace>/train/``:
 ``history.json`` (loss and dev NDCG@10 by step), ``result.json``, ``config.json``
 and ``manifest.json``. Checkpoints live in ``<workspace>/train-checkpoints/``
 so an interrupted run resumes with ``resume=True``.
+
+Without a ``mine`` dataset the examples are the train qrels' (query, document)
+pairs; with ``[chunking]`` on, a document longer than the base model's window is
+then replaced by its chunk closest to the query (`domainfit.synth.chunked`), as
+``mine`` does, instead of being truncated silently.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from domainfit.workspace import Workspace, atomic_write_json, staged_dir
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+    from domainfit.data.chunking import ChunkingConfig
     from domainfit.train.regularize import Regularizer
 
 STAGE = "train"
@@ -79,7 +85,30 @@ class TrainResult:
     text_normalization: str | None = None  # see domainfit.text.normalize.normalization_id
 
 
-def _examples(dataset: BeirDataset, workspace: Workspace, cfg: TrainConfig) -> tuple[list[Example], str]:
+def _chunked_qrels_examples(
+    dataset: BeirDataset, workspace: Workspace, cfg: TrainConfig, chunking: ChunkingConfig
+) -> tuple[list[Example], str]:
+    """Train-qrels examples whose long documents are replaced by their best chunk under the base model."""
+    from domainfit.retrieval.dense import DenseRetriever
+    from domainfit.synth.chunked import chunk_pair_positives
+    from domainfit.synth.datasets import labelled_pairs
+
+    examples_from_qrels(dataset, cfg.train_split)  # the same errors as without chunking
+    dense = DenseRetriever(
+        cfg.base_model, cache_dir=workspace.cache_dir / "embeddings", max_seq_length=cfg.max_seq_length
+    )
+    pairs, _, chosen, _ = chunk_pair_positives(
+        dense, chunking, dataset.corpus, labelled_pairs(dataset, cfg.train_split)
+    )
+    label = f"qrels/{cfg.train_split}.tsv"
+    if chosen:
+        label += f" ({len(chosen)} long documents as their best chunk)"
+    return [Example(p.query, p.positive(dataset.corpus)) for p in pairs], label
+
+
+def _examples(
+    dataset: BeirDataset, workspace: Workspace, cfg: TrainConfig, chunking: ChunkingConfig | None = None
+) -> tuple[list[Example], str]:
     """Training examples and a label of where they came from (explicit file, mine output, or train qrels)."""
     if cfg.dataset:
         return examples_from_pairs(Path(cfg.dataset).expanduser().resolve()), cfg.dataset
@@ -89,6 +118,8 @@ def _examples(dataset: BeirDataset, workspace: Workspace, cfg: TrainConfig) -> t
     mined = workspace.stage_dir("mine") / "dataset"
     if mined.is_dir():
         return examples_from_pairs(mined), str(mined)
+    if chunking is not None and chunking.method != "none":
+        return _chunked_qrels_examples(dataset, workspace, cfg, chunking)
     return examples_from_qrels(dataset, cfg.train_split), f"qrels/{cfg.train_split}.tsv"
 
 
@@ -252,12 +283,15 @@ def run_train(
     resume: bool = False,
     force: bool = False,
     reranker: str | None = None,
+    chunking: ChunkingConfig | None = None,
 ) -> TrainResult:
     """Fine-tune the base model and save it into the workspace.
 
     Inputs: the BEIR folder, the workspace, the train config; ``resume``
     continues from the last checkpoint; ``force`` re-runs even when nothing
-    changed; ``reranker`` is the cross-encoder teacher for ``margin-mse``.
+    changed; ``reranker`` is the cross-encoder teacher for ``margin-mse``;
+    ``chunking``: the ``[chunking]`` settings, used when training straight from
+    the train qrels (long documents as their best chunk).
     Output: a `TrainResult`. Bad input raises `InputError` before anything is written.
     """
     from sentence_transformers import SentenceTransformerTrainer
@@ -266,7 +300,7 @@ def run_train(
 
     root = Path(data).expanduser().resolve()
     dataset = load_beir(root)
-    examples, source = _examples(dataset, workspace, cfg)
+    examples, source = _examples(dataset, workspace, cfg, chunking)
     out_dir = workspace.stage_dir(STAGE)
     inputs = _inputs(root, cfg, source, examples)
     world = distributed.world_size()
