@@ -13,6 +13,8 @@ from domainfit.data.splits import normalise_text
 from domainfit.errors import InputError
 from domainfit.synth.datasets import (
     NearDuplicateIndex,
+    TrainingPair,
+    cap_synthetic,
     check_training_leakage,
     labelled_pairs,
     read_synthetic_queries,
@@ -210,3 +212,19 @@ def test_multiple_negatives_ranking_loss_accepts_a_batch(tmp_path, minilm):
     with torch.no_grad():
         value = loss(features, labels)
     assert torch.isfinite(value) and value.item() > 0
+
+
+def test_cap_synthetic_keeps_labelled_pairs_and_a_seeded_share_of_synthetic_ones():
+    labelled = [TrainingPair(f"l{i}", f"label {i}", f"d{i}", "labelled", "qrels") for i in range(30)]
+    synthetic = [TrainingPair(f"s{i}", f"synth {i}", f"d{i}", "synthetic", "title", line=i + 1) for i in range(100)]
+    pairs = labelled[:10] + synthetic + labelled[10:]
+    kept, dropped = cap_synthetic(pairs, 0.25, seed=3)
+    kept_synthetic = [p for p in kept if p.origin == "synthetic"]
+    assert [p for p in kept if p.origin == "labelled"] == labelled  # every labelled pair, in order
+    assert len(kept_synthetic) == 10 and dropped == 90  # 30 labelled -> at most 10 synthetic (25%)
+    assert [p.line for p in kept_synthetic] == sorted(p.line for p in kept_synthetic)  # original order
+    assert cap_synthetic(pairs, 0.25, seed=3)[0] == kept  # seeded
+    assert cap_synthetic(pairs, 0.25, seed=4)[0] != kept
+    assert cap_synthetic(pairs, None, seed=3) == (pairs, 0)
+    assert cap_synthetic(synthetic, 0.25, seed=3) == (synthetic, 0)  # no labelled pairs: nothing to protect
+    assert cap_synthetic(pairs, 0.9, seed=3) == (pairs, 0)  # the cap is above what there is

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +138,26 @@ def read_synthetic_queries(
             )
         )
     return pairs
+
+
+def cap_synthetic(pairs: Sequence[TrainingPair], share: float | None, seed: int) -> tuple[list[TrainingPair], int]:
+    """Keep at most ``share`` of the pairs synthetic when labelled pairs exist; return the pairs and how many went.
+
+    Synthetic queries are many and cheap; labelled ones are few and look like
+    real queries. Without a cap a large synthetic set can drown the labelled
+    pairs. The kept synthetic pairs are a seeded sample, in their original order.
+    ``share`` None (or no labelled pairs) keeps every pair.
+    """
+    labelled = sum(p.origin == "labelled" for p in pairs)
+    synthetic = [i for i, p in enumerate(pairs) if p.origin == "synthetic"]
+    if share is None or not labelled or share >= 1:
+        return list(pairs), 0
+    allowed = int(labelled * share / (1 - share))
+    if len(synthetic) <= allowed:
+        return list(pairs), 0
+    kept = set(random.Random(seed).sample(synthetic, allowed))
+    out = [p for i, p in enumerate(pairs) if p.origin != "synthetic" or i in kept]
+    return out, len(synthetic) - allowed
 
 
 def labelled_positives(dataset: BeirDataset) -> dict[str, set[str]]:

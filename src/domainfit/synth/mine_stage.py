@@ -78,6 +78,9 @@ class MineConfig(BaseModel):
     model: str = Field(DEFAULT_MODEL, description="base bi-encoder: dense source, similarities, difficulty")
     train_split: str = Field("train", description="qrels split whose judgements become training pairs")
     synthetic: bool = Field(True, description="also train on <workspace>/synth/queries.jsonl when it exists")
+    synthetic_share: float | None = Field(
+        None, gt=0, le=1, description="at most this share of pairs synthetic when labelled pairs exist (None: all)"
+    )
     sources: list[Source] = Field(default_factory=_default_sources, min_length=1, description="negative sources")
     negatives: int = Field(4, ge=1, le=64, description="negatives per example (columns negative_1..n)")
     per_source: dict[Source, int] | None = Field(None, description="negatives per source; must sum to negatives")
@@ -263,7 +266,7 @@ def _training_pairs(
 ) -> tuple[BeirDataset, list[TrainingPair], dict[str, Any]]:
     """Load the data, build the pairs (train qrels + synthetic) and run the leakage check."""
     from domainfit.data.beir import load_beir
-    from domainfit.synth.datasets import check_training_leakage, labelled_pairs, read_synthetic_queries
+    from domainfit.synth.datasets import cap_synthetic, check_training_leakage, labelled_pairs, read_synthetic_queries
 
     dataset = load_beir(root, max_line_bytes=max_line_bytes)
     if config.train_split not in dataset.qrels and synth is None:
@@ -288,7 +291,8 @@ def _training_pairs(
     )
     if not pairs:
         raise InputError(root / "qrels", 0, "split", "no training pairs (no judgement with grade > 0 to train on)")
-    return dataset, pairs, asdict(report)
+    pairs, capped = cap_synthetic(pairs, config.synthetic_share, config.seed)
+    return dataset, pairs, {**asdict(report), "synthetic_capped": capped}
 
 
 def _write_outputs(
@@ -392,6 +396,11 @@ def _notes(mined: MiningResult, leakage: dict[str, Any], pairs: int) -> list[str
         notes.append(
             f"dropped {len(leakage['dropped'])} labelled train queries that nearly copy a dev/test query "
             f"(e.g. {first['query_id']!r} ~ {first['held_out_split']} {first['held_out_id']!r})"
+        )
+    if leakage.get("synthetic_capped"):
+        notes.append(
+            f"left out {leakage['synthetic_capped']} synthetic pairs (seeded sample) so synthetic pairs stay within "
+            "synthetic_share of the training pairs"
         )
     if mined.dropped:
         notes.append(
