@@ -15,12 +15,11 @@ import re
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
 
 from domainfit.data.splits import normalise_text
 from domainfit.synth.base import Advance, QueryGenerator, SyntheticQuery, _no_progress
 from domainfit.synth.config import LLMConfig
-from domainfit.synth.llm_client import ChatClient, LLMError, LLMUsage, ResponseCache
+from domainfit.synth.llm_client import ChatBacked, LLMError, LLMUsage, ResponseCache
 from domainfit.types import Document
 
 __all__ = ["LLMError", "LLMQueryGenerator", "LLMUsage", "ResponseCache", "build_prompt", "parse_queries"]
@@ -60,7 +59,7 @@ def parse_queries(content: str, n: int, truncated: bool = False) -> list[str]:
     return out[:n]
 
 
-class LLMQueryGenerator(QueryGenerator):
+class LLMQueryGenerator(ChatBacked, QueryGenerator):
     """Queries written by an LLM behind an OpenAI-compatible endpoint (doc2query).
 
     Inputs: an `LLMConfig` (``base_url`` required), the reply cache folder
@@ -75,27 +74,13 @@ class LLMQueryGenerator(QueryGenerator):
     """
 
     name = "llm"
+    config: LLMConfig
 
     def __init__(self, config: LLMConfig, cache_dir: Path, seed: int = 13) -> None:
-        if not config.base_url:
-            raise ValueError("LLMQueryGenerator needs config.base_url")
-        self.config = config
-        self.client = ChatClient(config, cache_dir)
+        self._connect(config, cache_dir)
         self.url = self.client.url
         self.cache = self.client.cache
         self.seed = seed
-
-    @property
-    def usage(self) -> LLMUsage:
-        """Request, token and cost counters of this run."""
-        return self.client.usage
-
-    def get_config_dict(self) -> dict[str, Any]:
-        """Return every knob (the API key itself never; only whether one was found)."""
-        data = self.config.model_dump(mode="json")
-        data["name"] = self.name
-        data["api_key_found"] = self.client.api_key is not None
-        return data
 
     def messages(self, doc: Document) -> list[dict[str, str]]:
         """Return the chat messages sent for ``doc``."""

@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from domainfit.errors import DomainfitError
 from domainfit.synth.config import ChatEndpointConfig
@@ -254,3 +254,33 @@ class ChatClient:
             self.cache.put(key, reply, cfg.model)
         self._count(reply, cached)
         return ChatReply(content, truncated, cached)
+
+
+class ChatBacked:
+    """Shared by domainfit's LLM generators: the chat client, its usage counters and the knobs to record.
+
+    A subclass calls `_connect` in its ``__init__`` and sets a class attribute ``name``.
+    """
+
+    name: ClassVar[str]
+    config: ChatEndpointConfig
+    client: ChatClient
+
+    def _connect(self, config: ChatEndpointConfig, cache_dir: Path) -> None:
+        """Keep ``config`` and open the client (reply cache under ``cache_dir``); needs ``config.base_url``."""
+        if not config.base_url:
+            raise ValueError(f"{type(self).__name__} needs config.base_url")
+        self.config = config
+        self.client = ChatClient(config, cache_dir)
+
+    @property
+    def usage(self) -> LLMUsage:
+        """Request, token and cost counters of this run."""
+        return self.client.usage
+
+    def get_config_dict(self) -> dict[str, Any]:
+        """Return every knob (the API key itself never; only whether one was found)."""
+        data = self.config.model_dump(mode="json")
+        data["name"] = self.name
+        data["api_key_found"] = self.client.api_key is not None
+        return data

@@ -17,12 +17,11 @@ import re
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
 
 from domainfit.data.splits import normalise_text
 from domainfit.progress import progress_bar
 from domainfit.synth.config import LLMNegativesConfig
-from domainfit.synth.llm_client import ChatClient, LLMUsage
+from domainfit.synth.llm_client import ChatBacked
 
 _PLACEHOLDER = re.compile(r"\{(query|positive|n)\}")
 _LABEL = re.compile(
@@ -78,7 +77,7 @@ def generated_id(text: str) -> str:
     return "llm:" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
 
 
-class LLMNegativeGenerator:
+class LLMNegativeGenerator(ChatBacked):
     """Asks an LLM for plausible-but-wrong passages for (query, positive) pairs.
 
     Inputs: an `LLMNegativesConfig` (``base_url`` required) and the reply cache
@@ -91,24 +90,10 @@ class LLMNegativeGenerator:
     """
 
     name = "llm"
+    config: LLMNegativesConfig
 
     def __init__(self, config: LLMNegativesConfig, cache_dir: Path) -> None:
-        if not config.base_url:
-            raise ValueError("LLMNegativeGenerator needs config.base_url")
-        self.config = config
-        self.client = ChatClient(config, cache_dir)
-
-    @property
-    def usage(self) -> LLMUsage:
-        """Request, token and cost counters of this run."""
-        return self.client.usage
-
-    def get_config_dict(self) -> dict[str, Any]:
-        """Return every knob (the API key itself never; only whether one was found)."""
-        data = self.config.model_dump(mode="json")
-        data["name"] = self.name
-        data["api_key_found"] = self.client.api_key is not None
-        return data
+        self._connect(config, cache_dir)
 
     def messages(self, query: str, positive: str) -> list[dict[str, str]]:
         """Return the chat messages sent for one (query, positive text)."""
