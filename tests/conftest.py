@@ -127,6 +127,18 @@ def build_mini_dataset() -> BeirDataset:
     return BeirDataset(corpus=corpus, queries=queries, qrels=qrels)
 
 
+#: Training settings small enough for a few CPU steps on the mini BEIR folder.
+TINY_TRAIN = {
+    "batch_size": 4,
+    "max_seq_length": 32,
+    "eval_steps": 2,
+    "save_steps": 2,
+    "eval_max_corpus": 30,
+    "learning_rate": 5e-4,
+    "early_stopping_patience": None,
+}
+
+
 @pytest.fixture()
 def mini_beir(tmp_path: Path) -> Path:
     """A valid BEIR folder with train/dev/test splits (families do not cross splits)."""

@@ -6,22 +6,13 @@ import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
 
+from conftest import TINY_TRAIN as TINY
 from domainfit.data.beir import load_beir
 from domainfit.train.config import TrainConfig
 from domainfit.train.data import Example, examples_from_qrels, to_dataset
 from domainfit.train.losses import REGISTRY, build_loss
 from domainfit.train.runner import run_train
 from domainfit.workspace import Workspace
-
-TINY = {
-    "batch_size": 4,
-    "max_seq_length": 32,
-    "eval_steps": 2,
-    "save_steps": 2,
-    "eval_max_corpus": 30,
-    "learning_rate": 5e-4,
-    "early_stopping_patience": None,
-}
 
 
 def test_train_saves_a_loadable_model_and_history(tmp_path, mini_beir, minilm):

@@ -3,21 +3,12 @@
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
+from conftest import TINY_TRAIN as TINY
 from domainfit.retrieval.dense import DenseRetriever, is_routed
 from domainfit.train.config import TrainConfig
 from domainfit.train.router import router_mapping, separate_encoders
 from domainfit.train.runner import run_train
 from domainfit.workspace import Workspace
-
-TINY = {
-    "batch_size": 4,
-    "max_seq_length": 32,
-    "eval_steps": 2,
-    "save_steps": 2,
-    "eval_max_corpus": 30,
-    "learning_rate": 5e-4,
-    "early_stopping_patience": None,
-}
 
 
 def test_separate_encoders_start_as_the_base(minilm):
