@@ -38,7 +38,6 @@ without the prefix; ``size = None`` means the model's whole window.
 from __future__ import annotations
 
 import bisect
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -46,7 +45,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from domainfit.data.structure import LINE, PARAGRAPH, SENTENCE, Section, Span, find_sections, split_spans, trim
-from domainfit.errors import DomainfitWarning, UsageError
+
+# the truncation check lives in `domainfit.data.truncation`; its names are re-exported here
+from domainfit.data.truncation import TruncationReport as TruncationReport
+from domainfit.data.truncation import TruncationWarning as TruncationWarning
+from domainfit.data.truncation import _model_tokenizer
+from domainfit.data.truncation import check_truncation as check_truncation
+from domainfit.data.truncation import max_seq_length as max_seq_length
+from domainfit.data.truncation import token_lengths as token_lengths
+from domainfit.errors import UsageError
 from domainfit.types import Document
 
 ChunkMethod = Literal["none", "auto", "fixed", "structural", "recursive"]
@@ -183,32 +190,6 @@ def token_offsets(tokenizer: Any, texts: Sequence[str], batch_size: int = 256) -
         enc = tokenizer(batch, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         out.extend([[(int(a), int(b)) for a, b in row] for row in enc["offset_mapping"]])
     return out
-
-
-def token_lengths(tokenizer: Any, texts: Sequence[str], batch_size: int = 256) -> list[int]:
-    """Return how many tokens, special tokens included, the model's tokenizer makes of each text."""
-    out: list[int] = []
-    for begin in range(0, len(texts), batch_size):
-        batch = list(texts[begin : begin + batch_size])
-        enc = tokenizer(batch, add_special_tokens=True, verbose=False, return_attention_mask=False)
-        out.extend(len(ids) for ids in enc["input_ids"])
-    return out
-
-
-def _model_tokenizer(model: Any) -> Any:
-    """Return the HF tokenizer of a sentence-transformers model."""
-    tokenizer = getattr(model, "tokenizer", None)
-    if tokenizer is None:
-        raise UsageError("the model has no tokenizer; chunking and truncation checks need one")
-    return tokenizer
-
-
-def max_seq_length(model: Any) -> int:
-    """Return the most tokens (special tokens included) the model reads of one text."""
-    limit: Any = getattr(model, "max_seq_length", None)
-    if limit is None:
-        limit = getattr(_model_tokenizer(model), "model_max_length", 512)
-    return int(limit)
 
 
 def model_window(model: Any, prompt: str = "") -> int:
@@ -454,69 +435,3 @@ def _merge(pieces: list[Span], tok: _Tokens, budget: int) -> list[Span]:
         else:
             out.append((start, end))
     return out
-
-
-# -- truncation check -----------------------------------------------------------------------
-
-
-class TruncationWarning(DomainfitWarning):
-    """Some texts are longer than the model's window; the encoder reads only their beginning."""
-
-
-@dataclass(frozen=True)
-class TruncationReport:
-    """How many of ``n_texts`` texts exceed ``max_seq_length`` tokens, and by how much."""
-
-    what: str
-    n_texts: int
-    n_over: int
-    max_seq_length: int
-    longest: int
-    tokens_total: int
-    tokens_dropped: int
-
-    def message(self, model_name: str) -> str:
-        """Return the one-paragraph warning text."""
-        share = self.tokens_dropped / self.tokens_total if self.tokens_total else 0.0
-        return (
-            f"{self.n_over} of {self.n_texts} {self.what} exceed the {self.max_seq_length}-token window of "
-            f"{model_name} (longest: {self.longest} tokens); the encoder ignores everything past the window, "
-            f'{share:.0%} of all their tokens. Set [chunking] method = "recursive" (or "auto") to index them whole.'
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the counts as a JSON-ready dict."""
-        return dict(self.__dict__)
-
-
-_WARNED: set[tuple[str, str, int, int, int]] = set()
-
-
-def check_truncation(
-    model: Any, texts: Sequence[str], what: str, model_name: str = "the model", prompt: str = "", warn: bool = True
-) -> TruncationReport:
-    """Count the texts the model would truncate; warn once (per model, kind and counts) when there are any.
-
-    Inputs: a sentence-transformers model, the texts as they will be encoded, what
-    they are (``"documents"``, ``"queries"``, ``"chunks"``), a display name and the
-    prompt the model prepends. Output: a `TruncationReport`. The warning is a
-    `TruncationWarning`, issued at most once for the same model, kind and counts.
-    """
-    limit = max_seq_length(model)
-    tokenizer = _model_tokenizer(model)
-    lengths = token_lengths(tokenizer, [prompt + t for t in texts]) if texts else []
-    over = [n for n in lengths if n > limit]
-    report = TruncationReport(
-        what=what,
-        n_texts=len(lengths),
-        n_over=len(over),
-        max_seq_length=limit,
-        longest=max(lengths, default=0),
-        tokens_total=sum(lengths),
-        tokens_dropped=sum(n - limit for n in over),
-    )
-    key = (model_name, what, report.n_over, report.n_texts, limit)
-    if warn and report.n_over and key not in _WARNED:
-        _WARNED.add(key)
-        warnings.warn(report.message(model_name), TruncationWarning, stacklevel=2)
-    return report

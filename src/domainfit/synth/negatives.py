@@ -46,19 +46,30 @@ and one search block (a few queries x nd) at a time; never a query x corpus matr
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from domainfit.data.splits import normalise_text
 from domainfit.progress import progress_bar
-from domainfit.retrieval.dense import SearchBackend, exact_search
+from domainfit.retrieval.dense import exact_search
 from domainfit.retrieval.lexical import BM25Retriever
 from domainfit.synth.datasets import TrainingPair
+from domainfit.synth.false_negatives import CrossEncoderScorer, CrossScores, jaccard, text_hash, text_tokens
 from domainfit.synth.llm_negatives import generated_id
+from domainfit.synth.mining_types import (
+    DEFAULT_SOURCES,
+    SOURCES,
+    Encoder,
+    MinedExample,
+    MiningResult,
+    MiningSettings,
+    Negative,
+    SourceName,
+    SourceStats,
+)
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
@@ -66,207 +77,22 @@ if TYPE_CHECKING:
     from domainfit.data.chunking import Chunk
     from domainfit.synth.chunked import ChunkVectors
 
-#: Every source, in priority order: quotas are dealt round-robin and shortfalls backfilled in this order.
-SOURCES: tuple[str, ...] = ("clicks", "llm", "dense", "bm25", "random")
-#: The sources mined by default (``llm`` needs generated passages, so it is opt-in).
-DEFAULT_SOURCES: tuple[str, ...] = ("clicks", "dense", "bm25", "random")
-SourceName = Literal["clicks", "llm", "dense", "bm25", "random"]
+__all__ = [
+    "DEFAULT_SOURCES",
+    "SOURCES",
+    "Encoder",
+    "MinedExample",
+    "MiningResult",
+    "MiningSettings",
+    "Negative",
+    "NegativeMiner",
+    "SourceName",
+    "SourceStats",
+    "text_hash",
+]
+
 #: Bytes of scratch per (query, document) cell of a numpy search block (scores, negated copy, int64 ids).
 _BYTES_PER_CELL = 24
-
-
-class Encoder(Protocol):
-    """What the miner needs from a bi-encoder (`domainfit.retrieval.dense.DenseRetriever` fits)."""
-
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
-        """Return L2-normalised query vectors, one row per text."""
-        ...
-
-    def encode_documents(self, texts: list[str]) -> np.ndarray:
-        """Return L2-normalised document vectors, one row per text."""
-        ...
-
-
-@dataclass(frozen=True)
-class MiningSettings:
-    """Every knob of the miner.
-
-    ``sources`` are mixed with ``per_source`` counts (summing to ``negatives``;
-    by default ``negatives`` is dealt round-robin over the sources in `SOURCES`
-    order; ``clicks`` hands its share to the others for pairs without clicks).
-    ``sampling`` picks from each window the best ranks (``top``) or a seeded
-    random sample (``random``). Margins set to None are off.
-    ``random_pool`` is how many documents the random source draws per pair.
-    ``near_duplicate_overlap`` is the token Jaccard with the positive at which
-    an ``llm`` passage counts as a near copy of it (dropped with ``drop_duplicates``).
-    ``block_mib`` bounds one numpy search block. ``query_batch`` queries are
-    searched per step.
-    """
-
-    sources: tuple[str, ...] = DEFAULT_SOURCES
-    negatives: int = 4
-    per_source: Mapping[str, int] | None = None
-    range_min: int = 10
-    range_max: int = 100
-    sampling: Literal["top", "random"] = "random"
-    absolute_margin: float | None = None
-    relative_margin: float | None = 0.05
-    drop_duplicates: bool = True
-    near_duplicate_overlap: float = 0.8
-    ce_absolute_margin: float | None = None
-    ce_relative_margin: float | None = 0.05
-    seed: int = 13
-    query_batch: int = 256
-    search_backend: SearchBackend = "auto"
-    block_mib: int = 64
-    random_pool: int = 32
-    ce_batch_size: int = 32
-    bm25_k1: float = 1.2
-    bm25_b: float = 0.75
-
-    def __post_init__(self) -> None:
-        """Reject unknown sources, empty windows and counts that do not add up."""
-        unknown = sorted(set(self.sources) - set(SOURCES))
-        if unknown or not self.sources:
-            raise ValueError(f"sources must be a non-empty subset of {SOURCES}, got {list(self.sources)}")
-        if self.negatives < 1:
-            raise ValueError(f"negatives must be >= 1, got {self.negatives}")
-        if not 0 < self.near_duplicate_overlap <= 1:
-            raise ValueError(f"near_duplicate_overlap must be in (0, 1], got {self.near_duplicate_overlap}")
-        if not 0 <= self.range_min < self.range_max:
-            raise ValueError(f"need 0 <= range_min < range_max, got {self.range_min}, {self.range_max}")
-        if self.per_source is not None:
-            extra = sorted(set(self.per_source) - set(self.sources))
-            if extra:
-                raise ValueError(f"per_source names sources that are not enabled: {extra}")
-            if sum(self.per_source.values()) != self.negatives:
-                raise ValueError(f"per_source counts sum to {sum(self.per_source.values())}, not {self.negatives}")
-
-    def enabled(self) -> list[str]:
-        """Return the enabled sources in `SOURCES` order."""
-        return [s for s in SOURCES if s in self.sources]
-
-    def quotas(self, absent: Collection[str] = ()) -> dict[str, int]:
-        """Return how many negatives each enabled source contributes before backfilling.
-
-        Sources in ``absent`` do not apply to a pair (``clicks`` for a query
-        without click data): their share is dealt round-robin to the others.
-        """
-        enabled = self.enabled()
-        present = [s for s in enabled if s not in absent]
-        if self.per_source is None:
-            quotas = dict.fromkeys(enabled, 0)
-            spare = self.negatives
-        else:
-            quotas = {s: int(self.per_source.get(s, 0)) if s in present else 0 for s in enabled}
-            spare = sum(int(self.per_source.get(s, 0)) for s in enabled if s in absent)
-        for i in range(spare if present else 0):
-            quotas[present[i % len(present)]] += 1
-        return quotas
-
-    def get_config_dict(self) -> dict[str, Any]:
-        """Return every knob (and the resolved quotas), for summaries and manifests."""
-        data = asdict(self)
-        data["sources"] = self.enabled()
-        data["per_source"] = dict(self.per_source) if self.per_source is not None else None
-        data["quotas"] = self.quotas()
-        return data
-
-
-@dataclass
-class Negative:
-    """One chosen negative: document, source, rank in that source (None for random), scores.
-
-    ``score`` is the base model's cosine similarity to the query (the same
-    scale for every source); ``source_score`` the source's own score (BM25
-    score, cosine for dense, None otherwise); ``ce_score`` the cross-encoder's.
-    ``text`` is set only for generated passages (source ``llm``), whose
-    ``doc_id`` is ``llm:<sha1[:12]>`` of that text and names no corpus document.
-    ``chunk`` / ``chunk_text`` are set when the document is longer than the
-    window and chunking is on: the id and encoded text of its chunk closest to
-    the query (``score`` is that chunk's similarity).
-    """
-
-    doc_id: str
-    source: str
-    rank: int | None
-    source_score: float | None
-    score: float
-    ce_score: float | None = None
-    text: str | None = None
-    chunk: str | None = None
-    chunk_text: str | None = None
-
-
-@dataclass
-class MinedExample:
-    """The negatives of one pair (``pair`` indexes the pairs given to `NegativeMiner.mine`)."""
-
-    pair: int
-    positive_score: float
-    positive_ce_score: float | None
-    negatives: list[Negative]
-
-
-@dataclass
-class SourceStats:
-    """Counts for one source over a whole run.
-
-    ``retrieved``: candidates the source returned; ``labelled_skipped``: of
-    those, the positive or a labelled positive of the query; ``candidates``:
-    what was left in the rank window; ``duplicate``, ``margin_absolute``,
-    ``margin_relative``: removed by each false-negative filter (in that order,
-    each candidate counted once); ``cross_encoder``: removed by the
-    cross-encoder margin (only candidates it scored, which are the ones about
-    to be chosen); ``selected``: negatives taken within the source's quota;
-    ``backfilled``: negatives taken to make up another source's shortfall
-    (its window or filters left it fewer candidates than its quota).
-    """
-
-    retrieved: int = 0
-    labelled_skipped: int = 0
-    candidates: int = 0
-    duplicate: int = 0
-    margin_absolute: int = 0
-    margin_relative: int = 0
-    cross_encoder: int = 0
-    selected: int = 0
-    backfilled: int = 0
-
-
-@dataclass
-class MiningResult:
-    """Mined examples (pairs that got ``negatives`` negatives), dropped pairs, counts per source."""
-
-    examples: list[MinedExample]
-    dropped: list[int]
-    stats: dict[str, SourceStats]
-    settings: MiningSettings
-    cross_encoder_scored: int = 0
-
-    def filter_totals(self) -> dict[str, int]:
-        """Return what each filter removed, summed over the sources."""
-        names = ("labelled_skipped", "duplicate", "margin_absolute", "margin_relative", "cross_encoder")
-        return {name: sum(getattr(s, name) for s in self.stats.values()) for name in names}
-
-    def negatives_per_source(self) -> dict[str, int]:
-        """Return how many chosen negatives came from each source."""
-        return {name: s.selected + s.backfilled for name, s in self.stats.items()}
-
-
-def _tokens(text: str) -> frozenset[str]:
-    """Return the token set of a text after `normalise_text`."""
-    return frozenset(normalise_text(text).split())
-
-
-def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    """Token Jaccard similarity of two token sets (0 when both are empty)."""
-    return len(a & b) / len(a | b) if a or b else 0.0
-
-
-def text_hash(text: str) -> int:
-    """Return a 64-bit hash of ``normalise_text(text)`` (equal for texts that differ only in case/punctuation)."""
-    return int.from_bytes(hashlib.blake2b(normalise_text(text).encode(), digest_size=8).digest(), "little", signed=True)
 
 
 @dataclass
@@ -281,15 +107,6 @@ class _Pool:
     texts: list[str] | None = None
     cursor: int = 0
     chunk_rows: np.ndarray | None = None  # per candidate: row of its best chunk in `ChunkVectors`, -1 for none
-
-
-@dataclass
-class _CrossScores:
-    """Cross-encoder scores of one pair, computed lazily and memoised by document index."""
-
-    query: str
-    positive: float
-    scores: dict[int, float] = field(default_factory=dict)
 
 
 class NegativeMiner:
@@ -329,7 +146,7 @@ class NegativeMiner:
             else None
         )
         self._bm25: BM25Retriever | None = None
-        self._ce_scored = 0
+        self._scorer = CrossEncoderScorer(cross_encoder, settings)
         self._generated: list[list[str]] = []
         self._generated_vectors: list[np.ndarray] = []
         self.chunks = chunks
@@ -356,7 +173,7 @@ class NegativeMiner:
         cfg = self.settings
         self._set_generated(pairs, generated)
         stats = {source: SourceStats() for source in cfg.enabled()}
-        self._ce_scored = 0
+        self._scorer.scored = 0
         if "bm25" in stats and self._bm25 is None:
             self._bm25 = BM25Retriever(k1=cfg.bm25_k1, b=cfg.bm25_b)
             self._bm25.index_texts(self.doc_ids, list(self.doc_texts))
@@ -379,7 +196,7 @@ class NegativeMiner:
                     else:
                         examples.append(example)
                 advance(len(rows))
-        return MiningResult(examples, dropped, stats, cfg, self._ce_scored)
+        return MiningResult(examples, dropped, stats, cfg, self._scorer.scored)
 
     # ------------------------------------------------------------------ encoding and search
 
@@ -529,11 +346,11 @@ class NegativeMiner:
         sims = self._generated_vectors[i] @ query if texts else np.zeros(0, dtype=np.float32)
         keep = np.ones(len(texts), dtype=bool)
         if self.settings.drop_duplicates:
-            positive_hash, positive_tokens = text_hash(positive_text), _tokens(positive_text)
+            positive_hash, positive_tokens = text_hash(positive_text), text_tokens(positive_text)
             removed = np.array(
                 [
                     text_hash(t) == positive_hash
-                    or _jaccard(_tokens(t), positive_tokens) >= self.settings.near_duplicate_overlap
+                    or jaccard(text_tokens(t), positive_tokens) >= self.settings.near_duplicate_overlap
                     for t in texts
                 ],
                 dtype=bool,
@@ -599,7 +416,7 @@ class NegativeMiner:
                 pool.ranks = pool.ranks[order] if pool.ranks is not None else None
                 pool.source_scores = pool.source_scores[order] if pool.source_scores is not None else None
             pools[source] = pool
-        cross = self._cross_scores(pair.query, positive_text)
+        cross = self._scorer.cross_scores(pair.query, positive_text)
         chosen: list[Negative] = []
         taken: set[int] = set()
         absent = () if pair.click_negatives else ("clicks",)
@@ -634,7 +451,7 @@ class NegativeMiner:
         limit: int,
         chosen: list[Negative],
         taken: set[int],
-        cross: _CrossScores | None,
+        cross: CrossScores | None,
         stats: SourceStats,
         *,
         backfill: bool,
@@ -649,9 +466,9 @@ class NegativeMiner:
                 continue
             ce_score = None
             if cross is not None:
-                self._score_ahead(cross, pool, k, limit - got)
+                self._scorer.score_ahead(cross, pool.idx, k, limit - got, partial(self._candidate_text, pool))
                 ce_score = cross.scores[doc]
-                if not self._passes_cross_margin(ce_score, cross.positive):
+                if not self._scorer.passes_cross_margin(ce_score, cross.positive):
                     stats.cross_encoder += 1
                     continue
             taken.add(doc)
@@ -675,37 +492,3 @@ class NegativeMiner:
                 stats.backfilled += 1
             else:
                 stats.selected += 1
-
-    # ------------------------------------------------------------------ cross-encoder
-
-    def _predict(self, pairs: list[tuple[str, str]]) -> np.ndarray:
-        """Cross-encoder scores for (query, passage) pairs."""
-        assert self.cross_encoder is not None
-        self._ce_scored += len(pairs)
-        scores = self.cross_encoder.predict(
-            pairs, batch_size=self.settings.ce_batch_size, show_progress_bar=False, convert_to_numpy=True
-        )
-        return np.asarray(scores, dtype=np.float32).reshape(len(pairs), -1)[:, -1]
-
-    def _cross_scores(self, query: str, positive: str) -> _CrossScores | None:
-        """Start the lazy cross-encoder scores of one pair (None without a cross-encoder)."""
-        if self.cross_encoder is None:
-            return None
-        return _CrossScores(query, float(self._predict([(query, positive)])[0]))
-
-    def _score_ahead(self, cross: _CrossScores, pool: _Pool, k: int, need: int) -> None:
-        """Score the pool's next candidates from position ``k`` (a few more than needed) in one call."""
-        if int(pool.idx[k]) in cross.scores:
-            return
-        ahead = [j for j in range(k, min(k + 2 * need + 2, len(pool.idx))) if int(pool.idx[j]) not in cross.scores]
-        texts = [self._candidate_text(pool, j) for j in ahead]
-        scores = self._predict([(cross.query, text) for text in texts])
-        ahead = [int(pool.idx[j]) for j in ahead]
-        cross.scores.update(zip(ahead, scores.tolist(), strict=True))
-
-    def _passes_cross_margin(self, score: float, positive: float) -> bool:
-        """Return False when a cross-encoder score is within a cross-encoder margin of the positive's."""
-        cfg = self.settings
-        if cfg.ce_absolute_margin is not None and score + cfg.ce_absolute_margin > positive:
-            return False
-        return not (cfg.ce_relative_margin is not None and score > positive - abs(positive) * cfg.ce_relative_margin)
