@@ -72,3 +72,16 @@ def test_decide_cli_before_training(tmp_path, mini_beir):
     assert decision["when"] == "before" and decision["recommendation"] == DATA  # 8 train pairs only
     assert decision["cost"]["docs_per_second"] > 0 and decision["cost"]["train_steps"] >= 1
     assert (ws / "decide" / "decision-before.md").read_text().startswith("# Before training: generate data first")
+
+
+def test_cost_follows_the_configured_training_budget():
+    from domainfit.decide import DecideConfig, costed_as_trained, probe_cost
+    from domainfit.models import DEFAULT_MODEL
+    from domainfit.train.config import TrainConfig
+
+    cfg = costed_as_trained(DecideConfig(), TrainConfig(max_steps=60, batch_size=16, epochs=2.0))
+    assert (cfg.max_steps, cfg.batch_size, cfg.epochs) == (60, 16, 2.0)
+    assert costed_as_trained(DecideConfig(), TrainConfig()).max_steps == -1  # the epochs decide
+    texts = ["a short probe text"] * 4
+    assert probe_cost(DEFAULT_MODEL, texts, 1000, 10, cfg).train_steps == 60
+    assert probe_cost(DEFAULT_MODEL, texts, 1000, 10, DecideConfig()).train_steps == 31  # 1000 pairs / 32, one epoch

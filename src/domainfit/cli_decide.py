@@ -27,13 +27,13 @@ def decide(
 ) -> None:
     """Recommend keep / hybrid / generate data / fine-tune, or ship / do not ship, with reasons."""
     from domainfit.config import load_config
-    from domainfit.decide import render, run_decide
+    from domainfit.decide import costed_as_trained, render, run_decide
 
     data = resolve_data(data, demo, quiet or as_json)
     cfg = guarded(
         load_config, config, {"decide": {"target": target, "min_lift": min_lift, "usd_per_hour": usd_per_hour}}
     )
-    decision = guarded(run_decide, data, Workspace(workspace), cfg.decide, when)
+    decision = guarded(run_decide, data, Workspace(workspace), costed_as_trained(cfg.decide, cfg.train), when)
     if as_json:
         sys.stdout.write(json.dumps(decision.to_json(), indent=2) + "\n")
         return

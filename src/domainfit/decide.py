@@ -15,12 +15,15 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from domainfit.errors import InputError
 from domainfit.workspace import Workspace, atomic_write_json, atomic_write_text, staged_dir
+
+if TYPE_CHECKING:
+    from domainfit.train.config import TrainConfig
 
 KEEP, HYBRID, DATA, FINETUNE = "keep the baseline", "hybrid first", "generate data first", "fine-tune"
 SHIP, NO_SHIP = "ship", "do not ship"
@@ -41,6 +44,12 @@ class DecideConfig(BaseModel):
     usd_per_hour: float = Field(0.50, ge=0, description="compute price of this machine")
     epochs: float = Field(1.0, gt=0)
     batch_size: int = Field(32, ge=1)
+    max_steps: int = Field(-1, description="training steps to cost (-1: the epochs over every pair)")
+
+
+def costed_as_trained(cfg: DecideConfig, train: TrainConfig) -> DecideConfig:
+    """Return ``cfg`` with ``[train]``'s batch size, epochs and max_steps: the cost of the run as configured."""
+    return cfg.model_copy(update={"batch_size": train.batch_size, "epochs": train.epochs, "max_steps": train.max_steps})
 
 
 @dataclass
@@ -93,7 +102,7 @@ def probe_cost(model_name: str, texts: list[str], n_pairs: int, n_docs: int, cfg
     start = time.perf_counter()
     model.encode(sample, batch_size=len(sample), show_progress_bar=False)
     per_text = (time.perf_counter() - start) / len(sample)
-    steps = max(1, round(n_pairs * cfg.epochs / cfg.batch_size))
+    steps = cfg.max_steps if cfg.max_steps > 0 else max(1, round(n_pairs * cfg.epochs / cfg.batch_size))
     step_seconds = 3.0 * per_text * 2 * cfg.batch_size
     train_hours = steps * step_seconds / 3600
     reindex_hours = n_docs * per_text / 3600

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from domainfit.config import Config
-from domainfit.decide import DATA, FINETUNE, SHIP, run_decide
+from domainfit.decide import DATA, FINETUNE, SHIP, costed_as_trained, run_decide
 from domainfit.workspace import Workspace
 
 #: Called after each stage with (stage, status, seconds).
@@ -91,7 +91,8 @@ def run_pipeline(
         "bench",
         lambda: run_bench(data, workspace, config.bench, force=force, max_line_bytes=limit, chunking=config.chunking),
     )
-    before = step("decide", lambda: run_decide(data, workspace, config.decide, "before"))
+    costed = costed_as_trained(config.decide, config.train)
+    before = step("decide", lambda: run_decide(data, workspace, costed, "before"))
     result.decision_before = before.recommendation
     if before.recommendation not in (FINETUNE, DATA) and not train_anyway:
         result.stopped = f"the decision is '{before.recommendation}': not training (use --train-anyway to override)"
