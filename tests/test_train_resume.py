@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from safetensors.torch import load_file
 from sentence_transformers import SentenceTransformer
@@ -107,3 +108,21 @@ def test_saved_model_reproduces_domainfit_embeddings_in_bare_sentence_transforme
     np.testing.assert_allclose(ours.encode_documents(documents), d_bare, atol=1e-5)
     # the prompts matter: without them the embeddings differ
     assert not np.allclose(bare.encode(queries[:2], normalize_embeddings=True), q_bare[:2], atol=1e-3)
+
+
+def test_training_positives_longer_than_the_window_are_counted_and_warned(minilm):
+    from domainfit.data.truncation import TruncationWarning
+    from domainfit.train.data import Example
+    from domainfit.train.runner import _truncated_positives
+
+    long_text = "refund policy " * 60  # about 120 tokens
+    examples = [Example("q1", "short answer"), Example("q2", long_text), Example("q3", long_text + "x")]
+    window = minilm.max_seq_length
+    minilm.max_seq_length = 64  # as run_train loads it with TrainConfig(max_seq_length=64)
+    try:
+        with pytest.warns(TruncationWarning, match="2 of 3 training positives"):
+            assert _truncated_positives(minilm, examples, TrainConfig(base_model="probe-a")) == 2
+        assert _truncated_positives(minilm, examples[:1], TrainConfig(base_model="probe-b")) == 0
+        assert _truncated_positives(minilm, examples, TrainConfig(separate_encoders=True)) is None
+    finally:
+        minilm.max_seq_length = window

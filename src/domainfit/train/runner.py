@@ -83,6 +83,7 @@ class TrainResult:
     against_forgetting: dict[str, Any] | None = None
     separate_encoders: bool = False
     text_normalization: str | None = None  # see domainfit.text.normalize.normalization_id
+    truncated_positives: int | None = None  # training positives longer than max_seq_length (None: not checked)
 
 
 def _chunked_qrels_examples(
@@ -164,6 +165,19 @@ def _step_seconds(model: SentenceTransformer, examples: list[Example], cfg: Trai
     per_text = (time.perf_counter() - start) / max(1, len(sample))
     texts_per_example = 2 + min(cfg.max_negatives, max((len(e.negatives) for e in examples), default=0))
     return 3.0 * per_text * cfg.batch_size * texts_per_example
+
+
+def _truncated_positives(model: SentenceTransformer, examples: list[Example], cfg: TrainConfig) -> int | None:
+    """Count training positives longer than ``max_seq_length`` and warn once with counts (never cut silently).
+
+    Returns None for a model without a tokenizer (or with separate encoders, whose routes may differ).
+    """
+    if cfg.separate_encoders or getattr(model, "tokenizer", None) is None:
+        return None
+    from domainfit.data.truncation import check_truncation
+
+    texts = [e.positive for e in examples]
+    return check_truncation(model, texts, "training positives", cfg.base_model, prompt=cfg.document_prompt).n_over
 
 
 def _training_args(cfg: TrainConfig, output_dir: Path, has_evaluator: bool, columns: list[str]) -> Any:
@@ -317,6 +331,7 @@ def run_train(
         loss, spec = build_loss(model, cfg)
         teacher = _teacher(model, dataset, workspace, reranker) if spec.layout == "margin" else None
         mixed, n_general = mix_general(examples, cfg)
+        truncated = _truncated_positives(model, mixed, cfg)
         in_order = cfg.curriculum and source.endswith("(easy to hard)")
         train_ds = to_dataset(
             mixed, spec.layout, max_negatives=cfg.max_negatives, teacher=teacher, seed=cfg.seed, shuffle=not in_order
@@ -382,6 +397,7 @@ def run_train(
             separate_encoders=cfg.separate_encoders,
             world_size=world,
             text_normalization=active_normalization(),
+            truncated_positives=truncated,
         )
         if not distributed.is_main_process():
             return result
