@@ -86,3 +86,21 @@ def test_a_field_no_document_has_is_bad_input(tmp_path, catalogue, overrides, fi
         run_bench(catalogue, Workspace(tmp_path / "ws"), similarity_config(**overrides))
     assert info.value.field == field and "corpus.jsonl" in str(info.value.path)
     assert not (tmp_path / "ws" / "bench" / "metrics.json").exists()
+
+
+def test_a_bad_date_names_the_corpus_line_and_field(tmp_path, catalogue):
+    import shutil
+
+    data = tmp_path / "beir"
+    shutil.copytree(catalogue, data)
+    lines = (data / "corpus.jsonl").read_text().splitlines()
+    record = json.loads(lines[4])
+    record["date"] = "last tuesday"
+    lines[4] = json.dumps(record)
+    (data / "corpus.jsonl").write_text("\n".join(lines) + "\n")
+    config = similarity_config(facets={"enabled": False}, hierarchy={"enabled": False})
+    with pytest.raises(InputError) as info:
+        run_bench(data, Workspace(tmp_path / "ws"), config)
+    assert (info.value.line, info.value.field) == (5, "date") and info.value.path.name == "corpus.jsonl"
+    assert record["_id"] in str(info.value) and "ISO date" in str(info.value)
+    assert not (tmp_path / "ws" / "bench" / "metrics.json").exists()

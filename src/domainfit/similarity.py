@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from domainfit.data.jsonl import iter_jsonl
 from domainfit.errors import InputError
 from domainfit.evaluation.metrics import per_query
 from domainfit.evaluation.significance import compare_runs
@@ -31,7 +32,13 @@ from domainfit.retrieval.hierarchy import (
     tune_hierarchy,
 )
 from domainfit.retrieval.similarity_config import SimilarityConfig
-from domainfit.retrieval.timedecay import apply_time_decay, document_dates, parse_date, query_reference_times
+from domainfit.retrieval.timedecay import (
+    RecordError,
+    apply_time_decay,
+    document_dates,
+    parse_date,
+    query_reference_times,
+)
 from domainfit.types import Qrels, Query, Run
 
 if TYPE_CHECKING:
@@ -45,6 +52,14 @@ def _corpus_path(runner: SystemRunner) -> Path | str:
     """Return the corpus file named in error messages."""
     root = runner.dataset.root
     return root / "corpus.jsonl" if root is not None else "corpus.jsonl"
+
+
+def _record_error(path: Path | str, exc: RecordError) -> InputError:
+    """Return the one-line error for a bad value of one record, with the record's line in its JSONL file."""
+    line = 0
+    if isinstance(path, Path) and path.is_file():
+        line = next((n for n, record in iter_jsonl(path) if record.get("_id") == exc.record_id), 0)
+    return InputError(path, line, exc.field, f"{exc.record_id!r}: {exc.reason}")
 
 
 def _facets(runner: SystemRunner, dense: DenseRetriever, name: str, queries: Mapping[str, str]) -> Run:
@@ -95,8 +110,8 @@ def _time(runner: SystemRunner, name: str, dense_run: Run) -> Run:
     field_name = "bench.similarity.time.date_field"
     try:
         dates = document_dates(runner.dataset.corpus, sim.date_field)
-    except ValueError as exc:
-        raise InputError(_corpus_path(runner), 0, field_name, str(exc)) from None
+    except RecordError as exc:
+        raise _record_error(_corpus_path(runner), exc) from None
     dated = sum(1 for d in dates.values() if d is not None)
     if not dated:
         raise InputError(_corpus_path(runner), 0, field_name, f"no document has a {sim.date_field!r} date")
@@ -104,8 +119,9 @@ def _time(runner: SystemRunner, name: str, dense_run: Run) -> Run:
     judged = {qid: runner.dataset.queries[qid] for qid in dense_run if qid in runner.dataset.queries}
     try:
         references = query_reference_times(judged, default, sim.query_date_field)
-    except ValueError as exc:
-        raise InputError("queries.jsonl", 0, "bench.similarity.time.query_date_field", str(exc)) from None
+    except RecordError as exc:
+        root = runner.dataset.root
+        raise _record_error(root / "queries.jsonl" if root is not None else "queries.jsonl", exc) from None
     runner.tuning[name] = {
         **sim.model_dump(exclude={"enabled"}),
         "reference": default.date().isoformat(),

@@ -54,6 +54,14 @@ def parse_date(value: Any) -> dt.datetime | None:
     return parsed.replace(tzinfo=dt.timezone.utc) if parsed.tzinfo is None else parsed.astimezone(dt.timezone.utc)
 
 
+class RecordError(ValueError):
+    """A value of one record (document or query) is not usable; names the record and its field."""
+
+    def __init__(self, what: str, record_id: str, field: str, reason: str) -> None:
+        super().__init__(f"{what} {record_id!r}: {field}: {reason}")
+        self.record_id, self.field, self.reason = record_id, field, reason
+
+
 def document_dates(corpus: Mapping[str, Document], date_field: str) -> dict[str, dt.datetime | None]:
     """Read the date of every document from its metadata.
 
@@ -66,7 +74,7 @@ def document_dates(corpus: Mapping[str, Document], date_field: str) -> dict[str,
         try:
             out[did] = parse_date(doc.metadata.get(date_field))
         except ValueError as exc:
-            raise ValueError(f"document {did!r}: {date_field}: {exc}") from None
+            raise RecordError("document", did, date_field, str(exc)) from None
     return out
 
 
@@ -88,7 +96,7 @@ def query_reference_times(
             try:
                 own = parse_date(query.metadata.get(query_date_field))
             except ValueError as exc:
-                raise ValueError(f"query {qid!r}: {query_date_field}: {exc}") from None
+                raise RecordError("query", qid, query_date_field, str(exc)) from None
         out[qid] = own or default
     return out
 
