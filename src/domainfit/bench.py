@@ -107,6 +107,7 @@ def run_bench(
     Raises `InputError` on bad data (nothing is written then).
     """
     root = Path(data).expanduser().resolve()
+    workspace.attach_data(root)  # a workspace inside, above or equal to the data is refused
     if not root.is_dir():
         raise InputError(root, 0, "-", "not a folder (expected a BEIR folder with corpus.jsonl)")
     out_dir = workspace.stage_dir(STAGE)
@@ -120,14 +121,14 @@ def run_bench(
     if chunking is not None:
         inputs["chunking"] = chunking.model_dump()
     manifest = out_dir / "manifest.json"
-    if not force and manifest.is_file() and (out_dir / "metrics.json").is_file():
-        previous = json.loads(manifest.read_text())
-        if previous.get("inputs") == inputs:
-            result = BenchResult.from_json(json.loads((out_dir / "metrics.json").read_text()))
-            result.up_to_date = True
-            return result
     dataset, qrels, tune = _load(root, config, max_line_bytes)
-    with workspace.lock():
+    with workspace.lock():  # the up-to-date check runs under the lock, so two runs cannot race
+        if not force and manifest.is_file() and (out_dir / "metrics.json").is_file():
+            previous = json.loads(manifest.read_text())
+            if previous.get("inputs") == inputs:
+                result = BenchResult.from_json(json.loads((out_dir / "metrics.json").read_text()))
+                result.up_to_date = True
+                return result
         bench = SystemRunner(dataset, qrels, tune, config, workspace.cache_dir, chunking=chunking)
         leaks = check_qrels_leakage(dataset.qrels, dataset.queries) if len(dataset.qrels) > 1 else []
         if leaks:

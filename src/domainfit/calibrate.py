@@ -338,6 +338,7 @@ def run_calibrate(data: Path, workspace: Workspace, config: CalibrateConfig, *, 
     from domainfit.workspace import atomic_write_json, atomic_write_text, staged_dir
 
     root = Path(data).expanduser().resolve()
+    workspace.attach_data(root)  # a workspace inside, above or equal to the data is refused
     if not root.is_dir():
         raise InputError(root, 0, "-", "not a folder (expected a BEIR folder with corpus.jsonl)")
     dataset = load_beir(root, max_line_bytes=max_line_bytes)

@@ -7,6 +7,7 @@ Every subcommand is a thin wrapper over a library function. Exit codes:
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -15,7 +16,17 @@ from typing import Annotated, TextIO
 import typer
 
 from domainfit import __version__
-from domainfit.cli_common import ConfigOpt, JsonOpt, QuietOpt, WorkspaceOpt, fail, guarded, resolve_data
+from domainfit.cli_common import (
+    DEBUG_ENV,
+    ConfigOpt,
+    JsonOpt,
+    MappedErrors,
+    QuietOpt,
+    WorkspaceOpt,
+    fail,
+    guarded,
+    resolve_data,
+)
 from domainfit.errors import DomainfitWarning
 from domainfit.workspace import DEFAULT_WORKSPACE, Workspace
 
@@ -25,7 +36,19 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=MappedErrors,
 )
+
+
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help=f"show the traceback behind an error (or set {DEBUG_ENV}=1)")
+    ] = False,
+) -> None:
+    """Fit a text-embedding model to your own domain, and prove whether it was worth it."""
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
 
 
 @app.command()
@@ -132,15 +155,16 @@ def split(
     """Split judged queries into train/dev/test so that no query family crosses splits."""
     from domainfit.data.beir import load_beir, write_beir
     from domainfit.data.resplit import resplit
+    from domainfit.workspace import check_output_folder
 
-    if out.expanduser().resolve() == data.expanduser().resolve():
-        fail(2, "--out must be a new folder; the input is never modified")
+    guarded(check_output_folder, out, data)  # never the data, inside or above it, nor a non-empty folder
     dataset = guarded(load_beir, data)
     if not dataset.qrels:
         fail(2, f"{data}/qrels: -: no qrels to split")
     if abs(sum(ratios) - 1.0) > 1e-6 or min(ratios) < 0:
         fail(2, f"--ratios must be non-negative and sum to 1, got {ratios}")
     new, summary = resplit(dataset, ratios=ratios, seed=seed, overlap_threshold=overlap)
+    guarded(check_output_folder, out, data)  # checked again just before writing
     write_beir(new, out)
     for leak in summary.previous_leaks[:10]:
         typer.echo(f"fixed leak: family {leak.family!r} was in {' and '.join(leak.splits)}", err=True)
@@ -197,9 +221,18 @@ def _show_warning(
 
 
 def main() -> None:
-    """Console-script entry point; exits 2 on usage errors as Click does."""
+    """Console-script entry point; exits 2 on usage errors as Click does.
+
+    ``--debug`` may stand anywhere on the command line (before ``--``): it is
+    taken out and turns on tracebacks for errors (`MappedErrors`).
+    """
     warnings.showwarning = _show_warning
-    app()
+    args = sys.argv[1:]
+    end = args.index("--") if "--" in args else len(args)
+    if "--debug" in args[:end]:
+        os.environ[DEBUG_ENV] = "1"
+        args = [a for a in args[:end] if a != "--debug"] + args[end:]
+    app(args=args, prog_name="domainfit")
 
 
 if __name__ == "__main__":

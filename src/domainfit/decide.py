@@ -206,6 +206,8 @@ def run_decide(data: Path, workspace: Workspace, cfg: DecideConfig, when: str = 
     """
     from domainfit.data.beir import load_beir
 
+    workspace.attach_data(data)  # a workspace inside, above or equal to the data is refused
+    workspace.check()  # and a folder domainfit did not create, before anything is read from it
     eval_metrics = workspace.stage_dir("eval") / "metrics.json"
     if when not in ("auto", "before", "after"):
         raise InputError("--when", 0, "when", "must be auto, before or after")
@@ -220,11 +222,14 @@ def run_decide(data: Path, workspace: Workspace, cfg: DecideConfig, when: str = 
         cost = probe_cost(model, texts, n_pairs, len(dataset.corpus), cfg) if model else None
         decision = decide_before(bench, n_pairs, cost, cfg)
     folder = workspace.stage_dir("decide")
-    keep = {p.name: p.read_bytes() for p in folder.glob("decision-*")} if folder.is_dir() else {}
-    with staged_dir(folder) as tmp:
-        for name, content in keep.items():  # the other decision (before/after) stays
-            (tmp / name).write_bytes(content)
-        atomic_write_json(tmp / f"decision-{decision.when}.json", decision.to_json())
-        atomic_write_text(tmp / f"decision-{decision.when}.md", render(decision))
-        atomic_write_json(tmp / "decision.json", decision.to_json())
+    with workspace.lock():
+        keep = {p.name: p.read_bytes() for p in folder.glob("decision-*")} if folder.is_dir() else {}
+        with staged_dir(folder) as tmp:
+            for name, content in keep.items():  # the other decision (before/after) stays
+                (tmp / name).write_bytes(content)
+            atomic_write_json(tmp / f"decision-{decision.when}.json", decision.to_json())
+            atomic_write_text(tmp / f"decision-{decision.when}.md", render(decision))
+            atomic_write_json(tmp / "decision.json", decision.to_json())
+            outputs = sorted(p.name for p in tmp.iterdir() if p.is_file())
+            workspace.write_manifest(tmp, "decide", {"when": decision.when, "config": cfg.model_dump()}, outputs)
     return decision

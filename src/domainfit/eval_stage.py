@@ -283,6 +283,7 @@ def run_eval(
     if chunking is not None and chunking.method != "none":
         chunked = chunking.model_copy(update={"sweep": False})
     root = Path(data).expanduser().resolve()
+    workspace.attach_data(root)  # a workspace inside, above or equal to the data is refused
     tuned_model = _tuned_model(workspace, cfg)
     merged = workspace.stage_dir("train") / "merged"
     dataset = load_beir(root)
@@ -300,10 +301,6 @@ def run_eval(
     if chunked is not None:
         inputs["chunking"] = chunked.model_dump()
     manifest = out_dir / "manifest.json"
-    if not force and manifest.is_file() and json.loads(manifest.read_text()).get("inputs") == inputs:
-        result = EvalResult.from_json(json.loads((out_dir / "metrics.json").read_text()))
-        result.up_to_date = True
-        return result
     models = [cfg.base_model, tuned_model] + ([str(merged)] if cfg.model is None and merged.is_dir() else [])
     bench_cfg = BenchConfig(
         split=cfg.split, tune_split=cfg.tune_split, models=models, depth=cfg.depth,
@@ -312,7 +309,11 @@ def run_eval(
     )  # fmt: skip
     qrels = dataset.qrels[cfg.split]
     tune = dataset.qrels.get(cfg.tune_split) if cfg.tune_split else None
-    with workspace.lock():
+    with workspace.lock():  # the up-to-date check runs under the lock, so two runs cannot race
+        if not force and manifest.is_file() and json.loads(manifest.read_text()).get("inputs") == inputs:
+            result = EvalResult.from_json(json.loads((out_dir / "metrics.json").read_text()))
+            result.up_to_date = True
+            return result
         runner = SystemRunner(
             dataset,
             qrels,

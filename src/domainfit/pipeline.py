@@ -8,8 +8,6 @@ stops with a clear message when the decision says not to train, unless
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,15 +31,6 @@ class PipelineResult:
     decision_after: str | None = None
     stopped: str | None = None
     report: str | None = None
-
-
-def _optional(module: str, function: str) -> Callable[..., Any] | None:
-    """Return a stage function when its module is installed with this version, else None."""
-    try:
-        found: Callable[..., Any] = getattr(importlib.import_module(module), function)
-        return found
-    except (ImportError, AttributeError):
-        return None
 
 
 class _Recorder:
@@ -79,13 +68,40 @@ def run_pipeline(
     re-run stages whose inputs did not change, ``train_anyway`` to train even
     when the decision says it will not pay, and an optional progress listener.
     """
+    workspace.attach_data(data)  # a workspace inside, above or equal to the data is refused
+    with workspace.lock():  # one lock for the whole run; every stage re-enters it
+        return _run_stages(
+            data,
+            workspace,
+            config,
+            force=force,
+            train_anyway=train_anyway,
+            step=_Recorder(PipelineResult(), listener),
+        )
+
+
+def _run_stages(
+    data: Path,
+    workspace: Workspace,
+    config: Config,
+    *,
+    force: bool,
+    train_anyway: bool,
+    step: _Recorder,
+) -> PipelineResult:
+    """Run the stages in loop order under the run's lock; return what ran and what was decided.
+
+    Stage modules are imported directly: an ImportError inside one is an error, never a skipped stage.
+    """
     from domainfit.bench import run_bench
+    from domainfit.compress.stage import run_compress
     from domainfit.eval_stage import run_eval
     from domainfit.report.build import build_report
+    from domainfit.synth.mine_stage import run_mine
+    from domainfit.synth.stage import run_synth
     from domainfit.train.runner import run_train
 
-    result = PipelineResult()
-    step = _Recorder(result, listener)
+    result = step.result
     limit = config.data.max_line_mib << 20
     step(
         "bench",
@@ -98,33 +114,21 @@ def run_pipeline(
         result.stopped = f"the decision is '{before.recommendation}': not training (use --train-anyway to override)"
         result.report = str(build_report(workspace)[0])
         return result
-    synth = _optional("domainfit.synth.stage", "run_synth")
-    synth_config = getattr(config, "synth", None)
-    if synth is not None and synth_config is not None:
-        params = inspect.signature(synth).parameters
-        extra: dict[str, Any] = {"force": force} if "force" in params else {}
-        if "chunking" in params:
-            extra["chunking"] = config.chunking
-        step("synth", lambda: synth(data, workspace, synth_config, **extra))
-    else:
-        step.note("synth", "skipped: not available in this version")
-    mine = _optional("domainfit.synth.mine_stage", "run_mine")
-    mine_config = getattr(config, "mine", None)
-    if mine is not None and mine_config is not None:
-        step(
-            "mine",
-            lambda: mine(data, workspace, mine_config, force=force, max_line_bytes=limit, chunking=config.chunking),
-        )
-    else:
-        step.note("mine", "skipped: not available in this version")
+    step(
+        "synth",
+        lambda: run_synth(data, workspace, config.synth, force=force, max_line_bytes=limit, chunking=config.chunking),
+    )
+    step(
+        "mine",
+        lambda: run_mine(data, workspace, config.mine, force=force, max_line_bytes=limit, chunking=config.chunking),
+    )
     step("train", lambda: run_train(data, workspace, config.train, force=force, chunking=config.chunking))
     step("eval", lambda: run_eval(data, workspace, config.eval, force=force, chunking=config.chunking))
     after = step("decide", lambda: run_decide(data, workspace, config.decide, "after"))
     result.decision_after = after.recommendation
-    compress = _optional("domainfit.compress.stage", "run_compress")
-    if compress is not None and config.pipeline.compress:
+    if config.pipeline.compress:
         chosen = str(workspace.stage_dir("train") / "model") if after.recommendation == SHIP else None
         settings = config.compress.model_copy(update={"model": chosen}) if chosen else config.compress
-        step("compress", lambda: compress(data, workspace, settings, force=force, max_line_bytes=limit))
+        step("compress", lambda: run_compress(data, workspace, settings, force=force, max_line_bytes=limit))
     result.report = str(step("report", lambda: build_report(workspace))[0])
     return result

@@ -86,6 +86,8 @@ def run_cost(
     from domainfit.models import load_bi_encoder
 
     root = Path(data).expanduser().resolve() if data is not None else None
+    if root is not None:
+        workspace.attach_data(root)  # a workspace inside, above or equal to the data is refused
     if root is not None and not (root / "corpus.jsonl").is_file():
         raise InputError(root, 0, "-", "not a BEIR folder (no corpus.jsonl)")
     vectors = config.vectors

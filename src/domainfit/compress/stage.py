@@ -179,15 +179,16 @@ def run_compress(
     Raises `InputError` on bad data or an unknown split (nothing is written then).
     """
     root = Path(data).expanduser().resolve()
+    workspace.attach_data(root)  # a workspace inside, above or equal to the data is refused
     if not root.is_dir():
         raise InputError(root, 0, "-", "not a folder (expected a BEIR folder with corpus.jsonl)")
     out_dir = workspace.stage_dir(STAGE)
     inputs = _inputs(root, config)
-    previous, same = (None, False) if force else _previous(out_dir, inputs)
-    if previous is not None and same:
-        previous.up_to_date = True
-        return previous
-    with workspace.lock():
+    with workspace.lock():  # the up-to-date check runs under the lock, so two runs cannot race
+        previous, same = (None, False) if force else _previous(out_dir, inputs)
+        if previous is not None and same:
+            previous.up_to_date = True
+            return previous
         result = previous or _measure(root, workspace, config, max_line_bytes)
         basis = config.operating_point.bytes_basis
         mark_frontier(result.variants, result.primary_metric, result.latency_metric, basis)

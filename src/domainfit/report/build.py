@@ -138,6 +138,7 @@ def build_report(workspace: Workspace) -> tuple[Path, Path]:
     """Render the report of a workspace; returns (html path, markdown path)."""
     from jinja2 import Environment, select_autoescape
 
+    workspace.check()  # a folder domainfit did not create is refused before anything is read from it
     root = workspace.root
     bench = _load(root / "bench" / "metrics.json")
     train = _load(root / "train" / "result.json")
@@ -194,10 +195,18 @@ def build_report(workspace: Workspace) -> tuple[Path, Path]:
     )  # fmt: skip
     markdown = _markdown(root)
     out = workspace.stage_dir("report")
-    with staged_dir(out) as tmp:
+    with workspace.lock(), staged_dir(out) as tmp:
         atomic_write_text(tmp / "report.html", html)
         atomic_write_text(tmp / "report.md", markdown)
+        workspace.write_manifest(
+            tmp, "report", {"stages": sorted(_reported_stages(root))}, ["report.html", "report.md"]
+        )
     return out / "report.html", out / "report.md"
+
+
+def _reported_stages(root: Path) -> list[str]:
+    """Return the stages whose manifests the report read (its recorded inputs)."""
+    return [p.parent.name for p in root.glob("*/manifest.json") if p.parent.name != "report"]
 
 
 def _markdown(root: Path) -> str:

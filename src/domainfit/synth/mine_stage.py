@@ -368,18 +368,19 @@ def run_mine(
 
     started = time.perf_counter()
     root = Path(data).expanduser().resolve()
+    workspace.attach_data(root)  # a workspace inside, above or equal to the data is refused
     if not root.is_dir():
         raise InputError(root, 0, "-", "not a folder (expected a BEIR folder with corpus.jsonl)")
     synth_file = workspace.root / "synth" / "queries.jsonl"
     synth = synth_file if config.synthetic and synth_file.is_file() else None
     out_dir = workspace.stage_dir(STAGE)
     inputs = _inputs(root, synth, config, bi_encoder, chunking)
-    if not force and (previous := _up_to_date(out_dir, inputs)) is not None:
-        return previous
     dataset, pairs, leakage = _training_pairs(root, synth, config, max_line_bytes)
     seconds = {"load": time.perf_counter() - started}
     settings = config.mining_settings()
-    with workspace.lock():
+    with workspace.lock():  # the up-to-date check runs under the lock, so two runs cannot race
+        if not force and (previous := _up_to_date(out_dir, inputs)) is not None:
+            return previous
         clock = time.perf_counter()
         dense = DenseRetriever(
             bi_encoder if bi_encoder is not None else config.model,

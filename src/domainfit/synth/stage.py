@@ -409,19 +409,20 @@ def run_synth(
 
     started = time.perf_counter()
     root = Path(data).expanduser().resolve()
+    workspace.attach_data(root)  # a workspace inside, above or equal to the data is refused
     if not root.is_dir():
         raise InputError(root, 0, "-", "not a folder (expected a BEIR folder with corpus.jsonl)")
     if not config.sources():
         raise UsageError("synth has nothing to generate: list generators, set llm.base_url or clicks.path")
     out_dir = workspace.stage_dir(STAGE)
     inputs = _fingerprint_inputs(root, config, chunking)
-    if not force and (previous := _up_to_date(out_dir, inputs)) is not None:
-        return previous
     dataset = load_beir(root, max_line_bytes=max_line_bytes)
     held = _held_out(dataset, config.train_split)
     clicks, click_stats, click_seconds = _read_clicks(config, dataset, max_line_bytes)
     docs = _source_documents(dataset, held, config)
-    with workspace.lock():
+    with workspace.lock():  # the up-to-date check runs under the lock, so two runs cannot race
+        if not force and (previous := _up_to_date(out_dir, inputs)) is not None:
+            return previous
         plan, chunked, loaded = _chunk_plan(config, workspace, chunking, dataset)
         gen = _Generation(config, workspace, list(dataset.corpus.values()), docs, chunked)
         gen.all_sources(clicks, click_seconds)

@@ -142,6 +142,7 @@ def run_distributed(
     count = processes if processes is not None else default_processes()
     exe = find_launcher(launcher)
     root = Path(data).expanduser().resolve()
+    workspace.attach_data(root)  # a workspace inside, above or equal to the data is refused
     load_beir(root)  # bad input fails here, with its file and line, not inside N processes
     with workspace.lock():  # a busy workspace fails here too (rank 0 takes the lock for the run)
         pass

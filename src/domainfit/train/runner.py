@@ -313,6 +313,7 @@ def run_train(
     from transformers.trainer_callback import PrinterCallback
 
     root = Path(data).expanduser().resolve()
+    workspace.attach_data(root)  # a workspace inside, above or equal to the data is refused
     dataset = load_beir(root)
     examples, source = _examples(dataset, workspace, cfg, chunking)
     out_dir = workspace.stage_dir(STAGE)
@@ -321,12 +322,12 @@ def run_train(
     if world > 1:  # the effective batch is batch_size x processes
         inputs["world_size"] = world
     manifest = out_dir / "manifest.json"
-    previous = json.loads(manifest.read_text()) if manifest.is_file() else {}
-    if not force and not resume and previous.get("inputs") == inputs and (out_dir / "result.json").is_file():
-        result = TrainResult(**json.loads((out_dir / "result.json").read_text()))
-        result.up_to_date = True
-        return result
-    with distributed.main_process_lock(workspace):  # only rank 0 writes
+    with distributed.main_process_lock(workspace):  # only rank 0 writes; the up-to-date check runs under the lock
+        previous = json.loads(manifest.read_text()) if manifest.is_file() else {}
+        if not force and not resume and previous.get("inputs") == inputs and (out_dir / "result.json").is_file():
+            result = TrainResult(**json.loads((out_dir / "result.json").read_text()))
+            result.up_to_date = True
+            return result
         model = _base_model(cfg)
         loss, spec = build_loss(model, cfg)
         teacher = _teacher(model, dataset, workspace, reranker) if spec.layout == "margin" else None
