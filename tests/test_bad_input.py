@@ -215,6 +215,32 @@ CASES = {
     "qrels_markup_in_score": Case(qrels_line(3, b"q2\td2\t[/b]"), T, 3, "score", "got '[/b]'"),
     "qrels_underscore_digits": Case(qrels_line(3, b"q2\td2\t1_0"), T, 3, "score", "must be an integer"),
     "qrels_split_missing": Case(drop_test_split, "qrels", 0, "split", "no qrels/test.tsv (available: dev)"),
+    "qrels_header_only": Case(write(T, qrels_tsv([])), T, 0, "-", "no judgements"),
+    "qrels_no_relevant_grade": Case(write(T, qrels_tsv([(q, d, 0) for q, d, _ in QRELS])), T, 0, "score", "grade > 0"),
+    "qrels_only_negative_grades": Case(write(T, qrels_tsv([(q, d, -1) for q, d, _ in QRELS])), T, 0, "score", "<= 0"),
+    "qrels_grade_out_of_range": Case(qrels_line(3, b"q2\td2\t99999999999999999999"), T, 3, "score", "out of range"),
+    "qrels_id_with_space": Case(qrels_line(2, b"q1\td 1\t1"), T, 2, "corpus-id", "whitespace"),
+    "qrels_id_with_nbsp": Case(qrels_line(4, "q\u00a03\td3\t2".encode()), T, 4, "query-id", "NO-BREAK SPACE"),
+    "queries_file_missing": Case(lambda root: (root / Q).unlink(), Q, 0, "-", "file not found"),
+    # --- ids every writer can carry (TREC run files split on whitespace; UTF-8 cannot encode a lone surrogate)
+    "id_with_space": Case(corpus_line(2, b'{"_id": "doc 2", "text": "t"}'), C, 2, "_id", "whitespace"),
+    "id_with_nbsp": Case(corpus_line(2, b'{"_id": "doc\\u00a02", "text": "t"}'), C, 2, "_id", "whitespace"),
+    "id_with_line_separator": Case(corpus_line(3, b'{"_id": "d\\u20283", "text": "t"}'), C, 3, "_id", "whitespace"),
+    "id_with_vertical_tab": Case(corpus_line(1, b'{"_id": "d\\u000b1", "text": "t"}'), C, 1, "_id", "whitespace"),
+    "id_with_control_char": Case(corpus_line(2, b'{"_id": "d\\u00012", "text": "t"}'), C, 2, "_id", "control"),
+    "id_with_zero_width_space": Case(corpus_line(2, b'{"_id": "d\\u200b2", "text": "t"}'), C, 2, "_id", "invisible"),
+    "id_lone_surrogate": Case(corpus_line(2, b'{"_id": "d\\ud8002", "text": "t"}'), C, 2, "_id", "lone surrogate"),
+    "title_lone_surrogate": Case(
+        corpus_line(1, b'{"_id": "d1", "title": "x\\udc80", "text": "t"}'), C, 1, "title", "lone surrogate"
+    ),
+    "metadata_lone_surrogate": Case(
+        corpus_line(1, b'{"_id": "d1", "text": "t", "tags": ["\\udfff"]}'), C, 1, "tags.0", "lone surrogate"
+    ),
+    "query_id_with_space": Case(queries_line(3, b'{"_id": "q 3", "text": "t"}'), Q, 3, "_id", "whitespace"),
+    "query_text_lone_surrogate": Case(queries_line(2, b'{"_id": "q2", "text": "\\ud800"}'), Q, 2, "text", "surrogate"),
+    "json_integer_too_long": Case(
+        corpus_line(2, b'{"_id": "d2", "text": "t", "n": ' + b"9" * 5000 + b"}"), C, 2, "-", "invalid JSON"
+    ),
     # --- pair files (domainfit validate FILE)
     "pairs_jsonl_missing_positive": Case(
         write("pairs.jsonl", b'{"query": "a", "positive": "b"}\n{"query": "c", "negative": "d"}\n'),
@@ -311,6 +337,57 @@ CASES = {
         write("domainfit.toml", b"[bench]\nmodels = []\n"), "domainfit.toml", 2, "bench.models", "at least 1", "config"
     ),
     "configured_line_limit": Case(config_limit_then_big_document, C, 3, "-", "over the 1 MiB limit", "config"),
+    "toml_primary_metric_not_computed": Case(
+        write("domainfit.toml", b'[bench]\nmetrics = ["ndcg@10"]\nprimary_metric = "mrr@10"\n'),
+        "domainfit.toml",
+        3,
+        "bench.primary_metric",
+        "not computed",
+        "config",
+    ),
+    "toml_decide_metric_not_computed": Case(
+        write("domainfit.toml", b'[decide]\nmin_lift = 0.01\nmetric = "recall@10"\n'),
+        "domainfit.toml",
+        3,
+        "decide.metric",
+        "not computed by [bench]",
+        "config",
+    ),
+    "toml_eval_metric_unknown": Case(
+        write("domainfit.toml", b'[eval]\nmetrics = ["ndcg@10", "bleu"]\n'),
+        "domainfit.toml",
+        2,
+        "eval.metrics",
+        "unknown metric",
+        "config",
+    ),
+    "toml_unknown_significance_test": Case(
+        write("domainfit.toml", b'[bench]\nsignificance_test = "wilcoxon"\n'),
+        "domainfit.toml",
+        2,
+        "bench.significance_test",
+        "unknown significance test",
+        "config",
+    ),
+    "toml_table_where_list_expected": Case(
+        write("domainfit.toml", b"[bench]\ndepth = 10\n\n[bench.metrics]\nndcg = 10\n"),
+        "domainfit.toml",
+        4,
+        "bench.metrics",
+        "valid list, got a table",
+        "config",
+    ),
+    "toml_section_not_a_table": Case(
+        write("domainfit.toml", b'bench = "fast"\n'), "domainfit.toml", 1, "bench", "must be a table", "config"
+    ),
+    "toml_split_is_a_path": Case(
+        write("domainfit.toml", b'[bench]\nsplit = "../test"\n'),
+        "domainfit.toml",
+        2,
+        "bench.split",
+        "not a path",
+        "config",
+    ),
     "toml_out_of_range": Case(
         write("domainfit.toml", b"[data]\nmax_line_mib = 0\n"),
         "domainfit.toml",

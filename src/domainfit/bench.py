@@ -19,6 +19,7 @@ from domainfit import __version__
 from domainfit.bench_summary import markdown_summary
 from domainfit.config import BenchConfig
 from domainfit.data.beir import BeirDataset, load_beir
+from domainfit.data.checks import check_evaluated_split
 from domainfit.data.chunking import ChunkingConfig
 from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.data.splits import check_qrels_leakage
@@ -80,11 +81,9 @@ def data_fingerprint(root: Path) -> str:
 def _load(root: Path, config: BenchConfig, max_line_bytes: int) -> tuple[BeirDataset, Qrels, Qrels | None]:
     """Load and validate the dataset; return it with the evaluation and tuning qrels."""
     dataset = load_beir(root, max_line_bytes=max_line_bytes)
-    if config.split not in dataset.qrels:
-        available = ", ".join(sorted(dataset.qrels)) or "none"
-        raise InputError(root / "qrels", 0, "split", f"no qrels/{config.split}.tsv (available: {available})")
+    qrels = check_evaluated_split(dataset, config.split, root / "qrels")
     tune = dataset.qrels.get(config.tune_split) if config.tune_split else None
-    return dataset, dataset.qrels[config.split], tune
+    return dataset, qrels, tune
 
 
 def run_bench(

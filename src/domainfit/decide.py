@@ -80,11 +80,23 @@ class Decision:
         return asdict(self)
 
 
-def _read(path: Path, stage: str) -> dict[str, Any]:
-    """Read a stage's metrics.json or raise an error saying which stage to run."""
+def _read(path: Path, stage: str, metric: str | None = None) -> dict[str, Any]:
+    """Read a stage's metrics.json or raise an error saying which stage to run; ``metric`` must be in it."""
     if not path.is_file():
         raise InputError(path, 0, "-", f"not found: run `domainfit {stage}` first")
-    data: dict[str, Any] = json.loads(path.read_text())
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        computed = list(data["systems"][0]["metrics"]) if metric is not None else []
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise InputError(path, 0, "-", f"not a metrics.json of `domainfit {stage}`: re-run it") from None
+    if metric is not None and metric not in computed:
+        raise InputError(
+            path,
+            0,
+            "metrics",
+            f"decide.metric {metric!r} was not computed (only {computed}): re-run `domainfit "
+            f"{stage}` with it in {stage}.metrics",
+        )
     return data
 
 
@@ -212,9 +224,9 @@ def run_decide(data: Path, workspace: Workspace, cfg: DecideConfig, when: str = 
     if when not in ("auto", "before", "after"):
         raise InputError("--when", 0, "when", "must be auto, before or after")
     if when == "after" or (when == "auto" and eval_metrics.is_file()):
-        decision = decide_after(_read(eval_metrics, "eval"), cfg)
+        decision = decide_after(_read(eval_metrics, "eval", cfg.metric), cfg)
     else:
-        bench = _read(workspace.stage_dir("bench") / "metrics.json", "bench")
+        bench = _read(workspace.stage_dir("bench") / "metrics.json", "bench", cfg.metric)
         dataset = load_beir(data)
         n_pairs = training_pairs(workspace, dataset.qrels.get("train", {}))
         model = next((s["config"]["model"] for s in bench["systems"] if s["kind"] == "dense"), None)

@@ -1,10 +1,47 @@
-"""Settings of the ``eval`` stage (the ``[eval]`` section of ``domainfit.toml``)."""
+"""Settings of the ``eval`` stage (the ``[eval]`` section of ``domainfit.toml``) and checks shared with ``[bench]``."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from domainfit.data.checks import split_name_problem
+from domainfit.evaluation.significance import TESTS
 from domainfit.models import DEFAULT_MODEL
+
+#: Metric names the evaluator computes (as `domainfit.evaluation.metrics.check_metrics` accepts them).
+KNOWN_METRIC = re.compile(r"^(?:(?:ndcg|mrr|map)(?:@[1-9][0-9]*)?|(?:recall|precision)@[1-9][0-9]*)$")
+
+
+def known_metrics(value: list[str]) -> list[str]:
+    """Reject metric names the evaluator does not know, and an empty list."""
+    if not value:
+        raise ValueError("no metric: list at least one, e.g. ['ndcg@10']")
+    bad = [m for m in value if not KNOWN_METRIC.match(m)]
+    if bad:
+        raise ValueError(
+            f"unknown metric(s) {bad}; use ndcg@k, recall@k, mrr@k, map@k, precision@k, ndcg, mrr or map "
+            "(k a positive integer)"
+        )
+    return value
+
+
+def known_test(value: str) -> str:
+    """Reject significance tests ranx does not run."""
+    if value not in TESTS:
+        raise ValueError(f"unknown significance test {value!r}; use one of {', '.join(TESTS)}")
+    return value
+
+
+def split_name(value: str | None) -> str | None:
+    """Reject split names that cannot be a ``qrels/<split>.tsv`` file (None passes: no split)."""
+    if value is None:
+        return None
+    problem = split_name_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
 
 
 class EvalConfig(BaseModel):
@@ -30,3 +67,7 @@ class EvalConfig(BaseModel):
     batch_size: int = Field(32, ge=1)
     max_seq_length: int | None = Field(256, ge=8)
     significance_test: str = "student"
+
+    _metrics = field_validator("metrics")(known_metrics)
+    _test = field_validator("significance_test")(known_test)
+    _splits = field_validator("split", "tune_split")(split_name)

@@ -26,6 +26,7 @@ from domainfit import __version__
 from domainfit.bench import data_fingerprint
 from domainfit.config import BenchConfig
 from domainfit.data.beir import BeirDataset, load_beir
+from domainfit.data.checks import check_evaluated_split
 from domainfit.data.chunking import ChunkingConfig
 from domainfit.data.general_set import general_dataset
 from domainfit.errors import InputError
@@ -199,16 +200,24 @@ def _train_options(workspace: Workspace, cfg: EvalConfig) -> dict[str, Any] | No
     return options
 
 
-def _forgetting(cfg: EvalConfig, base_model: str, variants: dict[str, str], cache: Path) -> dict[str, Any]:
-    """Forgetting on the general set, for the fine-tuned model and every other variant (the merge).
+def _general_set(cfg: EvalConfig) -> BeirDataset | None:
+    """Load the general-domain set of the forgetting check (None when ``eval.general`` turns it off)."""
+    if not cfg.general or cfg.general.lower() == "none":
+        return None
+    return general_dataset(cfg.general)
+
+
+def _forgetting(
+    cfg: EvalConfig, base_model: str, variants: dict[str, str], cache: Path, general: BeirDataset | None
+) -> dict[str, Any]:
+    """Forgetting on the general set (`_general_set`), for the fine-tuned model and every other variant (the merge).
 
     Per variant: the NDCG@10 drop (when the set has qrels; the bundled pairs do),
     the nearest-neighbour overlap with the base and the mean cosine to the base
     embeddings. The top-level ``labelled`` / ``neighbour_overlap`` entries describe the fine-tuned model.
     """
-    if not cfg.general or cfg.general.lower() == "none":
+    if general is None:
         return {"measured": False, "reason": "no general-domain set given (eval.general / --general)"}
-    general = general_dataset(cfg.general)
     out: dict[str, Any] = {"measured": True, "general": cfg.general if cfg.general == "bundled" else str(general.root)}
     split = next(iter(general.qrels), None)
     texts = [d.full_text() for d in general.corpus.values()][: cfg.max_general_texts]
@@ -287,8 +296,8 @@ def run_eval(
     tuned_model = _tuned_model(workspace, cfg)
     merged = workspace.stage_dir("train") / "merged"
     dataset = load_beir(root)
-    if cfg.split not in dataset.qrels:
-        raise InputError(root / "qrels", 0, "split", f"no qrels/{cfg.split}.tsv")
+    check_evaluated_split(dataset, cfg.split, root / "qrels")
+    general = _general_set(cfg)  # a bad general-domain set fails here, before any model is loaded
     out_dir = workspace.stage_dir(STAGE)
     inputs = {
         "data_sha256": data_fingerprint(root),
@@ -342,7 +351,9 @@ def run_eval(
             split=cfg.split, n_queries=len(qrels), n_documents=len(dataset.corpus), base_model=cfg.base_model,
             model=tuned_model, systems=runner.systems, slices=slices_of(runner, cfg.metrics),
             significance=significance, lift=_lift(runner.systems), improved=improved, worsened=worsened,
-            forgetting=_forgetting(cfg, cfg.base_model, _variants(workspace, cfg, tuned_model), workspace.cache_dir),
+            forgetting=_forgetting(
+                cfg, cfg.base_model, _variants(workspace, cfg, tuned_model), workspace.cache_dir, general
+            ),
             head_tail=_head_tail(runner, qrels, cfg.metrics),
             output_dir=str(out_dir), notes=runner.notes, languages=languages, chunking=runner.chunking,
         )  # fmt: skip

@@ -91,12 +91,14 @@ def run_cost(
     if root is not None and not (root / "corpus.jsonl").is_file():
         raise InputError(root, 0, "-", "not a BEIR folder (no corpus.jsonl)")
     vectors = config.vectors
-    if vectors is None:
-        if root is None:
-            raise UsageError("the number of vectors is unknown: give a DATA folder, --demo or --vectors")
+    if vectors is None and root is None:
+        raise UsageError("the number of vectors is unknown: give a DATA folder, --demo or --vectors")
+    if root is not None:  # the corpus is read (and checked) before the model loads
         from domainfit.data.beir import read_corpus
 
-        vectors = len(read_corpus(root / "corpus.jsonl", max_line_bytes))
+        n_docs = len(read_corpus(root / "corpus.jsonl", max_line_bytes))
+        vectors = n_docs if vectors is None else vectors
+    assert vectors is not None
     model = load_bi_encoder(config.model, max_seq_length=max_seq_length)
     get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     dims = int(get_dim() or 0)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from domainfit.data.beir import BeirDataset
-from domainfit.errors import InputError
+from domainfit.data.checks import check_evaluated_split
 from domainfit.retrieval.dense import DenseRetriever
 from domainfit.types import Qrels
 from domainfit.workspace import Workspace
@@ -49,12 +49,8 @@ def open_retriever(
 
 
 def split_qrels(dataset: BeirDataset, split: str) -> Qrels:
-    """Return the qrels of ``split``; raise `InputError` naming the available splits when it is absent."""
-    if split not in dataset.qrels:
-        available = ", ".join(sorted(dataset.qrels)) or "none"
-        where = (dataset.root / "qrels") if dataset.root else "qrels"
-        raise InputError(where, 0, "split", f"no qrels/{split}.tsv (available: {available})")
-    return dataset.qrels[split]
+    """Return the qrels of ``split``; raise `InputError` when it is absent or judges no query."""
+    return check_evaluated_split(dataset, split)
 
 
 def encode_corpus(dataset: BeirDataset, retriever: DenseRetriever) -> EncodedCorpus:

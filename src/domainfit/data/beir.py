@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from domainfit.data.checks import MAX_GRADE, check_id
 from domainfit.data.jsonl import MAX_LINE_BYTES, dumps_line, iter_jsonl, iter_lines, require_str
 from domainfit.errors import InputError
 from domainfit.text.config import prepare_text
@@ -57,11 +58,8 @@ def _metadata(record: dict[str, Any], reserved: set[str]) -> dict[str, Any]:
 
 
 def _read_id(record: dict[str, Any], path: Path, line: int) -> str:
-    """Return the record's ``_id``: a non-empty string without tabs or newlines."""
-    ident = require_str(record, "_id", path, line)
-    if ident != ident.strip() or any(c in ident for c in "\t\n\r"):
-        raise InputError(path, line, "_id", f"has surrounding whitespace or a tab/newline: {ident!r:.40}")
-    return ident
+    """Return the record's ``_id``: a non-empty string every writer can carry (see `check_id`)."""
+    return check_id(require_str(record, "_id", path, line), path, line, "_id")
 
 
 def _unique_records(path: Path, max_line_bytes: int, what: str) -> Iterator[tuple[int, str, dict[str, Any]]]:
@@ -123,20 +121,25 @@ def _qrels_row(path: Path, line: int, cols: list[str]) -> tuple[str, str, int]:
     if len(cols) != 3:
         raise InputError(path, line, "-", f"expected 3 tab-separated columns, got {len(cols)}")
     qid, did, score_text = (c.strip() for c in cols)
-    if not qid:
-        raise InputError(path, line, "query-id", "is empty")
-    if not did:
-        raise InputError(path, line, "corpus-id", "is empty")
-    try:
-        if not _INTEGER.match(score_text):
-            raise ValueError(score_text)
-        return qid, did, int(score_text)
-    except ValueError:
-        raise InputError(path, line, "score", f"must be an integer, got {score_text!r:.20}") from None
+    check_id(qid, path, line, "query-id")
+    check_id(did, path, line, "corpus-id")
+    if not _INTEGER.match(score_text):
+        raise InputError(path, line, "score", f"must be an integer, got {score_text!r:.20}")
+    digits = score_text.lstrip("-").lstrip("0")
+    score = int(score_text) if len(digits) <= len(str(MAX_GRADE)) else MAX_GRADE + 1  # no 4300-digit int()
+    if abs(score) > MAX_GRADE:
+        raise InputError(path, line, "score", f"out of range: grades must be between -{MAX_GRADE} and {MAX_GRADE}")
+    return qid, did, score
 
 
 def read_qrels(path: Path, query_ids: set[str] | dict[str, Any], doc_ids: set[str] | dict[str, Any]) -> Qrels:
-    """Read and validate one ``qrels/<split>.tsv`` against known query and document ids."""
+    """Read and validate one ``qrels/<split>.tsv`` against known query and document ids.
+
+    Ids must be valid (`check_id`) and known, grades integers within
+    ``±MAX_GRADE``. A file with no judgement of grade > 0 (only the header
+    row, or only zero and negative grades) judges no query and is rejected:
+    it could neither be evaluated nor trained on.
+    """
     qrels: Qrels = {}
     header_seen = False
     for line, text in iter_lines(path):
@@ -156,6 +159,10 @@ def read_qrels(path: Path, query_ids: set[str] | dict[str, Any], doc_ids: set[st
         judged[did] = score
     if not header_seen:
         raise InputError(path, 0, "-", "empty file (expected a header row and judgements)")
+    if not qrels:
+        raise InputError(path, 0, "-", "no judgements after the header row: the split judges no query")
+    if not any(grade > 0 for docs in qrels.values() for grade in docs.values()):
+        raise InputError(path, 0, "score", "no judgement with grade > 0 (all are <= 0): the split judges no query")
     return qrels
 
 
@@ -173,6 +180,8 @@ def load_beir(folder: Path | str, splits: list[str] | None = None, max_line_byte
     qrels_dir = root / "qrels"
     available = sorted(p.stem for p in qrels_dir.glob("*.tsv")) if qrels_dir.is_dir() else []
     wanted = available if splits is None else splits
+    if wanted and not queries_path.exists():
+        raise InputError(queries_path, 0, "-", "file not found (the qrels judge queries, so queries.jsonl is needed)")
     qrels: dict[str, Qrels] = {}
     for split in wanted:
         path = qrels_dir / f"{split}.tsv"
@@ -188,7 +197,10 @@ def load_beir(folder: Path | str, splits: list[str] | None = None, max_line_byte
 
 
 def write_beir(dataset: BeirDataset, folder: Path | str) -> Path:
-    """Write ``dataset`` as a BEIR folder, atomically (the folder appears complete or not at all)."""
+    """Write ``dataset`` as a BEIR folder, atomically (the folder appears complete or not at all).
+
+    Splits without judgements get no ``qrels/<split>.tsv``.
+    """
     final = Path(folder).expanduser().resolve()
     with staged_dir(final) as tmp:
         atomic_write_text(
@@ -203,6 +215,8 @@ def write_beir(dataset: BeirDataset, folder: Path | str) -> Path:
             "".join(dumps_line({"_id": q.id, "text": q.text, **q.metadata}) for q in dataset.queries.values()),
         )
         for split, qrels in dataset.qrels.items():
+            if not qrels:  # an empty split is left out: a file with only the header judges nothing
+                continue
             rows = ["\t".join(QRELS_HEADER)]
             rows += [f"{qid}\t{did}\t{rel}" for qid, docs in qrels.items() for did, rel in docs.items()]
             atomic_write_text(tmp / "qrels" / f"{split}.tsv", "\n".join(rows) + "\n")

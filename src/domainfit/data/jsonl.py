@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from domainfit.data.checks import SURROGATE_ESCAPE, surrogate_problem
 from domainfit.errors import InputError
 
 BOM = b"\xef\xbb\xbf"
@@ -52,14 +53,28 @@ def iter_lines(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tup
 
 
 def iter_jsonl(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_number, object)`` for every JSON object line of ``path``."""
+    r"""Yield ``(line_number, object)`` for every JSON object line of ``path``.
+
+    Raises `InputError` for a line that is not a JSON object, and for a string
+    (value or key, at any depth) holding a lone surrogate: ``"\ud800"`` is
+    valid JSON but no UTF-8 writer can write it back. The field named is the
+    dotted path of the value (``title``, ``metadata.tags.0``).
+    """
     for number, text in iter_lines(path, max_line_bytes):
         try:
             record = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InputError(path, number, "-", f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+        except ValueError as exc:  # an integer of thousands of digits
+            raise InputError(path, number, "-", f"invalid JSON ({str(exc).split(':')[0]})") from None
+        except RecursionError:
+            raise InputError(path, number, "-", "invalid JSON (nested too deeply)") from None
         if not isinstance(record, dict):
             raise InputError(path, number, "-", f"expected a JSON object, got {type(record).__name__}")
+        if SURROGATE_ESCAPE.search(text):  # only a \ud800-style escape can produce a lone surrogate
+            problem = surrogate_problem(record)
+            if problem is not None:
+                raise InputError(path, number, *problem)
         yield number, record
 
 

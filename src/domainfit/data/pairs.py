@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from domainfit.data.checks import surrogate_problem
 from domainfit.data.jsonl import iter_jsonl, iter_lines, require_str
 from domainfit.errors import InputError
 from domainfit.text.config import prepare_text
@@ -60,6 +61,9 @@ def _pair_from_record(record: dict[str, Any], path: Path, line: int) -> Pair:
     for name in ("query", "positive"):
         if keys[name] is None:
             raise InputError(path, line, name, f"missing (accepted names: {', '.join(ALIASES[name])})")
+    problem = surrogate_problem({key: record[key] for key in keys.values() if key is not None})
+    if problem is not None:  # rows that did not come through `iter_jsonl` (which checks whole records)
+        raise InputError(path, line, *problem)
     query = prepare_text(require_str(record, keys["query"] or "query", path, line))
     positive = prepare_text(require_str(record, keys["positive"] or "positive", path, line))
     negative = None

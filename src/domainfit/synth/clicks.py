@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from domainfit.data.checks import check_id
 from domainfit.data.jsonl import MAX_LINE_BYTES, iter_jsonl, require_str
 from domainfit.data.splits import normalise_text
 from domainfit.errors import InputError
@@ -76,6 +77,7 @@ def _id_list(record: dict[str, Any], key: str, path: Path, line: int, known: set
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         raise InputError(path, line, key, f"must be a list of document ids, got {value!r:.60}")
     for doc_id in value:
+        check_id(doc_id, path, line, key)
         if doc_id not in known:
             raise InputError(path, line, key, f"unknown document {doc_id!r} (not in corpus.jsonl)")
     return value
