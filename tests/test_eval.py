@@ -56,6 +56,12 @@ def test_eval_compares_base_and_fine_tuned(trained):
     summary = (ws.root / "eval" / "summary.md").read_text()
     assert "## Fine-tuned minus base" in summary and "## Forgetting" in summary
     assert "none (plain fine-tuning)" in summary and "| fine-tuned |" in summary
+    deploy = result.deployable
+    assert deploy["chosen_on"] == "dev" and set(deploy["selection"]) == set(names)
+    assert deploy["chosen"] == max(deploy["selection"], key=lambda n: deploy["selection"][n])
+    assert deploy["test"]["dense:base"] == pytest.approx(dense["dense:base"])
+    if deploy["chosen"] != "dense:base":
+        assert 0.0 <= deploy["versus"]["dense:base"]["p_value"] <= 1.0
     assert run_eval(data, ws, EvalConfig(general=str(data), examples=3)).up_to_date
 
 

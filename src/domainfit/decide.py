@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.errors import InputError
 from domainfit.workspace import Workspace, atomic_write_json, atomic_write_text, staged_dir
 
@@ -45,6 +46,7 @@ class DecideConfig(BaseModel):
     epochs: float = Field(1.0, gt=0)
     batch_size: int = Field(32, ge=1)
     max_steps: int = Field(-1, description="training steps to cost (-1: the epochs over every pair)")
+    current: str = Field("dense:base", description="today's system, which the deployable answer must beat (eval name)")
 
 
 def costed_as_trained(cfg: DecideConfig, train: TrainConfig) -> DecideConfig:
@@ -192,7 +194,55 @@ def decide_after(evaluation: dict[str, Any], cfg: DecideConfig) -> Decision:
         reasons.append("forgetting was not measured (no general set): check before shipping widely")
     if ok:
         reasons.append("the lift is large enough and significant")
+    _deploy_reasons(evaluation.get("deployable"), cfg, reasons, numbers)
     return Decision("after", SHIP if ok else NO_SHIP, reasons, numbers)
+
+
+def _deploy_reasons(
+    chosen: dict[str, Any] | None, cfg: DecideConfig, reasons: list[str], numbers: dict[str, Any]
+) -> None:
+    """Name what to deploy among everything measured, with its test lift over today's system.
+
+    The deployable system was chosen on the selection split (`domainfit.evaluation.deployable`).
+    A fine-tuned system is only named when its lift over today's system is at
+    least ``min_lift`` and significant; otherwise the best system that needs no
+    training is, so "do not ship" still says what to run.
+    """
+    if not chosen:
+        return
+    name, versus = chosen["chosen"], chosen.get("versus", {})
+    today = (
+        cfg.current
+        if cfg.current in chosen["test"]
+        else max((n for n in chosen["test"] if n == "bm25" or n.endswith(":base")), key=lambda n: chosen["test"][n])
+    )
+    against = versus.get(today)
+    trained = not (name == "bm25" or name.endswith(":base"))
+    if trained and (against is None or against["lift"] < cfg.min_lift or against["p_value"] > cfg.alpha):
+        base = {k: v for k, v in chosen["selection"].items() if k == "bm25" or k.endswith(":base")}
+        if base:
+            fallback = max(base, key=lambda k: base[k])
+            reasons.append(
+                f"{name} was best on {chosen['chosen_on']} but does not beat today's {today} on test by "
+                f"{cfg.min_lift} significantly; deploy {fallback} (no training needed)"
+            )
+            name = fallback
+            against = versus.get(today) if fallback != today else None
+    lift = chosen["test"][name] - chosen["test"][today] if today in chosen["test"] else None
+    numbers["deploy"] = {"system": name, "chosen_on": chosen["chosen_on"], "today": today, "lift": lift}
+    if name == today:
+        reasons.append(f"deploy: keep {today} (best on {chosen['chosen_on']} among what needs no change)")
+        return
+    p_text = ""
+    if against is not None and name == chosen["chosen"]:
+        numbers["deploy"]["p_value"] = against["p_value"]
+        p_text = f", p={against['p_value']:.3g}"
+    lift_text = f"{lift:+.4f}" if lift is not None else "n/a"
+    reasons.append(
+        f"deploy: {name} (best on {chosen['chosen_on']}); test {cfg.metric} {chosen['test'][name]:.4f}, "
+        f"{lift_text} over today's {today}{p_text}"
+    )
+    reasons.extend(chosen.get("notes", []))
 
 
 def training_pairs(workspace: Workspace, train_qrels: dict[str, dict[str, int]]) -> int:
@@ -210,11 +260,14 @@ def render(decision: Decision) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_decide(data: Path, workspace: Workspace, cfg: DecideConfig, when: str = "auto") -> Decision:
+def run_decide(
+    data: Path, workspace: Workspace, cfg: DecideConfig, when: str = "auto", *, max_line_bytes: int = MAX_LINE_BYTES
+) -> Decision:
     """Decide from the workspace and write ``<workspace>/decide/decision-<when>.json`` and ``.md``.
 
     ``when``: ``before`` (needs ``bench``), ``after`` (needs ``eval``) or ``auto``
-    (after when an evaluation exists, else before).
+    (after when an evaluation exists, else before); ``max_line_bytes`` caps one
+    JSONL record of the BEIR folder (``[data] max_line_mib``).
     """
     from domainfit.data.beir import load_beir
 
@@ -227,7 +280,7 @@ def run_decide(data: Path, workspace: Workspace, cfg: DecideConfig, when: str = 
         decision = decide_after(_read(eval_metrics, "eval", cfg.metric), cfg)
     else:
         bench = _read(workspace.stage_dir("bench") / "metrics.json", "bench", cfg.metric)
-        dataset = load_beir(data)
+        dataset = load_beir(data, max_line_bytes=max_line_bytes)
         n_pairs = training_pairs(workspace, dataset.qrels.get("train", {}))
         model = next((s["config"]["model"] for s in bench["systems"] if s["kind"] == "dense"), None)
         texts = [doc.full_text() for doc in list(dataset.corpus.values())[:32]]

@@ -29,8 +29,10 @@ from domainfit.data.beir import BeirDataset, load_beir
 from domainfit.data.checks import check_evaluated_split
 from domainfit.data.chunking import ChunkingConfig
 from domainfit.data.general_set import general_dataset
+from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.errors import InputError
 from domainfit.eval_config import EvalConfig
+from domainfit.evaluation.deployable import Deployable, deployable
 from domainfit.evaluation.metrics import evaluate, per_query
 from domainfit.evaluation.significance import compare_runs
 from domainfit.evaluation.trec import write_trec_run
@@ -69,6 +71,7 @@ class EvalResult:
     up_to_date: bool = False
     languages: dict[str, Any] = field(default_factory=dict)
     chunking: dict[str, Any] = field(default_factory=dict)
+    deployable: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """Return the JSON form written to ``metrics.json``."""
@@ -280,12 +283,14 @@ def run_eval(
     *,
     force: bool = False,
     chunking: ChunkingConfig | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> EvalResult:
     """Evaluate base vs fine-tuned on the test split and write ``<workspace>/eval``.
 
     Inputs: the BEIR folder, the workspace, the config, ``force`` and the
     ``[chunking]`` settings (None or ``none``: no chunked rows; otherwise the dense
-    systems are also evaluated chunked, as in ``bench``, without the sweep).
+    systems are also evaluated chunked, as in ``bench``, without the sweep);
+    ``max_line_bytes`` caps one JSONL record of the BEIR folder (``[data] max_line_mib``).
     Raises `InputError` on bad data or a missing model (nothing is written then).
     """
     chunked = None
@@ -295,7 +300,7 @@ def run_eval(
     workspace.attach_data(root)  # a workspace inside, above or equal to the data is refused
     tuned_model = _tuned_model(workspace, cfg)
     merged = workspace.stage_dir("train") / "merged"
-    dataset = load_beir(root)
+    dataset = load_beir(root, max_line_bytes=max_line_bytes)
     check_evaluated_split(dataset, cfg.split, root / "qrels")
     general = _general_set(cfg)  # a bad general-domain set fails here, before any model is loaded
     out_dir = workspace.stage_dir(STAGE)
@@ -344,6 +349,7 @@ def run_eval(
             for kind in SIGNIFICANCE_KINDS
             if f"{kind}:{BASE}" in runner.runs and f"{kind}:{TUNED}" in runner.runs
         }
+        chosen = _deployable(runner, dataset, tune, bench_cfg, workspace, cfg, chunked)
         improved, worsened = _examples(
             dataset, qrels, runner.runs[f"dense:{BASE}"], runner.runs[f"dense:{TUNED}"], cfg.examples
         )
@@ -357,6 +363,7 @@ def run_eval(
             head_tail=_head_tail(runner, qrels, cfg.metrics),
             output_dir=str(out_dir), notes=runner.notes, languages=languages, chunking=runner.chunking,
         )  # fmt: skip
+        result.deployable = chosen.to_json()
         result.forgetting["train_options"] = _train_options(workspace, cfg)
         if not result.forgetting["measured"]:
             result.notes.append(f"forgetting not measured: {result.forgetting['reason']}")
@@ -367,6 +374,37 @@ def run_eval(
             atomic_write_text(tmp / "summary.md", eval_summary(result, cfg.primary_metric))
             workspace.write_manifest(tmp, STAGE, inputs, ["metrics.json", "summary.md"])
     return result
+
+
+def _deployable(
+    runner: SystemRunner,
+    dataset: BeirDataset,
+    tune: Qrels | None,
+    bench_cfg: BenchConfig,
+    workspace: Workspace,
+    cfg: EvalConfig,
+    chunked: ChunkingConfig | None,
+) -> Deployable:
+    """Choose what to deploy among every measured system on the tuning split, and prove it on test.
+
+    Every system is run again on the tuning split's queries (document embeddings
+    come from the cache, so this costs the queries only); without a tuning split
+    the choice falls back to test and says so.
+    """
+    selection = None
+    if tune:
+        dev = SystemRunner(dataset, tune, tune, bench_cfg, workspace.cache_dir, labels=runner.labels, chunking=chunked)
+        dev.run_all()
+        selection = {s.name: s.metrics[cfg.primary_metric] for s in dev.systems}
+    return deployable(
+        selection,
+        cfg.tune_split or "dev",
+        runner.qrels,
+        runner.runs,
+        cfg.primary_metric,
+        significance_test=cfg.significance_test,
+        base_label=BASE,
+    )
 
 
 def _chunking_lines(chunking: dict[str, Any]) -> list[str]:
