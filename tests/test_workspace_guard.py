@@ -359,3 +359,11 @@ def test_an_import_error_inside_a_stage_is_an_error_not_a_skip(mini_beir, tmp_pa
     cfg = load_config(None, {"bench": {"hybrid": False}})
     with pytest.raises(ImportError, match="some_dependency"):
         pipeline.run_pipeline(mini_beir, Workspace(tmp_path / "w"), cfg, train_anyway=True)
+
+
+def test_validate_split_requires_that_split_to_be_judged(mini_beir):
+    (mini_beir / "qrels" / "test.tsv").unlink()
+    assert runner.invoke(app, ["validate", str(mini_beir)]).exit_code == 0
+    result = runner.invoke(app, ["validate", str(mini_beir), "--split", "test"])
+    one_error_line(result, "no qrels/test.tsv")
+    assert runner.invoke(app, ["validate", str(mini_beir), "--split", "dev"]).exit_code == 0

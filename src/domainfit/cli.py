@@ -116,17 +116,24 @@ def bench(
 @app.command()
 def validate(
     data: Annotated[Path, typer.Argument(help="BEIR folder, or a pair file (.jsonl/.csv/.tsv)")],
+    split: Annotated[
+        list[str] | None, typer.Option("--split", help="a split that must be judged (repeatable; default: none)")
+    ] = None,
 ) -> None:
     """Check a BEIR folder or pair file; print counts, or the first problem (exit 2).
 
     For a BEIR folder with several qrels splits, query families that cross
-    splits (leakage) are listed and the exit code is 2.
+    splits (leakage) are listed and the exit code is 2. ``--split test`` also
+    requires that split to exist with a judged query, as ``bench`` does.
     """
     if data.is_dir() and (data / "corpus.jsonl").exists():
         from domainfit.data.beir import load_beir
+        from domainfit.data.checks import check_evaluated_split
         from domainfit.data.splits import check_qrels_leakage
 
         dataset = guarded(load_beir, data)
+        for name in split or []:
+            guarded(check_evaluated_split, dataset, name, data / "qrels")
         splits = ", ".join(f"{s}={len(q)}" for s, q in dataset.qrels.items()) or "no qrels"
         leaks = check_qrels_leakage(dataset.qrels, dataset.queries) if len(dataset.qrels) > 1 else []
         for leak in leaks[:20]:

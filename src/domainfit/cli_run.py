@@ -29,14 +29,12 @@ def run(
     from importlib.resources import files
 
     from domainfit.config import load_config
-    from domainfit.data.checks import check_pipeline_inputs
     from domainfit.pipeline import run_pipeline
 
     if demo:
         config = config or Path(str(files("domainfit") / "demo.toml"))
     data = resolve_data(data, demo, quiet or as_json)
     cfg = guarded(load_config, config)
-    guarded(check_pipeline_inputs, data, cfg)  # every input of every stage, before the first model loads
     console = stderr_console()
 
     def progress(stage: str, status: str, seconds: float) -> None:

@@ -68,7 +68,11 @@ def run_pipeline(
     re-run stages whose inputs did not change, ``train_anyway`` to train even
     when the decision says it will not pay, and an optional progress listener.
     """
+    from domainfit.data.checks import check_pipeline_inputs
+
     workspace.attach_data(data)  # a workspace inside, above or equal to the data is refused
+    workspace.check()
+    check_pipeline_inputs(data, config)  # every input of every stage, before the first model loads
     with workspace.lock():  # one lock for the whole run; every stage re-enters it
         return _run_stages(
             data,

@@ -80,6 +80,12 @@ def _decisions(root: Path) -> list[dict[str, Any]]:
     return out
 
 
+def _shown_metric(systems: list[dict[str, Any]]) -> str:
+    """Return the metric the report plots: NDCG@10 when the stage computed it, else its first metric."""
+    metrics = list(systems[0]["metrics"]) if systems else []
+    return "ndcg@10" if "ndcg@10" in metrics or not metrics else metrics[0]
+
+
 def _eval_lines(evaluation: dict[str, Any], metric: str = "ndcg@10") -> tuple[list[str], list[str]]:
     """Sentences for the lift (with p-values) and the forgetting check."""
     lines = []
@@ -148,9 +154,10 @@ def build_report(workspace: Workspace) -> tuple[Path, Path]:
     tables: dict[str, str] = {}
     if bench:
         tables["bench"] = _table(bench["systems"])
-        figures["bench"] = plots.systems_bar(bench["systems"], "ndcg@10", "baselines: NDCG@10")
+        metric = _shown_metric(bench["systems"])
+        figures["bench"] = plots.systems_bar(bench["systems"], metric, f"baselines: {metric}")
         names = [s["name"] for s in bench["systems"]]
-        figures["bench_slices"] = plots.slice_bars(bench["slices"], names, "ndcg@10")
+        figures["bench_slices"] = plots.slice_bars(bench["slices"], names, metric)
     if history and history.get("train_loss"):
         figures["training"] = plots.training_curves(history)
     eval_lines: list[str] = []
@@ -158,9 +165,10 @@ def build_report(workspace: Workspace) -> tuple[Path, Path]:
     if evaluation:
         tables["eval"] = _table(evaluation["systems"])
         pair = [n for n in ("dense:base", "dense:fine-tuned") if n in evaluation["slices"]]
+        metric = _shown_metric(evaluation["systems"])
         if pair:
-            figures["eval_slices"] = plots.slice_bars(evaluation["slices"], pair, "ndcg@10")
-        eval_lines, forgetting_lines = _eval_lines(evaluation)
+            figures["eval_slices"] = plots.slice_bars(evaluation["slices"], pair, metric)
+        eval_lines, forgetting_lines = _eval_lines(evaluation, metric)
     frontier = root / "compress" / "frontier.png"
     compress_plot = (
         "data:image/png;base64," + base64.b64encode(frontier.read_bytes()).decode() if frontier.is_file() else None
