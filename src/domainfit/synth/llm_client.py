@@ -5,7 +5,10 @@
 (``Retry-After`` honoured); other HTTP errors and malformed replies raise
 `LLMError` naming what the request was for. Good replies are cached by
 `ResponseCache` in ``<cache_dir>/<key[:2]>/<key>.json`` (atomic writes), keyed
-by the hash of (messages, model, temperature, n), so a re-run sends nothing.
+by the hash of the whole request body (model, messages and every generation
+setting: temperature, max_tokens, ...) and the items asked for, so a re-run
+sends nothing and a changed setting asks again. A reply cut off by
+``max_tokens`` (``finish_reason == "length"``) is never stored nor served.
 Tokens come from each reply's ``usage`` and are counted in `LLMUsage`; the cost
 is priced per 1,000 tokens. The API key is read from an environment variable
 and never written anywhere. Calls are thread-safe (one HTTP session per thread).
@@ -82,12 +85,21 @@ class ResponseCache:
         self.root = root
 
     @staticmethod
-    def key(messages: list[dict[str, str]], model: str, temperature: float, n: int) -> str:
-        """Hash of what determines a reply: the messages, the model, the temperature and the items asked for."""
+    def key(messages: list[dict[str, str]], model: str, temperature: float, n: int, **settings: Any) -> str:
+        """Hash of what determines a reply: the messages, the model, the sampling settings and the items asked for.
+
+        ``settings`` are the other fields of the request body (``max_tokens``, ``top_p``, ...);
+        the same as `request_key` of that body.
+        """
+        return ResponseCache.request_key(
+            {"model": model, "messages": messages, "temperature": temperature, **settings}, n
+        )
+
+    @staticmethod
+    def request_key(body: dict[str, Any], n: int) -> str:
+        """Hash of the canonical JSON of the whole request body and of ``n``, the items the prompt asks for."""
         payload = json.dumps(
-            {"messages": messages, "model": model, "temperature": temperature, "n": n},
-            sort_keys=True,
-            ensure_ascii=False,
+            {"body": body, "n": n}, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
         )
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
@@ -96,18 +108,28 @@ class ResponseCache:
         return self.root / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> dict[str, Any] | None:
-        """Return the cached reply, or None (an unreadable file counts as a miss)."""
+        """Return the cached reply, or None (an unreadable file or a cut-off reply counts as a miss)."""
         path = self._path(key)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
         reply = data.get("response") if isinstance(data, dict) else None
-        return reply if isinstance(reply, dict) else None
+        return reply if isinstance(reply, dict) and not cut_off(reply) else None
 
     def put(self, key: str, reply: dict[str, Any], model: str) -> None:
-        """Store a good reply."""
+        """Store a good reply (a cut-off one is not stored)."""
+        if cut_off(reply):
+            return
         atomic_write_json(self._path(key), {"format_version": 1, "model": model, "response": reply})
+
+
+def cut_off(reply: Any) -> bool:
+    """Whether any choice of a chat completion stopped at ``max_tokens`` (``finish_reason == "length"``)."""
+    choices = reply.get("choices") if isinstance(reply, dict) else None
+    if not isinstance(choices, list):
+        return False
+    return any(isinstance(c, dict) and c.get("finish_reason") == "length" for c in choices)
 
 
 def reply_content(reply: Any, label: str) -> tuple[str, bool]:
@@ -231,27 +253,33 @@ class ChatClient:
             time.sleep(min(cfg.max_backoff, wait if wait is not None else cfg.backoff * 2**attempt))
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def body(self, messages: list[dict[str, str]]) -> dict[str, Any]:
+        """Return the request body for ``messages``: the model and every generation setting sent."""
+        cfg = self.config
+        return {"model": cfg.model, "messages": messages, "temperature": cfg.temperature, "max_tokens": cfg.max_tokens}
+
     def complete(self, messages: list[dict[str, str]], n: int, label: str) -> ChatReply:
         """Return the reply to ``messages`` (``n`` items asked for), from the cache or the endpoint.
 
-        A good reply is cached before it is returned; a malformed one raises
-        `LLMError` (naming ``label``) and is not cached.
+        The cache key is the whole request body (and ``n``). A good reply is
+        cached before it is returned; a malformed one raises `LLMError` (naming
+        ``label``) and is not cached; one cut off by ``max_tokens`` is returned
+        (``truncated``) but not cached, so a re-run asks again.
         """
-        cfg = self.config
-        key = ResponseCache.key(messages, cfg.model, cfg.temperature, n)
+        body = self.body(messages)
+        key = ResponseCache.request_key(body, n)
         reply = self.cache.get(key)
+        if reply is not None:
+            try:
+                reply_content(reply, label)
+            except LLMError:  # a damaged entry is a miss, not an error
+                reply = None
         cached = reply is not None
         if reply is None:
-            body = {
-                "model": cfg.model,
-                "messages": messages,
-                "temperature": cfg.temperature,
-                "max_tokens": cfg.max_tokens,
-            }
             reply = self.send(body, label)
         content, truncated = reply_content(reply, label)
-        if not cached:
-            self.cache.put(key, reply, cfg.model)
+        if not cached and not truncated:
+            self.cache.put(key, reply, self.config.model)
         self._count(reply, cached)
         return ChatReply(content, truncated, cached)
 
