@@ -33,7 +33,14 @@ def decide(
     cfg = guarded(
         load_config, config, {"decide": {"target": target, "min_lift": min_lift, "usd_per_hour": usd_per_hour}}
     )
-    decision = guarded(run_decide, data, Workspace(workspace), costed_as_trained(cfg.decide, cfg.train), when)
+    decision = guarded(
+        run_decide,
+        data,
+        Workspace(workspace),
+        costed_as_trained(cfg.decide, cfg.train),
+        when,
+        max_line_bytes=cfg.data.max_line_mib << 20,
+    )
     if as_json:
         sys.stdout.write(json.dumps(decision.to_json(), indent=2) + "\n")
         return

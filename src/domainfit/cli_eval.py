@@ -37,7 +37,15 @@ def evaluate(
     data = resolve_data(data, demo, quiet or as_json)
     overrides = {"model": model, "base_model": base_model, "split": split, "general": general}
     cfg = guarded(load_config, config, {"eval": overrides, "chunking": {"method": chunking}})
-    result = guarded(run_eval, data, Workspace(workspace), cfg.eval, force=force, chunking=cfg.chunking)
+    result = guarded(
+        run_eval,
+        data,
+        Workspace(workspace),
+        cfg.eval,
+        force=force,
+        chunking=cfg.chunking,
+        max_line_bytes=cfg.data.max_line_mib << 20,
+    )
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
         return

@@ -78,6 +78,7 @@ def train(
             force=force,
             reranker=reranker,
             quiet=quiet or as_json,
+            max_line_bytes=cfg.data.max_line_mib << 20,
         )
     else:
         result = guarded(
@@ -89,6 +90,7 @@ def train(
             force=force,
             reranker=reranker,
             chunking=cfg.chunking,
+            max_line_bytes=cfg.data.max_line_mib << 20,
         )
     if as_json:
         sys.stdout.write(json.dumps(asdict(result), indent=2) + "\n")

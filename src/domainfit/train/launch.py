@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO
 
 from domainfit.data.beir import load_beir
+from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.errors import DomainfitError, UsageError
 from domainfit.train.config import TrainConfig
 from domainfit.train.runner import TrainResult
@@ -131,6 +132,7 @@ def run_distributed(
     reranker: str | None = None,
     quiet: bool = False,
     sink: IO[str] | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> TrainResult:
     """Train under ``launcher`` with ``processes`` workers and return rank 0's `TrainResult`.
 
@@ -143,7 +145,8 @@ def run_distributed(
     exe = find_launcher(launcher)
     root = Path(data).expanduser().resolve()
     workspace.attach_data(root)  # a workspace inside, above or equal to the data is refused
-    load_beir(root)  # bad input fails here, with its file and line, not inside N processes
+    # bad input fails here, with its file and line, not inside N processes
+    load_beir(root, max_line_bytes=max_line_bytes)
     with workspace.lock():  # a busy workspace fails here too (rank 0 takes the lock for the run)
         pass
     with tempfile.TemporaryDirectory(prefix="domainfit-launch-") as tmp:
@@ -158,6 +161,7 @@ def run_distributed(
             force=force,
             reranker=reranker,
             quiet=quiet,
+            max_line_bytes=max_line_bytes,
         )
         code = run_command(launcher_command(launcher, count, spec, executable=exe), sink=sink)
         report = json.loads(outcome.read_text(encoding="utf-8")) if outcome.is_file() else None

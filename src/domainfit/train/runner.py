@@ -29,6 +29,7 @@ from domainfit import __version__
 from domainfit.bench import data_fingerprint
 from domainfit.data.beir import BeirDataset, load_beir
 from domainfit.data.general_set import BUNDLED, general_path
+from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.models import load_bi_encoder, load_cross_encoder
 from domainfit.progress import is_quiet
 from domainfit.text.config import active_normalization, write_model_text_settings
@@ -298,6 +299,7 @@ def run_train(
     force: bool = False,
     reranker: str | None = None,
     chunking: ChunkingConfig | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> TrainResult:
     """Fine-tune the base model and save it into the workspace.
 
@@ -305,7 +307,8 @@ def run_train(
     continues from the last checkpoint; ``force`` re-runs even when nothing
     changed; ``reranker`` is the cross-encoder teacher for ``margin-mse``;
     ``chunking``: the ``[chunking]`` settings, used when training straight from
-    the train qrels (long documents as their best chunk).
+    the train qrels (long documents as their best chunk); ``max_line_bytes``
+    caps one JSONL record of the BEIR folder (``[data] max_line_mib``).
     Output: a `TrainResult`. Bad input raises `InputError` before anything is written.
     """
     from sentence_transformers import SentenceTransformerTrainer
@@ -314,7 +317,7 @@ def run_train(
 
     root = Path(data).expanduser().resolve()
     workspace.attach_data(root)  # a workspace inside, above or equal to the data is refused
-    dataset = load_beir(root)
+    dataset = load_beir(root, max_line_bytes=max_line_bytes)
     examples, source = _examples(dataset, workspace, cfg, chunking)
     out_dir = workspace.stage_dir(STAGE)
     inputs = _inputs(root, cfg, source, examples)

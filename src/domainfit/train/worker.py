@@ -21,6 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.errors import DomainfitError, InputError, UsageError
 from domainfit.progress import set_quiet
 from domainfit.train import distributed
@@ -41,6 +42,7 @@ def write_spec(
     force: bool = False,
     reranker: str | None = None,
     quiet: bool = False,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> None:
     """Write the JSON spec a worker reads: what to train, where, with which config and flags."""
     atomic_write_json(
@@ -55,6 +57,7 @@ def write_spec(
             "force": force,
             "reranker": reranker,
             "quiet": quiet,
+            "max_line_bytes": max_line_bytes,
         },
     )
 
@@ -80,6 +83,7 @@ def run(spec: dict[str, Any]) -> int:
             resume=bool(spec.get("resume")),
             force=bool(spec.get("force")),
             reranker=spec.get("reranker"),
+            max_line_bytes=int(spec.get("max_line_bytes") or MAX_LINE_BYTES),
         )
     except (InputError, UsageError) as exc:
         _report(spec, {"exit_code": 2, "error": str(exc)})
