@@ -21,6 +21,7 @@ import math
 import random
 import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ from domainfit.models import load_bi_encoder, load_cross_encoder
 from domainfit.progress import is_quiet
 from domainfit.text.config import active_normalization, write_model_text_settings
 from domainfit.train import distributed
+from domainfit.train.checkpoints import IncompleteCheckpointWarning, completion_callback, last_complete_checkpoint
 from domainfit.train.config import TrainConfig
 from domainfit.train.data import (
     Example,
@@ -358,7 +360,7 @@ def run_train(
         if cfg.separate_encoders:  # dataset columns -> query / document route
             args.router_mapping = router_mapping(train_ds.column_names)
         regularizer = _regularizer(model, loss, cfg, steps)
-        callbacks: list[Any] = []
+        callbacks: list[Any] = [completion_callback()]  # marks each checkpoint complete once saved
         if evaluator is not None and cfg.early_stopping_patience:
             callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
         trainer = SentenceTransformerTrainer(
@@ -423,11 +425,22 @@ def run_train(
 
 
 def _last_checkpoint(folder: Path) -> Path | None:
-    """Return the newest ``checkpoint-<step>`` folder, or None."""
-    if not folder.is_dir():
-        return None
-    found = [p for p in folder.glob("checkpoint-*") if p.name.rpartition("-")[2].isdigit()]
-    return max(found, key=lambda p: int(p.name.rpartition("-")[2]), default=None)
+    """Return the newest complete ``checkpoint-<step>`` folder to resume from, or None.
+
+    Newer checkpoints cut off while they were saved (see `domainfit.train.checkpoints`)
+    are skipped with one warning naming them and why, and removed by the main
+    process: the resumed run saves those steps afresh instead of over their remains.
+    """
+    last, skipped = last_complete_checkpoint(folder)
+    if skipped and distributed.is_main_process():
+        where = f"resuming from {last.name}" if last is not None else "no complete checkpoint: starting afresh"
+        reasons = "; ".join(f"{path.name}: {why}" for path, why in skipped)
+        warnings.warn(
+            f"skipped incomplete checkpoint(s) ({reasons}); {where}", IncompleteCheckpointWarning, stacklevel=2
+        )
+        for path, _ in skipped:
+            shutil.rmtree(path, ignore_errors=True)
+    return last
 
 
 def _step_of(checkpoint: str | None) -> int | None:
