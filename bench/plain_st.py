@@ -231,6 +231,8 @@ def run(data: Path, out: Path, *, model: str = DEFAULT_MODEL, **opts: Any) -> di
         "subsample": {k: v for k, v in sizes.items() if v},
     }
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    per_query = {"base": base, "tuned": tuned}
+    (out / "per_query.json").write_text(json.dumps(per_query, indent=1) + "\n", encoding="utf-8")
     return result
 
 

@@ -42,6 +42,7 @@ def config_file(path: Path, max_line_mib: int) -> Path:
         f"[data]\nmax_line_mib = {max_line_mib}\n"
         f"[train]\nmax_steps = 2\n{train}\n"
         "[mine]\nrange_min = 1\nrange_max = 30\nnegatives = 1\n"
+        "[recipe]\nsearch = false\n"
         "[compress]\ndims = [384, 64]\npq = []\nivf_pq = []\noversample = [2]\n"
         "latency_queries = 3\nlatency_repeats = 1\n"
         "[cost]\nembed_docs_per_second = 100.0\n"
@@ -126,10 +127,6 @@ def test_a_raised_cap_is_honoured_by_every_stage_command(nine_mib, tmp_path, min
     assert json.loads((tmp_path / "ws" / "train" / "result.json").read_text())["steps"] == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="domainfit.pipeline does not yet pass max_line_bytes to run_train, run_eval and run_decide",
-)
 def test_a_raised_cap_is_honoured_by_run(nine_mib, tmp_path, minilm):
     config = config_file(tmp_path / "domainfit.toml", 16)
     ws = str(tmp_path / "ws")

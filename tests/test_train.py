@@ -123,6 +123,7 @@ def test_curriculum_trains_easy_to_hard_in_order(tmp_path, mini_beir):
     from domainfit.train.data import curriculum_examples, sequential_batches
 
     ws = Workspace(tmp_path / "ws")
+    ws.ensure()  # a workspace domainfit made, into which the test writes mine's curriculum by hand
     folder = ws.root / "mine" / "curriculum"
     stages = []
     for level in ("easy", "medium", "hard"):

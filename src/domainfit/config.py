@@ -26,6 +26,7 @@ from domainfit.decide import DecideConfig
 from domainfit.errors import InputError
 from domainfit.eval_config import KNOWN_METRIC, EvalConfig, known_metrics, known_test, split_name
 from domainfit.models import DEFAULT_MODEL
+from domainfit.recipe.config import RecipeConfig
 from domainfit.retrieval.similarity_config import SimilarityConfig
 from domainfit.synth.config import SynthConfig
 from domainfit.synth.mine_stage import MineConfig
@@ -103,6 +104,7 @@ class Config(_Strict):
     cost: CostConfig = Field(default_factory=CostConfig)
     calibrate: CalibrateConfig = Field(default_factory=CalibrateConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    recipe: RecipeConfig = Field(default_factory=RecipeConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     decide: DecideConfig = Field(default_factory=DecideConfig)
     mine: MineConfig = Field(default_factory=MineConfig)

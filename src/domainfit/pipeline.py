@@ -1,4 +1,4 @@
-"""``domainfit run``: bench, decide, synth, mine, train, eval, decide, compress and report over one workspace.
+"""``domainfit run``: bench, decide, synth, mine, recipe, train, eval, decide, compress and report over one workspace.
 
 Each stage skips itself when its inputs did not change (content hashes in its
 manifest), so re-running the pipeline only redoes what is stale. The pipeline
@@ -100,6 +100,7 @@ def _run_stages(
     from domainfit.bench import run_bench
     from domainfit.compress.stage import run_compress
     from domainfit.eval_stage import run_eval
+    from domainfit.recipe.stage import run_recipe, trained_config
     from domainfit.report.build import build_report
     from domainfit.synth.mine_stage import run_mine
     from domainfit.synth.stage import run_synth
@@ -112,7 +113,7 @@ def _run_stages(
         lambda: run_bench(data, workspace, config.bench, force=force, max_line_bytes=limit, chunking=config.chunking),
     )
     costed = costed_as_trained(config.decide, config.train)
-    before = step("decide", lambda: run_decide(data, workspace, costed, "before"))
+    before = step("decide", lambda: run_decide(data, workspace, costed, "before", max_line_bytes=limit))
     result.decision_before = before.recommendation
     if before.recommendation not in (FINETUNE, DATA) and not train_anyway:
         result.stopped = f"the decision is '{before.recommendation}': not training (use --train-anyway to override)"
@@ -126,9 +127,17 @@ def _run_stages(
         "mine",
         lambda: run_mine(data, workspace, config.mine, force=force, max_line_bytes=limit, chunking=config.chunking),
     )
-    step("train", lambda: run_train(data, workspace, config.train, force=force, chunking=config.chunking))
-    step("eval", lambda: run_eval(data, workspace, config.eval, force=force, chunking=config.chunking))
-    after = step("decide", lambda: run_decide(data, workspace, config.decide, "after"))
+    chosen = step("recipe", lambda: run_recipe(data, workspace, config, force=force, max_line_bytes=limit))
+    train = trained_config(config.train, chosen.train_overrides)
+    step(
+        "train",
+        lambda: run_train(data, workspace, train, force=force, chunking=config.chunking, max_line_bytes=limit),
+    )
+    step(
+        "eval",
+        lambda: run_eval(data, workspace, config.eval, force=force, chunking=config.chunking, max_line_bytes=limit),
+    )
+    after = step("decide", lambda: run_decide(data, workspace, config.decide, "after", max_line_bytes=limit))
     result.decision_after = after.recommendation
     if config.pipeline.compress:
         chosen = str(workspace.stage_dir("train") / "model") if after.recommendation == SHIP else None

@@ -44,7 +44,8 @@ class RecipeConfig(BaseModel):
     seed: int = 13
     min_dev_queries: int = Field(30, ge=1, description="below this many dev queries, select on train-query folds")
     folds: int = Field(3, ge=2, description="held-out folds of the train queries when dev is missing or tiny")
-    dev_pool_depth: int = Field(100, ge=10, description="dev corpus: relevant docs + top-k of BM25 and base dense")
+    dev_pool_depth: int = Field(20, ge=10, description="dev pool: judged docs + top-k of BM25 and base dense")
+    pilot_dev_queries: int = Field(100, ge=1, description="dev queries pilots score on (a seeded sample)")
 
     @field_validator("learning_rates")
     @classmethod

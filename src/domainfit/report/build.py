@@ -150,6 +150,7 @@ def build_report(workspace: Workspace) -> tuple[Path, Path]:
     train = _load(root / "train" / "result.json")
     history = _load(root / "train" / "history.json")
     evaluation = _load(root / "eval" / "metrics.json")
+    recipe = _load(root / "recipe" / "search.json")
     figures: dict[str, str] = {}
     tables: dict[str, str] = {}
     if bench:
@@ -194,7 +195,7 @@ def build_report(workspace: Workspace) -> tuple[Path, Path]:
     env = Environment(autoescape=select_autoescape(default=True))
     template = env.from_string(files("domainfit.report").joinpath("templates/report.html.j2").read_text())
     html = template.render(
-        workspace=str(root), version=__version__, decisions=_decisions(root), bench=bench, train=train,
+        workspace=str(root), version=__version__, decisions=_decisions(root), bench=bench, train=train, recipe=recipe,
         evaluation=evaluation, tables=tables, plots=figures, eval_lines=eval_lines,
         forgetting_lines=forgetting_lines, compress_plot=compress_plot, config_toml=config_toml(sections),
         similarity_lines=_similarity_lines(bench),
@@ -223,6 +224,7 @@ def _markdown(root: Path) -> str:
     for path in (
         root / "decide" / "decision-before.md",
         root / "bench" / "summary.md",
+        root / "recipe" / "summary.md",
         root / "decide" / "decision-after.md",
         root / "eval" / "summary.md",
         root / "compress" / "summary.md",

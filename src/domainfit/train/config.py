@@ -33,13 +33,20 @@ class TrainConfig(BaseModel):
     warmup_ratio: float = Field(0.1, ge=0, le=1)
     max_seq_length: int = Field(128, ge=8)
     max_negatives: int = Field(1, ge=0, description="hard negatives per example used by the loss")
+    synthetic_share: float | None = Field(
+        None, ge=0, le=1, description="largest share of synthetic pairs taken from mine's dataset (None: all)"
+    )
     query_prompt: str = Field("", description="prepended to queries (saved in the model as prompt 'query')")
     document_prompt: str = Field("", description="prepended to documents (saved as prompt 'document')")
     eval_steps: int = Field(50, ge=1)
     save_steps: int = Field(50, ge=1)
     save_total_limit: int = Field(2, ge=1)
     early_stopping_patience: int | None = Field(3, ge=1)
-    eval_max_corpus: int = Field(1000, ge=10, description="dev corpus: relevant docs plus random others up to this")
+    eval_corpus: Literal["pool", "full", "sample"] = Field(
+        "pool", description="dev documents: judged + top of BM25 and base (pool), all (full), or random (sample)"
+    )
+    eval_pool_depth: int = Field(20, ge=10, description="pool: top documents of BM25 and the base model per query")
+    eval_max_corpus: int = Field(1000, ge=10, description="sample: relevant docs plus random others up to this")
     eval_split: str = "dev"
     train_split: str = "train"
     seed: int = 13

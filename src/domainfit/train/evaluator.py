@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from domainfit.data.beir import BeirDataset
 
 EVALUATOR_NAME = "dev"
+
+
+@dataclass(frozen=True)
+class PoolSource:
+    """How the dev pool is ranked: the base model (name or path), depth, window and embedding cache."""
+
+    model: str
+    depth: int = 20
+    max_seq_length: int | None = None
+    cache_dir: Path | None = None
 
 
 def dev_evaluator(
@@ -17,41 +29,49 @@ def dev_evaluator(
     max_corpus: int = 1000,
     seed: int = 13,
     batch_size: int = 32,
+    corpus: str = "sample",
+    pool: PoolSource | None = None,
 ) -> Any | None:
-    """Build an IR evaluator on ``split``: its queries, their relevant documents plus random others.
+    """Build an IR evaluator on ``split``: its queries and the documents they are ranked among.
 
-    The corpus is capped at ``max_corpus`` documents (every relevant document is
-    kept) so evaluating every few steps stays affordable on a CPU. Returns None
-    when the split does not exist or has no relevant pairs.
+    ``corpus`` says which documents: ``"full"`` every document; ``"pool"`` the
+    judged documents plus the top ``pool.depth`` of BM25 and the base model for
+    each query (as hard as the full corpus: the base model's top 10 are all
+    there, so its score is the full corpus' score); ``"sample"`` the judged
+    documents plus random others up to ``max_corpus`` (cheap, but easier than
+    the full corpus, so it can hide that a model got worse). Returns None when
+    the split does not exist or has no relevant pairs.
     """
-    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+    from domainfit.recipe.devpool import pool_evaluator
 
     qrels = dataset.qrels.get(split)
     if not qrels:
         return None
-    relevant = {qid: {d for d, g in docs.items() if g > 0} for qid, docs in qrels.items()}
+    relevant = {qid: {d for d, g in docs.items() if g > 0} for qid, docs in qrels.items() if qid in dataset.queries}
     relevant = {qid: docs for qid, docs in relevant.items() if docs}
     if not relevant:
         return None
     keep = set().union(*relevant.values())
-    others = sorted(set(dataset.corpus) - keep)
-    random.Random(seed).shuffle(others)
-    keep.update(others[: max(0, max_corpus - len(keep))])
-    return InformationRetrievalEvaluator(
-        queries={qid: dataset.queries[qid].text for qid in relevant},
-        corpus={did: dataset.corpus[did].full_text() for did in sorted(keep)},
-        relevant_docs=relevant,
-        name=EVALUATOR_NAME,
-        batch_size=batch_size,
-        write_csv=False,
-        ndcg_at_k=[10],
-        mrr_at_k=[10],
-        map_at_k=[100],
-        accuracy_at_k=[1, 10],
-        precision_recall_at_k=[10, 100],
-        query_prompt_name="query",
-        corpus_prompt_name="document",
-    )
+    if corpus == "full":
+        keep = set(dataset.corpus)
+    elif corpus == "pool" and pool is not None:
+        from domainfit.recipe.devpool import candidate_runs, dev_pool
+
+        runs = candidate_runs(
+            dataset.corpus,
+            {qid: dataset.queries[qid].text for qid in relevant},
+            pool.model,
+            pool.depth,
+            max_seq_length=pool.max_seq_length,
+            cache_dir=pool.cache_dir,
+        )
+        keep = dev_pool(dataset.corpus, {q: qrels[q] for q in relevant}, runs, pool.depth)
+    else:
+        others = sorted(set(dataset.corpus) - keep)
+        random.Random(seed).shuffle(others)
+        keep.update(others[: max(0, max_corpus - len(keep))])
+    texts = {qid: dataset.queries[qid].text for qid in relevant}
+    return pool_evaluator(dataset.corpus, texts, {q: qrels[q] for q in relevant}, keep, batch_size=batch_size)
 
 
 def primary_metric_key() -> str:

@@ -46,9 +46,10 @@ from domainfit.train.data import (
     sequential_batches,
     to_dataset,
 )
-from domainfit.train.evaluator import dev_evaluator, primary_metric_key
+from domainfit.train.evaluator import PoolSource, dev_evaluator, primary_metric_key
 from domainfit.train.losses import build_loss, loss_config
 from domainfit.train.merge import choose_merge
+from domainfit.train.origins import mined_examples
 from domainfit.train.router import router_mapping, separate_encoders
 from domainfit.train.teacher import CrossEncoderTeacher, HybridTeacher
 from domainfit.workspace import Workspace, atomic_write_json, staged_dir
@@ -121,7 +122,11 @@ def _examples(
         return curriculum_examples(stages, cfg.seed), f"{stages} (easy to hard)"
     mined = workspace.stage_dir("mine") / "dataset"
     if mined.is_dir():
-        return examples_from_pairs(mined), str(mined)
+        found = mined_examples(mined.parent)
+        if cfg.synthetic_share is None:
+            return found.examples, str(mined)
+        kept = found.with_share(cfg.synthetic_share, cfg.seed)
+        return kept, f"{mined} (synthetic at most {cfg.synthetic_share:.0%}: {len(kept)} of {len(found.examples)})"
     if chunking is not None and chunking.method != "none":
         return _chunked_qrels_examples(dataset, workspace, cfg, chunking)
     return examples_from_qrels(dataset, cfg.train_split), f"qrels/{cfg.train_split}.tsv"
@@ -342,7 +347,16 @@ def run_train(
         train_ds = to_dataset(
             mixed, spec.layout, max_negatives=cfg.max_negatives, teacher=teacher, seed=cfg.seed, shuffle=not in_order
         )
-        evaluator = dev_evaluator(dataset, cfg.eval_split, max_corpus=cfg.eval_max_corpus, seed=cfg.seed)
+        evaluator = dev_evaluator(
+            dataset,
+            cfg.eval_split,
+            max_corpus=cfg.eval_max_corpus,
+            seed=cfg.seed,
+            corpus=cfg.eval_corpus,
+            pool=PoolSource(
+                cfg.base_model, cfg.eval_pool_depth, cfg.max_seq_length, workspace.cache_dir / "embeddings"
+            ),
+        )
         base_dev = None
         if evaluator is not None and distributed.is_main_process():  # the other ranks do not report it
             base_dev = float(evaluator(model)[evaluator.primary_metric])

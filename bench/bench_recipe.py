@@ -1,0 +1,154 @@
+"""Benchmark: `domainfit run` with its defaults against the plain sentence-transformers script, per corpus.
+
+For each corpus (a BEIR folder with train/dev/test qrels), in one run:
+
+(a) ``domainfit run DATA`` with default settings (no config: the recipe search
+    chooses on dev) into a fresh workspace, in a child process;
+(b) ``bench/plain_st.py DATA`` (MNRL on the labelled pairs with one BM25
+    negative each, 256 tokens, 1 epoch, learning rate 2e-5) on the same splits,
+    in a child process.
+
+Reported per corpus: test NDCG@10 of the base model and of each fine-tuned
+model, each lift with its paired p-value, domainfit's fine-tuned model against
+the script's (paired t-test over the test queries), the ratio of lifts
+(target >= 1.0), what domainfit's decision says to deploy, wall time and peak
+RSS of each child (``wait4``'s ``ru_maxrss``, KiB on Linux), and domainfit's
+stage timings. Results go to ``bench/results/recipe.json``.
+
+Usage::
+
+    python bench/bench_recipe.py --corpus demo --corpus longdocs=/path/to/beir [--work DIR] [--skip-plain]
+
+``demo`` is the bundled demo corpus (run with no config, i.e. defaults, unlike
+``make demo``). The corpora of ``scripts/build_bench_corpora.py`` are the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def child(argv: list[str], log: Path) -> tuple[int, float, float]:
+    """Run ``argv`` with stdout/stderr to ``log``; return (exit code, seconds, peak RSS in MiB)."""
+    start = time.perf_counter()
+    with log.open("w") as handle:
+        proc = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1"})
+        _, status, usage = os.wait4(proc.pid, 0)
+    return os.waitstatus_to_exitcode(status), time.perf_counter() - start, usage.ru_maxrss / 1024
+
+
+def paired(a: dict[str, float], b: dict[str, float]) -> dict[str, Any]:
+    """Paired t-test of per-query scores ``a`` against ``b`` over their common queries."""
+    from scipy.stats import ttest_rel
+
+    qids = sorted(set(a) & set(b))
+    diffs = [a[q] - b[q] for q in qids]
+    p = float(ttest_rel([a[q] for q in qids], [b[q] for q in qids]).pvalue) if any(diffs) else 1.0
+    return {"queries": len(qids), "mean_difference": sum(diffs) / len(qids) if qids else 0.0, "p_value": p}
+
+
+def domainfit_numbers(workspace: Path, data: Path) -> dict[str, Any]:
+    """Read eval, decision, recipe and stage timings from a finished workspace."""
+    from domainfit.data.beir import load_beir
+    from domainfit.evaluation.metrics import per_query
+    from domainfit.evaluation.trec import read_trec_run
+
+    metrics = json.loads((workspace / "eval" / "metrics.json").read_text())
+    scores = {s["name"]: s["metrics"]["ndcg@10"] for s in metrics["systems"]}
+    comparison = next(c for c in metrics["significance"]["dense"]["comparisons"] if c["metric"] == "ndcg@10")
+    qrels = load_beir(data).qrels[metrics["split"]]
+    tuned = per_query(qrels, read_trec_run(workspace / "eval" / "runs" / "dense__fine-tuned.trec"), ["ndcg@10"])
+    decision = json.loads((workspace / "decide" / "decision-after.json").read_text())
+    recipe_file = workspace / "recipe" / "search.json"
+    recipe = json.loads(recipe_file.read_text()) if recipe_file.is_file() else None
+    return {
+        "base_ndcg@10": scores["dense:base"],
+        "tuned_ndcg@10": scores["dense:fine-tuned"],
+        "lift": metrics["lift"]["dense"]["ndcg@10"],
+        "p_value": comparison["p_value"],
+        "systems": scores,
+        "decision": decision["recommendation"],
+        "deploy": decision["numbers"].get("deploy"),
+        "recipe": None
+        if recipe is None
+        else {
+            "winner": recipe["winner"]["name"],
+            "settings": recipe["settings"],
+            "trials": [(t["recipe"]["name"], t["state"], round(t["seconds"])) for t in recipe["search"]["trials"]]
+            if recipe["search"]
+            else [],
+        },
+        "per_query": tuned["ndcg@10"],
+    }
+
+
+def bench_corpus(name: str, data: Path, work: Path, skip_plain: bool) -> dict[str, Any]:
+    """Run (a) and (b) on one corpus and compare them."""
+    out: dict[str, Any] = {"corpus": name, "data": str(data)}
+    ws = work / f"{name}-domainfit"
+    code, seconds, rss = child(
+        [str(Path(sys.executable).with_name("domainfit")), "run", str(data), "--workspace", str(ws), "--quiet"],
+        work / f"{name}-domainfit.log",
+    )
+    out["domainfit"] = {"exit_code": code, "seconds": round(seconds, 1), "peak_rss_mib": round(rss)}
+    if code == 0:
+        out["domainfit"].update(domainfit_numbers(ws, data))
+        stages = json.loads((ws / "report" / "manifest.json").read_text()) if (ws / "report").is_dir() else {}
+        out["domainfit"]["report_inputs"] = stages.get("inputs")
+    if skip_plain:
+        return out
+    plain = work / f"{name}-plain"
+    code, seconds, rss = child(
+        [sys.executable, str(ROOT / "bench" / "plain_st.py"), str(data), "--out", str(plain)],
+        work / f"{name}-plain.log",
+    )
+    out["plain"] = {"exit_code": code, "seconds": round(seconds, 1), "peak_rss_mib": round(rss)}
+    if code == 0:
+        result = json.loads((plain / "result.json").read_text())
+        out["plain"].update({k: result[k] for k in ("base_ndcg@10", "tuned_ndcg@10", "lift", "p_value", "steps")})
+        per = json.loads((plain / "per_query.json").read_text())
+        if "per_query" in out["domainfit"]:
+            out["domainfit_vs_plain"] = paired(out["domainfit"]["per_query"], per["tuned"])
+            plain_lift = out["plain"]["lift"]
+            out["lift_ratio"] = out["domainfit"]["lift"] / plain_lift if plain_lift > 0 else None
+    out.get("domainfit", {}).pop("per_query", None)
+    return out
+
+
+def main() -> None:
+    """Run every corpus given and save the comparison."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", action="append", required=True, help="demo, or NAME=PATH of a BEIR folder")
+    parser.add_argument("--work", type=Path, help="keep workspaces and logs here (default: a temporary folder)")
+    parser.add_argument("--skip-plain", action="store_true", help="run domainfit only")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "recipe.json")
+    args = parser.parse_args()
+    from domainfit.data.demo import demo_path
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="domainfit-bench-recipe-"))
+    work.mkdir(parents=True, exist_ok=True)
+    results = []
+    for spec in args.corpus:
+        name, _, path = spec.partition("=")
+        data = Path(demo_path()) if name == "demo" and not path else Path(path)
+        results.append(bench_corpus(name, data, work, args.skip_plain))
+        print(json.dumps(results[-1], indent=2), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "corpora": results}
+    args.out.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
