@@ -92,3 +92,30 @@ def test_without_a_significant_lift_the_best_base_system_is_named():
     assert decision.recommendation == NO_SHIP
     assert decision.numbers["deploy"]["system"] == "hybrid-convex:base"
     assert any("deploy hybrid-convex:base (no training needed)" in r for r in decision.reasons)
+
+
+def test_without_a_dev_split_the_hybrid_weight_is_tuned_on_the_train_queries(mini_beir, tmp_path):
+    """Few labels, no dev split: bench tunes the convex hybrid on the train queries (few-shot) and says so."""
+    from domainfit.bench import run_bench
+    from domainfit.config import BenchConfig
+    from domainfit.data.beir import load_beir
+    from domainfit.data.checks import tuning_qrels
+    from domainfit.workspace import Workspace
+
+    (mini_beir / "qrels" / "dev.tsv").unlink()
+    dataset = load_beir(mini_beir)
+    qrels, split, note = tuning_qrels(dataset, "dev")
+    assert split == "train" and qrels == dataset.qrels["train"] and "few-shot" in note
+    result = run_bench(mini_beir, Workspace(tmp_path / "w"), BenchConfig(max_seq_length=32))
+    tuning = result.hybrid_tuning["all-MiniLM-L6-v2"]
+    assert tuning["split"] == "train" and tuning["alpha"] is not None
+    assert any("few-shot" in n for n in result.notes)
+
+
+def test_a_judged_dev_split_is_used_for_tuning(mini_beir):
+    from domainfit.data.beir import load_beir
+    from domainfit.data.checks import tuning_qrels
+
+    dataset = load_beir(mini_beir)
+    assert tuning_qrels(dataset, "dev")[1:] == ("dev", None)
+    assert tuning_qrels(dataset, None) == (None, None, None)  # tuning turned off

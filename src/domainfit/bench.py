@@ -19,7 +19,7 @@ from domainfit import __version__
 from domainfit.bench_summary import markdown_summary
 from domainfit.config import BenchConfig
 from domainfit.data.beir import BeirDataset, load_beir
-from domainfit.data.checks import check_evaluated_split
+from domainfit.data.checks import check_evaluated_split, tuning_qrels
 from domainfit.data.chunking import ChunkingConfig
 from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.data.splits import check_qrels_leakage
@@ -82,7 +82,7 @@ def _load(root: Path, config: BenchConfig, max_line_bytes: int) -> tuple[BeirDat
     """Load and validate the dataset; return it with the evaluation and tuning qrels."""
     dataset = load_beir(root, max_line_bytes=max_line_bytes)
     qrels = check_evaluated_split(dataset, config.split, root / "qrels")
-    tune = dataset.qrels.get(config.tune_split) if config.tune_split else None
+    tune, _, _ = tuning_qrels(dataset, config.tune_split)
     return dataset, qrels, tune
 
 
@@ -128,7 +128,11 @@ def run_bench(
                 result = BenchResult.from_json(json.loads((out_dir / "metrics.json").read_text()))
                 result.up_to_date = True
                 return result
-        bench = SystemRunner(dataset, qrels, tune, config, workspace.cache_dir, chunking=chunking)
+        _, tune_split, note = tuning_qrels(dataset, config.tune_split)
+        tuned = config if note is None else config.model_copy(update={"tune_split": tune_split})
+        bench = SystemRunner(dataset, qrels, tune, tuned, workspace.cache_dir, chunking=chunking)
+        if note is not None:
+            bench.notes.append(note)
         leaks = check_qrels_leakage(dataset.qrels, dataset.queries) if len(dataset.qrels) > 1 else []
         if leaks:
             bench.notes.append(

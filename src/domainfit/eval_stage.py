@@ -26,7 +26,7 @@ from domainfit import __version__
 from domainfit.bench import data_fingerprint
 from domainfit.config import BenchConfig
 from domainfit.data.beir import BeirDataset, load_beir
-from domainfit.data.checks import check_evaluated_split
+from domainfit.data.checks import check_evaluated_split, tuning_qrels
 from domainfit.data.chunking import ChunkingConfig
 from domainfit.data.general_set import general_dataset
 from domainfit.data.jsonl import MAX_LINE_BYTES
@@ -322,7 +322,10 @@ def run_eval(
         max_seq_length=cfg.max_seq_length, significance_test=cfg.significance_test,
     )  # fmt: skip
     qrels = dataset.qrels[cfg.split]
-    tune = dataset.qrels.get(cfg.tune_split) if cfg.tune_split else None
+    tune, tune_split, tune_note = tuning_qrels(dataset, cfg.tune_split)
+    if tune_note is not None:  # the fine-tuned model saw these queries in training: its hybrid weight is optimistic
+        tune_note += "; the fine-tuned model was trained on them, so its hybrid weight is optimistic"
+        bench_cfg = bench_cfg.model_copy(update={"tune_split": tune_split})
     with workspace.lock():  # the up-to-date check runs under the lock, so two runs cannot race
         if not force and manifest.is_file() and json.loads(manifest.read_text()).get("inputs") == inputs:
             result = EvalResult.from_json(json.loads((out_dir / "metrics.json").read_text()))
@@ -349,7 +352,10 @@ def run_eval(
             for kind in SIGNIFICANCE_KINDS
             if f"{kind}:{BASE}" in runner.runs and f"{kind}:{TUNED}" in runner.runs
         }
-        chosen = _deployable(runner, dataset, tune, bench_cfg, workspace, cfg, chunked)
+        if tune_note is not None:
+            runner.notes.append(tune_note)
+        selection = tune if tune_note is None else None  # never choose what to deploy on queries trained on
+        chosen = _deployable(runner, dataset, selection, bench_cfg, workspace, cfg, chunked)
         improved, worsened = _examples(
             dataset, qrels, runner.runs[f"dense:{BASE}"], runner.runs[f"dense:{TUNED}"], cfg.examples
         )

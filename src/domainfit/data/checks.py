@@ -131,6 +131,37 @@ def judged_query_ids(qrels: Qrels, queries: Mapping[str, Any]) -> list[str]:
     return [qid for qid, docs in qrels.items() if qid in queries and any(g > 0 for g in docs.values())]
 
 
+#: A tuning split with fewer judged queries than this is too small to set a hybrid weight on.
+MIN_TUNING_QUERIES = 3
+
+
+def tuning_qrels(
+    dataset: BeirDataset, preferred: str | None, fallback: str = "train", min_queries: int = MIN_TUNING_QUERIES
+) -> tuple[Qrels | None, str | None, str | None]:
+    """Return the qrels the hybrid weight is tuned on, their split, and a note when they are not ``preferred``'s.
+
+    The preferred split (dev) is used when it has ``min_queries`` judged
+    queries. Otherwise the ``fallback`` split's queries (the train queries:
+    few-shot tuning) are used when they are more, with a note saying so, so a
+    corpus with a few labelled queries and no dev split still gets a tuned
+    weight instead of a fixed 0.5. None qrels when no split is judged.
+    """
+    if not preferred:  # tuning turned off
+        return None, None, None
+    chosen = dataset.qrels.get(preferred)
+    n_chosen = len(judged_query_ids(chosen, dataset.queries)) if chosen else 0
+    if n_chosen >= min_queries or fallback == preferred:
+        return chosen, preferred, None
+    other = dataset.qrels.get(fallback)
+    n_other = len(judged_query_ids(other, dataset.queries)) if other else 0
+    if n_other <= n_chosen:
+        return chosen, preferred, None
+    what = f"qrels/{preferred}.tsv has {n_chosen} judged queries" if chosen else f"no qrels/{preferred}.tsv"
+    return other, fallback, (
+        f"{what} (< {min_queries}): the hybrid weight is tuned on the {n_other} {fallback} queries instead (few-shot)"
+    )
+
+
 def check_evaluated_split(
     dataset: BeirDataset, split: str, path: Path | str | None = None, field: str = "split"
 ) -> Qrels:
