@@ -63,6 +63,12 @@ def test_recipe_search_on_dev_prunes_the_worse_recipe_and_hands_its_winner_to_tr
     assert RecipeResult.from_json(saved).winner == result.winner
     summary = (ws.root / "recipe" / "summary.md").read_text()
     assert "pruned" in summary and "Settings read from the data" in summary
+    plan = result.plan
+    assert plan["steps"] == -(-plan["examples"] // 4) and plan["seconds_per_step"] > 0 and plan["seconds"] > 0
+    assert "measured pilot steps" in plan["basis"]
+    from domainfit.recipe.stage import plan_line
+
+    assert plan_line(result).startswith(f"plan: train {plan['steps']} steps x ")
     assert run_recipe(mini_beir, ws, cfg).up_to_date
 
 

@@ -46,6 +46,11 @@ class _Recorder:
         self.note(stage, status, time.perf_counter() - start)
         return out
 
+    def say(self, line: str) -> None:
+        """Pass one line of information (the plan) to the listener, as the status of a pseudo-stage."""
+        if self.listener:
+            self.listener("plan", line.removeprefix("plan: "), 0.0)
+
     def note(self, stage: str, status: str, seconds: float = 0.0) -> None:
         """Record a stage's status."""
         self.result.stages.append({"stage": stage, "status": status, "seconds": round(seconds, 1)})
@@ -100,7 +105,7 @@ def _run_stages(
     from domainfit.bench import run_bench
     from domainfit.compress.stage import run_compress
     from domainfit.eval_stage import run_eval
-    from domainfit.recipe.stage import run_recipe, trained_config
+    from domainfit.recipe.stage import plan_line, run_recipe, trained_config
     from domainfit.report.build import build_report
     from domainfit.synth.mine_stage import run_mine
     from domainfit.synth.stage import run_synth
@@ -129,6 +134,8 @@ def _run_stages(
     )
     chosen = step("recipe", lambda: run_recipe(data, workspace, config, force=force, max_line_bytes=limit))
     train = trained_config(config.train, chosen.train_overrides)
+    if (line := plan_line(chosen)) is not None:
+        step.say(line)
     step(
         "train",
         lambda: run_train(data, workspace, train, force=force, chunking=config.chunking, max_line_bytes=limit),

@@ -157,8 +157,13 @@ def tuning_qrels(
     if n_other <= n_chosen:
         return chosen, preferred, None
     what = f"qrels/{preferred}.tsv has {n_chosen} judged queries" if chosen else f"no qrels/{preferred}.tsv"
-    return other, fallback, (
-        f"{what} (< {min_queries}): the hybrid weight is tuned on the {n_other} {fallback} queries instead (few-shot)"
+    return (
+        other,
+        fallback,
+        (
+            f"{what} (< {min_queries}): the hybrid weight is tuned on the {n_other} {fallback} queries "
+            "instead (few-shot)"
+        ),
     )
 
 

@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,15 +65,29 @@ def _report_callback(reporter: Reporter, evaluator: Any, steps: Sequence[int]) -
         def __init__(self) -> None:
             self.pruned: Pruned | None = None
             self.scores: list[float] = []
+            self.step_seconds: list[float] = []  # optimiser steps, evaluations excluded
+            self.eval_seconds: list[float] = []
+            self._clock: float | None = None
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            """Start timing the step."""
+            self._clock = time.perf_counter()
+            return control
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-            """Ask for an evaluation at the pilot's evaluation steps."""
+            """Time the step; ask for an evaluation at the pilot's evaluation steps."""
+            now = time.perf_counter()
+            if self._clock is not None:
+                self.step_seconds.append(now - self._clock)
+            self._clock = now  # an evaluation after this step is timed from here
             if state.global_step in wanted:
                 control.should_evaluate = True
             return control
 
         def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any) -> Any:
             """Report the dev score; a `Pruned` from the reporter stops training (raised again after it)."""
+            if self._clock is not None:
+                self.eval_seconds.append(time.perf_counter() - self._clock)
             score = primary_score(evaluator, metrics or {}, prefix="eval_")
             self.scores.append(score)
             try:
@@ -113,6 +128,8 @@ class TrainingPilot:
         self.steps = sorted(set(steps))
         self.teacher, self.output_dir = teacher, output_dir
         self._base: float | None = None
+        #: per pilot run: seconds of each optimiser step and of each evaluation (the plan's measured probes)
+        self.timings: list[dict[str, list[float]]] = []
 
     def base_score(self) -> float:
         """Return the base model's dev score (measured on the first call, then kept)."""
@@ -164,7 +181,10 @@ class TrainingPilot:
             callbacks=[callback],
         )
         trainer.remove_callback(PrinterCallback)  # log dicts on stdout would break --json
-        trainer.train()
+        try:
+            trainer.train()
+        finally:
+            self.timings.append({"steps": callback.step_seconds, "evaluations": callback.eval_seconds})
         if callback.pruned is not None:
             raise callback.pruned
         if not callback.scores:

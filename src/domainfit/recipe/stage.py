@@ -21,6 +21,7 @@ keeps the base score where the full corpus puts it; the difference is reported.
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections.abc import Callable
@@ -47,6 +48,9 @@ if TYPE_CHECKING:
 STAGE = "recipe"
 FORMAT_VERSION = 1
 
+#: The pilots of the search under way (their measured step and evaluation times make the plan).
+_PILOTS: list[Any] = []
+
 
 @dataclass
 class RecipeResult:
@@ -62,6 +66,7 @@ class RecipeResult:
     seconds: dict[str, float]
     output_dir: str
     notes: list[str] = field(default_factory=list)
+    plan: dict[str, Any] | None = None
     up_to_date: bool = False
 
     def to_json(self) -> dict[str, Any]:
@@ -163,6 +168,7 @@ def _pool_pilot(
     pilot = TrainingPilot(
         train, lambda recipe: mined.with_share(recipe.synthetic_share, train.seed), evaluator, evaluation_steps(cfg)
     )
+    _PILOTS.append(pilot)
     full = evaluate(dev, runs[1], ["ndcg@10"])["ndcg@10"]
     report = {"full": round(full, 6), "n_pool": len(pool), "n_corpus": len(dataset.corpus), "n_queries": len(dev)}
     return pilot, report, pilot
@@ -194,6 +200,7 @@ def _fold_pilot(dataset: BeirDataset, config: Config, train: TrainConfig) -> Pil
         texts = {q: dataset.queries[q].text for q in heldout if q in dataset.queries}
         evaluator = pool_evaluator(dataset.corpus, texts, heldout, None, batch_size=train.batch_size)
         pilots.append(TrainingPilot(train, _fixed(examples), evaluator, evaluation_steps(cfg)))
+        _PILOTS.append(pilots[-1])
     return CrossFoldPilot(pilots, fold_steps=cfg.pilot_steps)
 
 
@@ -269,6 +276,57 @@ def _overrides(winner: dict[str, Any], seq: Setting, searched: bool) -> dict[str
     }
 
 
+def _median(values: list[float]) -> float | None:
+    """Return the median of ``values`` (None when empty)."""
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2] if ordered else None
+
+
+def _plan(train: TrainConfig, n_examples: int, n_dev_queries: int, pool: dict[str, Any] | None) -> dict[str, Any]:
+    """Return the full run's plan: its time from the pilots' steps and evaluations measured on this machine.
+
+    A pilot's first step (warm-up) is left out. An evaluation of the full run
+    scores every dev query over its pool: the pilots' evaluation time is scaled
+    by the pool's expected growth (pilot pool size x dev queries / pilot queries,
+    at most the corpus).
+    """
+    steps_s = [t for p in _PILOTS for run in p.timings for t in run["steps"][1:]]
+    evals_s = [t for p in _PILOTS for run in p.timings for t in run["evaluations"]]
+    step, evaluation = _median(steps_s), _median(evals_s)
+    steps = train.max_steps if train.max_steps > 0 else math.ceil(n_examples * train.epochs / train.batch_size)
+    n_evals = 1 + steps // train.eval_steps  # the base model first, then every eval_steps
+    plan: dict[str, Any] = {"steps": steps, "examples": n_examples, "evaluations": n_evals,
+                            "max_seq_length": train.max_seq_length, "batch_size": train.batch_size}  # fmt: skip
+    if step is None:
+        return {**plan, "seconds": None, "basis": "no pilot ran: nothing measured"}
+    scale = 1.0
+    if pool and evaluation is not None:
+        grown = min(pool["n_corpus"], pool["n_pool"] * max(1, n_dev_queries) / max(1, pool["n_queries"]))
+        scale = grown / max(1, pool["n_pool"])
+    eval_seconds = (evaluation or 0.0) * scale
+    plan.update(
+        seconds_per_step=round(step, 3),
+        seconds_per_evaluation=round(eval_seconds, 1),
+        seconds=round(steps * step + n_evals * eval_seconds, 1),
+        basis=f"median of {len(steps_s)} measured pilot steps and {len(evals_s)} pilot evaluations on this machine",
+    )
+    return plan
+
+
+def plan_line(result: RecipeResult) -> str | None:
+    """One line saying what the full run will train on and how long it should take (None without a plan)."""
+    plan = result.plan
+    if not plan or plan.get("seconds") is None:
+        return None
+    origins = ", ".join(f"{n} {o}" for o, n in sorted(result.examples.items()))
+    return (
+        f"plan: train {plan['steps']} steps x {plan['seconds_per_step']:.1f} s + {plan['evaluations']} dev "
+        f"evaluations x {plan['seconds_per_evaluation']:.0f} s = {plan['seconds'] / 60:.1f} min "
+        f"(max_seq_length {plan['max_seq_length']}, batch {plan['batch_size']}, {plan['examples']} examples "
+        f"of {origins} pairs; recipe {result.winner['name']})"
+    )
+
+
 def _summary(result: RecipeResult) -> str:
     """Render the settings, selection, pool and trials as Markdown."""
     lines = ["# Training recipe", "", "## Settings read from the data", ""]
@@ -287,6 +345,8 @@ def _summary(result: RecipeResult) -> str:
             curve = ", ".join(f"{p['step']}: {p['ndcg@10']:.3f}" for p in trial["curve"])
             lines.append(f"| {trial['recipe']['name']} | {trial['state']} | {curve} | {trial['seconds']:.0f} |")
     lines += ["", f"Winner: **{result.winner['name']}**; the full run trains with {result.train_overrides}."]
+    if (line := plan_line(result)) is not None:
+        lines += ["", line.replace("plan: ", "Plan: ", 1) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -333,6 +393,7 @@ def run_recipe(
         seq = _seq_length(_base_model(config.train), mined, config)
         train = config.train.model_copy(update={"max_seq_length": seq.value})
         clock = time.perf_counter()
+        _PILOTS.clear()
         winner, settings, pool, search, selection = _search(dataset, workspace, config, train, mined)
         result = RecipeResult(
             settings=[s.to_json() for s in [seq, *settings]],
@@ -345,6 +406,10 @@ def run_recipe(
             seconds={"search": round(time.perf_counter() - clock, 1), "total": 0.0},
             output_dir=str(out_dir),
         )
+        final = trained_config(config.train, result.train_overrides)
+        n_examples = len(mined.with_share(final.synthetic_share, final.seed))
+        n_dev = len(dataset.qrels.get(final.eval_split, {}))
+        result.plan = _plan(final, n_examples, n_dev, pool)
         result.seconds["total"] = round(time.perf_counter() - started, 1)
         with staged_dir(out_dir) as tmp:
             atomic_write_json(tmp / "search.json", result.to_json())
