@@ -366,3 +366,25 @@ def test_validate_split_requires_that_split_to_be_judged(mini_beir):
     result = runner.invoke(app, ["validate", str(mini_beir), "--split", "test"])
     one_error_line(result, "no qrels/test.tsv")
     assert runner.invoke(app, ["validate", str(mini_beir), "--split", "dev"]).exit_code == 0
+
+
+def test_what_a_killed_stage_left_behind_is_cleaned_up_under_the_lock(tmp_path):
+    """A staged folder never swapped in, temporary files, and a swap cut between its two renames."""
+    ws = Workspace(tmp_path / "w")
+    with ws.lock():
+        (ws.root / "eval").mkdir()
+    (ws.root / ".bench.abc123.tmp").mkdir()
+    (ws.root / ".bench.abc123.tmp" / ".per_query.json.x1.tmp").write_text("half")
+    (ws.root / ".domainfit-workspace.q9.tmp").write_text("half")
+    (ws.root / "cache" / "embeddings").mkdir(parents=True)
+    (ws.root / "cache" / "embeddings" / ".m.npy.z.tmp").write_bytes(b"half")
+    (ws.root / "cache" / "embeddings" / "m.npy").write_bytes(b"whole")
+    (ws.root / ".train.old.4242").mkdir()  # killed after train/ was moved aside, before the new one came in
+    (ws.root / ".train.old.4242" / "result.json").write_text("{}")
+    (ws.root / ".eval.old.77").mkdir()  # killed after the swap, before the old copy was removed
+    with ws.lock():
+        pass
+    names = sorted(p.name for p in ws.root.iterdir())
+    assert names == [".domainfit-workspace", ".lock", "cache", "eval", "train"]
+    assert (ws.root / "train" / "result.json").read_text() == "{}"
+    assert [p.name for p in (ws.root / "cache" / "embeddings").iterdir()] == ["m.npy"]

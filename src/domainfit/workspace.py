@@ -138,6 +138,15 @@ def check_output_folder(out: Path | str, data: Path | str, option: str = "--out"
     return target
 
 
+def _remove(path: Path) -> None:
+    """Remove a file or folder domainfit left behind (best effort)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
 class Workspace:
     """A domainfit workspace folder.
 
@@ -270,6 +279,7 @@ class Workspace:
             raise UsageError(f"workspace {self.root} is in use by another domainfit process") from None
         with _HELD_GUARD:
             _HELD[self.root] = (handle, 1)
+        self._recover()
         failed = False
         try:
             yield
@@ -283,6 +293,32 @@ class Workspace:
             handle.close()
             if created and failed:
                 self._remove_if_unused()
+
+    def _recover(self) -> None:
+        """Finish what a killed domainfit left behind; called with the lock held, so no writer is running.
+
+        A stage folder swapped out but not yet replaced (``.<stage>.old.<pid>``
+        with no ``<stage>``) is put back; otherwise the old copy is removed.
+        Staged folders and temporary files (``.<name>.<random>.tmp``) of a run
+        that was killed before its swap are removed, at the top of the
+        workspace and in its caches.
+        """
+        for entry in list(self.root.iterdir()):
+            name = entry.name
+            if not name.startswith("."):
+                continue
+            stage, sep, pid = name[1:].rpartition(".old.")
+            if sep and pid.isdigit() and entry.is_dir():
+                final = self.root / stage
+                if final.exists():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    os.replace(entry, final)
+            elif name.endswith(".tmp"):
+                _remove(entry)
+        if self.cache_dir.is_dir():
+            for entry in self.cache_dir.rglob(".*.tmp"):
+                _remove(entry)
 
     def holds_lock(self) -> bool:
         """Return True while this process holds the workspace lock."""
