@@ -162,6 +162,7 @@ class TrainingPilot:
         if REGISTRY[cfg.loss].layout == "margin" and self.teacher is None:
             raise ValueError(f"recipe {recipe.name} uses margin-mse but the pilot has no teacher")
         model: SentenceTransformer = _base_model(cfg)
+        model.model_card_data.widget = [{"text": recipe.name}]  # nothing is saved: skip the card's own progress bar
         loss, spec = build_loss(model, cfg)
         mixed, _ = mix_general(list(self.examples(recipe)), cfg)
         data = to_dataset(mixed, spec.layout, max_negatives=cfg.max_negatives, teacher=self.teacher, seed=cfg.seed)

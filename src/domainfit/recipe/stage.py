@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from domainfit import __version__
 from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.errors import InputError
+from domainfit.progress import progress_bar
 from domainfit.recipe.settings import Setting
 from domainfit.recipe.space import Recipe
 from domainfit.train.data import Example
@@ -204,6 +205,18 @@ def _fold_pilot(dataset: BeirDataset, config: Config, train: TrainConfig) -> Pil
     return CrossFoldPilot(pilots, fold_steps=cfg.pilot_steps)
 
 
+def _counted(pilot: PilotFn, advance: Callable[[int], None]) -> PilotFn:
+    """Return ``pilot`` advancing the progress bar by one when each pilot ends (complete, pruned or failed)."""
+
+    def run(recipe: Recipe, reporter: Any) -> float:
+        try:
+            return pilot(recipe, reporter)
+        finally:
+            advance(1)
+
+    return run
+
+
 def _space_config(config: Config) -> RecipeConfig:
     """Return ``[recipe]`` with every ``[train]`` setting the user fixed taken as the only value to try."""
     fixed = config.train.model_fields_set
@@ -257,7 +270,8 @@ def _search(
         pilot, pool, base = _pool_pilot(dataset, workspace, config, train, mined)
         pool["pool"] = round(base.base_score(), 6)
         pool["difference"] = round(pool["pool"] - pool["full"], 6)
-    found = run_search(recipes, pilot, space)
+    with progress_bar("recipe pilots", min(len(recipes), space.max_trials)) as advance:
+        found = run_search(recipes, _counted(pilot, advance), space)
     if found.winner is None:
         raise InputError("-", 0, "recipe", "no recipe pilot completed; see recipe/search.json")
     return found.winner.recipe.to_json(), settings, pool, found.to_json(), {**selection, "searched": True}
