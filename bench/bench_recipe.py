@@ -94,8 +94,21 @@ def domainfit_numbers(workspace: Path, data: Path) -> dict[str, Any]:
 
 
 def bench_corpus(name: str, data: Path, work: Path, skip_plain: bool) -> dict[str, Any]:
-    """Run (a) and (b) on one corpus and compare them."""
+    """Run (b), the reference, then (a) on one corpus, and compare them."""
     out: dict[str, Any] = {"corpus": name, "data": str(data)}
+    per: dict[str, Any] | None = None
+    if not skip_plain:
+        plain = work / f"{name}-plain"
+        code, seconds, rss = child(
+            [sys.executable, str(ROOT / "bench" / "plain_st.py"), str(data), "--out", str(plain)],
+            work / f"{name}-plain.log",
+        )
+        out["plain"] = {"exit_code": code, "seconds": round(seconds, 1), "peak_rss_mib": round(rss)}
+        if code == 0:
+            result = json.loads((plain / "result.json").read_text())
+            out["plain"].update({k: result[k] for k in ("base_ndcg@10", "tuned_ndcg@10", "lift", "p_value", "steps")})
+            per = json.loads((plain / "per_query.json").read_text())
+        print(json.dumps(out, indent=2), flush=True)
     ws = work / f"{name}-domainfit"
     code, seconds, rss = child(
         [str(Path(sys.executable).with_name("domainfit")), "run", str(data), "--workspace", str(ws), "--quiet"],
@@ -104,25 +117,11 @@ def bench_corpus(name: str, data: Path, work: Path, skip_plain: bool) -> dict[st
     out["domainfit"] = {"exit_code": code, "seconds": round(seconds, 1), "peak_rss_mib": round(rss)}
     if code == 0:
         out["domainfit"].update(domainfit_numbers(ws, data))
-        stages = json.loads((ws / "report" / "manifest.json").read_text()) if (ws / "report").is_dir() else {}
-        out["domainfit"]["report_inputs"] = stages.get("inputs")
-    if skip_plain:
-        return out
-    plain = work / f"{name}-plain"
-    code, seconds, rss = child(
-        [sys.executable, str(ROOT / "bench" / "plain_st.py"), str(data), "--out", str(plain)],
-        work / f"{name}-plain.log",
-    )
-    out["plain"] = {"exit_code": code, "seconds": round(seconds, 1), "peak_rss_mib": round(rss)}
-    if code == 0:
-        result = json.loads((plain / "result.json").read_text())
-        out["plain"].update({k: result[k] for k in ("base_ndcg@10", "tuned_ndcg@10", "lift", "p_value", "steps")})
-        per = json.loads((plain / "per_query.json").read_text())
-        if "per_query" in out["domainfit"]:
+        if per is not None:
             out["domainfit_vs_plain"] = paired(out["domainfit"]["per_query"], per["tuned"])
             plain_lift = out["plain"]["lift"]
             out["lift_ratio"] = out["domainfit"]["lift"] / plain_lift if plain_lift > 0 else None
-    out.get("domainfit", {}).pop("per_query", None)
+    out["domainfit"].pop("per_query", None)
     return out
 
 
