@@ -93,7 +93,7 @@ def domainfit_numbers(workspace: Path, data: Path) -> dict[str, Any]:
     }
 
 
-def bench_corpus(name: str, data: Path, work: Path, skip_plain: bool) -> dict[str, Any]:
+def bench_corpus(name: str, data: Path, work: Path, skip_plain: bool, config: Path | None = None) -> dict[str, Any]:
     """Run (b), the reference, then (a) on one corpus, and compare them."""
     out: dict[str, Any] = {"corpus": name, "data": str(data)}
     per: dict[str, Any] | None = None
@@ -110,10 +110,8 @@ def bench_corpus(name: str, data: Path, work: Path, skip_plain: bool) -> dict[st
             per = json.loads((plain / "per_query.json").read_text())
         print(json.dumps(out, indent=2), flush=True)
     ws = work / f"{name}-domainfit"
-    code, seconds, rss = child(
-        [str(Path(sys.executable).with_name("domainfit")), "run", str(data), "--workspace", str(ws), "--quiet"],
-        work / f"{name}-domainfit.log",
-    )
+    argv = [str(Path(sys.executable).with_name("domainfit")), "run", str(data), "--workspace", str(ws), "--quiet"]
+    code, seconds, rss = child(argv + (["--config", str(config)] if config else []), work / f"{name}-domainfit.log")
     out["domainfit"] = {"exit_code": code, "seconds": round(seconds, 1), "peak_rss_mib": round(rss)}
     if code == 0:
         out["domainfit"].update(domainfit_numbers(ws, data))
@@ -131,6 +129,7 @@ def main() -> None:
     parser.add_argument("--corpus", action="append", required=True, help="demo, or NAME=PATH of a BEIR folder")
     parser.add_argument("--work", type=Path, help="keep workspaces and logs here (default: a temporary folder)")
     parser.add_argument("--skip-plain", action="store_true", help="run domainfit only")
+    parser.add_argument("--config", type=Path, help="a domainfit.toml for run (default: none, the defaults)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "recipe.json")
     args = parser.parse_args()
     from domainfit.data.demo import demo_path
@@ -141,7 +140,7 @@ def main() -> None:
     for spec in args.corpus:
         name, _, path = spec.partition("=")
         data = Path(demo_path()) if name == "demo" and not path else Path(path)
-        results.append(bench_corpus(name, data, work, args.skip_plain))
+        results.append(bench_corpus(name, data, work, args.skip_plain, args.config))
         print(json.dumps(results[-1], indent=2), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "corpora": results}

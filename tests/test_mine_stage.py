@@ -20,6 +20,7 @@ SMALL = {"range_min": 1, "range_max": 25, "negatives": 3}
 
 
 def write_synth(ws, records):
+    Workspace(ws).ensure()  # a workspace domainfit made, into which the test writes synth's output by hand
     path = ws / "synth" / "queries.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     defaults = {"source": "title", "positive_text": None, "negatives": [], "weight": 1.0}
