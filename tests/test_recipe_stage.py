@@ -57,6 +57,7 @@ def test_recipe_search_on_dev_prunes_the_worse_recipe_and_hands_its_winner_to_tr
     assert names[0] == "max_seq_length" and "synthetic_shares" in names and "negatives" in names
     seq = result.settings[0]
     assert 32 <= seq["value"] <= 256 and "p90" in seq["reason"]
+    assert "model window 256" in seq["reason"]  # the model's own window, not [train]'s default of 128
     train = trained_config(cfg.train, result.train_overrides)
     assert train.learning_rate == 5e-4 and train.max_seq_length == seq["value"] and train.synthetic_share == 0.0
     saved = json.loads((ws.root / "recipe" / "search.json").read_text())

@@ -336,8 +336,8 @@ def plan_line(result: RecipeResult) -> str | None:
     return (
         f"plan: train {plan['steps']} steps x {plan['seconds_per_step']:.1f} s + {plan['evaluations']} dev "
         f"evaluations x {plan['seconds_per_evaluation']:.0f} s = {plan['seconds'] / 60:.1f} min "
-        f"(max_seq_length {plan['max_seq_length']}, batch {plan['batch_size']}, {plan['examples']} examples "
-        f"of {origins} pairs; recipe {result.winner['name']})"
+        f"(max_seq_length {plan['max_seq_length']}, batch {plan['batch_size']}, {plan['examples']} examples; "
+        f"pairs available: {origins}; recipe {result.winner['name']})"
     )
 
 
@@ -390,7 +390,7 @@ def run_recipe(
     (`trained_config`). Raises `InputError` on bad data (nothing is written).
     """
     from domainfit.data.beir import load_beir
-    from domainfit.train.runner import _base_model
+    from domainfit.models import load_bi_encoder
 
     started = time.perf_counter()
     root = Path(data).expanduser().resolve()
@@ -404,7 +404,7 @@ def run_recipe(
         mined = _examples(workspace, dataset, config.train)
         if not mined.examples:
             raise InputError(root / "qrels", 0, config.train.train_split, "no training examples")
-        seq = _seq_length(_base_model(config.train), mined, config)
+        seq = _seq_length(load_bi_encoder(config.train.base_model), mined, config)  # its own window, not [train]'s
         train = config.train.model_copy(update={"max_seq_length": seq.value})
         clock = time.perf_counter()
         _PILOTS.clear()
