@@ -112,7 +112,7 @@ def _eval_lines(evaluation: dict[str, Any], metric: str = "ndcg@10") -> tuple[li
 
 def _variant_lines(forgetting: dict[str, Any], lift: dict[str, dict[str, float]], metric: str) -> list[str]:
     """One sentence per trained variant: what it gained on the domain and what it lost on general text."""
-    from domainfit.eval_stage import MERGED, TUNED, options_used
+    from domainfit.eval_summary import MERGED, TUNED, options_used
 
     variants = forgetting.get("variants") or {}
     if not variants:
