@@ -95,7 +95,7 @@ def domainfit_numbers(workspace: Path, data: Path) -> dict[str, Any]:
 
 def bench_corpus(name: str, data: Path, work: Path, skip_plain: bool, config: Path | None = None) -> dict[str, Any]:
     """Run (b), the reference, then (a) on one corpus, and compare them."""
-    out: dict[str, Any] = {"corpus": name, "data": str(data)}
+    out: dict[str, Any] = {"corpus": name, "data": data.name}  # the folder's name: results name no machine path
     per: dict[str, Any] | None = None
     if not skip_plain:
         plain = work / f"{name}-plain"
