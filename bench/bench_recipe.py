@@ -6,7 +6,8 @@ For each corpus (a BEIR folder with train/dev/test qrels), in one run:
     chooses on dev) into a fresh workspace, in a child process;
 (b) ``bench/plain_st.py DATA`` (MNRL on the labelled pairs with one BM25
     negative each, 256 tokens, 1 epoch, learning rate 2e-5) on the same splits,
-    in a child process.
+    in a child process. A finished (b) in ``--work`` is reused, so a later run
+with other domainfit settings compares against the same reference.
 
 Reported per corpus: test NDCG@10 of the base model and of each fine-tuned
 model, each lift with its paired p-value, domainfit's fine-tuned model against
@@ -93,22 +94,36 @@ def domainfit_numbers(workspace: Path, data: Path) -> dict[str, Any]:
     }
 
 
-def bench_corpus(name: str, data: Path, work: Path, skip_plain: bool, config: Path | None = None) -> dict[str, Any]:
+def run_plain(name: str, data: Path, work: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Run (b) once per work folder: its numbers and per-query scores (reused when it already finished there)."""
+    plain, record = work / f"{name}-plain", work / f"{name}-plain.json"
+    if record.is_file() and (plain / "per_query.json").is_file():
+        print(f"reusing the finished plain run in {plain}", flush=True)
+        return json.loads(record.read_text()), json.loads((plain / "per_query.json").read_text())
+    code, seconds, rss = child(
+        [sys.executable, str(ROOT / "bench" / "plain_st.py"), str(data), "--out", str(plain)],
+        work / f"{name}-plain.log",
+    )
+    out: dict[str, Any] = {"exit_code": code, "seconds": round(seconds, 1), "peak_rss_mib": round(rss)}
+    if code != 0:
+        return out, None
+    result = json.loads((plain / "result.json").read_text())
+    out.update({k: result[k] for k in ("base_ndcg@10", "tuned_ndcg@10", "lift", "p_value", "steps")})
+    record.write_text(json.dumps(out, indent=2) + "\n")
+    return out, json.loads((plain / "per_query.json").read_text())
+
+
+def bench_corpus(
+    name: str, data: Path, work: Path, skip_plain: bool, config: Path | None = None, plain_only: bool = False
+) -> dict[str, Any]:
     """Run (b), the reference, then (a) on one corpus, and compare them."""
     out: dict[str, Any] = {"corpus": name, "data": data.name}  # the folder's name: results name no machine path
     per: dict[str, Any] | None = None
     if not skip_plain:
-        plain = work / f"{name}-plain"
-        code, seconds, rss = child(
-            [sys.executable, str(ROOT / "bench" / "plain_st.py"), str(data), "--out", str(plain)],
-            work / f"{name}-plain.log",
-        )
-        out["plain"] = {"exit_code": code, "seconds": round(seconds, 1), "peak_rss_mib": round(rss)}
-        if code == 0:
-            result = json.loads((plain / "result.json").read_text())
-            out["plain"].update({k: result[k] for k in ("base_ndcg@10", "tuned_ndcg@10", "lift", "p_value", "steps")})
-            per = json.loads((plain / "per_query.json").read_text())
+        out["plain"], per = run_plain(name, data, work)
         print(json.dumps(out, indent=2), flush=True)
+    if plain_only:
+        return out
     ws = work / f"{name}-domainfit"
     argv = [str(Path(sys.executable).with_name("domainfit")), "run", str(data), "--workspace", str(ws), "--quiet"]
     code, seconds, rss = child(argv + (["--config", str(config)] if config else []), work / f"{name}-domainfit.log")
@@ -129,6 +144,7 @@ def main() -> None:
     parser.add_argument("--corpus", action="append", required=True, help="demo, or NAME=PATH of a BEIR folder")
     parser.add_argument("--work", type=Path, help="keep workspaces and logs here (default: a temporary folder)")
     parser.add_argument("--skip-plain", action="store_true", help="run domainfit only")
+    parser.add_argument("--plain-only", action="store_true", help="run the plain script only (reused by a later run)")
     parser.add_argument("--config", type=Path, help="a domainfit.toml for run (default: none, the defaults)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "recipe.json")
     args = parser.parse_args()
@@ -140,7 +156,7 @@ def main() -> None:
     for spec in args.corpus:
         name, _, path = spec.partition("=")
         data = Path(demo_path()) if name == "demo" and not path else Path(path)
-        results.append(bench_corpus(name, data, work, args.skip_plain, args.config))
+        results.append(bench_corpus(name, data, work, args.skip_plain, args.config, args.plain_only))
         print(json.dumps(results[-1], indent=2), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "corpora": results}

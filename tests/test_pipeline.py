@@ -32,7 +32,7 @@ def test_run_chains_every_stage_then_skips_what_is_up_to_date(tmp_path, mini_bei
     ws = Workspace(tmp_path / "ws")
     first = run_pipeline(mini_beir, ws, tiny_config(compress=True))
     stages = [s["stage"] for s in first.stages]
-    assert stages[:2] == ["bench", "decide"]
+    assert stages[:3] == ["plan", "bench", "decide"]
     assert stages[-6:] == ["recipe", "train", "eval", "decide", "compress", "report"]
     chosen = json.loads((ws.root / "recipe" / "search.json").read_text())
     trained = json.loads((ws.root / "train" / "result.json").read_text())
@@ -42,6 +42,14 @@ def test_run_chains_every_stage_then_skips_what_is_up_to_date(tmp_path, mini_bei
     html = (ws.root / "report" / "report.html").read_text()
     assert "Base vs fine-tuned" in html and "Training" in html and "Compression" in html
     assert "Training recipe" in html and "Winner:" in html
+    plan = json.loads((ws.root / "plan" / "plan.json").read_text())
+    assert plan["phase"] == "after recipe" and [h["phase"] for h in plan["history"]] == ["start", "after mine"]
+    timings = json.loads((ws.root / "plan" / "timings.json").read_text())
+    timed = [row["stage"] for row in timings["stages"]]
+    assert timed == stages[1:-1]  # every stage but the plan itself and the report, in order
+    assert all(row["estimate"] is not None and row["estimate"] > 0 for row in timings["stages"])
+    assert "Time: plan against actual" in html
+    assert "Time: plan against actual" in (ws.root / "report" / "report.md").read_text()
     second = run_pipeline(mini_beir, ws, tiny_config(compress=True))
     status = {s["stage"]: s["status"] for s in second.stages}
     assert (
@@ -53,7 +61,7 @@ def test_run_stops_when_training_will_not_pay(tmp_path, mini_beir):
     ws = Workspace(tmp_path / "ws")
     result = run_pipeline(mini_beir, ws, tiny_config(target=0.5))  # the baselines already reach it
     assert result.decision_before == "keep the baseline" and "not training" in result.stopped
-    assert [s["stage"] for s in result.stages] == ["bench", "decide"]
+    assert [s["stage"] for s in result.stages] == ["plan", "bench", "decide"]
     assert not (ws.root / "train").exists() and (ws.root / "report" / "report.html").is_file()
 
 
@@ -65,3 +73,16 @@ def test_run_cli_json(tmp_path, mini_beir):
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["stopped"]
+
+
+def test_run_refuses_a_budget_too_small_before_any_stage(tmp_path, mini_beir):
+    ws = tmp_path / "ws"
+    result = CliRunner().invoke(app, ["run", str(mini_beir), "--workspace", str(ws), "--budget", "2s"])
+    assert result.exit_code == 2, result.output
+    assert "cannot hold even the smallest plan" in result.output and "Traceback" not in result.output
+    assert not (ws / "bench").exists()
+
+
+def test_run_refuses_an_unreadable_budget(tmp_path, mini_beir):
+    result = CliRunner().invoke(app, ["run", str(mini_beir), "--workspace", str(tmp_path / "ws"), "--budget", "soon"])
+    assert result.exit_code == 2 and "--budget" in result.output and "not a duration" in result.output

@@ -129,3 +129,16 @@ class MappedErrors(TyperGroup):
                 traceback.print_exception(exc, file=sys.stderr)
             code, line = error_exit(exc)
             fail(code, line)
+
+
+def budget_seconds(text: str | None) -> float | None:
+    """``--budget`` in seconds (None when not given); a one-line usage error when it is not a duration."""
+    from domainfit.budget.duration import parse_duration
+    from domainfit.errors import UsageError
+
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as err:
+        raise UsageError(f"--budget: {err}") from None

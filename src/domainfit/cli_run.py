@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from domainfit.cli_common import ConfigOpt, JsonOpt, QuietOpt, WorkspaceOpt, guarded, resolve_data
+from domainfit.cli_common import ConfigOpt, JsonOpt, QuietOpt, WorkspaceOpt, budget_seconds, guarded, resolve_data
 from domainfit.progress import stderr_console
 from domainfit.workspace import DEFAULT_WORKSPACE, Workspace
 
@@ -22,6 +22,9 @@ def run(
     demo: Annotated[bool, typer.Option("--demo", help="the bundled demo corpus with its demo settings")] = False,
     force: Annotated[bool, typer.Option("--force", help="re-run stages whose inputs did not change")] = False,
     train_anyway: Annotated[bool, typer.Option("--train-anyway", help="train even if the decision says no")] = False,
+    budget: Annotated[
+        str | None, typer.Option("--budget", help="fit the run in this wall time: 30m, 1h30m, 90s ([run] budget)")
+    ] = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -35,6 +38,7 @@ def run(
         config = config or Path(str(files("domainfit") / "demo.toml"))
     data = resolve_data(data, demo, quiet or as_json)
     cfg = guarded(load_config, config)
+    seconds = guarded(budget_seconds, budget)
     console = stderr_console()
 
     def progress(stage: str, status: str, seconds: float) -> None:
@@ -42,7 +46,14 @@ def run(
             console.print(f"[bold]{stage}[/bold]: {status}" + (f" ({seconds:.0f} s)" if seconds >= 1 else ""))
 
     result = guarded(
-        run_pipeline, data, Workspace(workspace), cfg, force=force, train_anyway=train_anyway, listener=progress
+        run_pipeline,
+        data,
+        Workspace(workspace),
+        cfg,
+        force=force,
+        train_anyway=train_anyway,
+        listener=progress,
+        budget=seconds,
     )
     if as_json:
         sys.stdout.write(json.dumps(asdict(result), indent=2) + "\n")

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from domainfit.cli_common import ChunkingOpt, ConfigOpt, JsonOpt, QuietOpt, WorkspaceOpt, fail, guarded
+from domainfit.cli_common import ChunkingOpt, ConfigOpt, JsonOpt, QuietOpt, WorkspaceOpt, budget_seconds, fail, guarded
 from domainfit.progress import set_quiet
 from domainfit.workspace import DEFAULT_WORKSPACE, Workspace
 
@@ -40,6 +40,9 @@ def train(
     processes: Annotated[
         int | None, typer.Option(help="processes for --launcher (default: one per GPU, 1 without)")
     ] = None,
+    budget: Annotated[
+        str | None, typer.Option("--budget", help="cut the steps to fit this wall time: 30m, 1h, 90s")
+    ] = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -66,6 +69,17 @@ def train(
         "dataset": dataset,
     }
     cfg = guarded(load_config, config, {"train": overrides, "chunking": {"method": chunking}})
+    if budget is not None:
+        from domainfit.budget.train_plan import fit_train
+
+        seconds = guarded(budget_seconds, budget)
+        assert seconds is not None
+        train_cfg, line = guarded(
+            fit_train, data, Workspace(workspace), cfg.train, seconds, max_line_bytes=cfg.data.max_line_mib << 20
+        )
+        cfg = cfg.model_copy(update={"train": train_cfg})
+        if not (quiet or as_json):
+            typer.echo(line, err=True)
     if launcher is not None:
         result = guarded(
             run_distributed,

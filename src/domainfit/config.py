@@ -18,6 +18,7 @@ from typing import Any
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from domainfit.budget.config import RunConfig
 from domainfit.calibrate import CalibrateConfig
 from domainfit.compress.config import CompressConfig
 from domainfit.compress.cost import CostConfig
@@ -97,6 +98,7 @@ class Config(_Strict):
     """The whole ``domainfit.toml``."""
 
     data: DataConfig = Field(default_factory=DataConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     bench: BenchConfig = Field(default_factory=BenchConfig)
     chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)

@@ -38,6 +38,7 @@ class _Recorder:
 
     def __init__(self, result: PipelineResult, listener: Listener | None) -> None:
         self.result, self.listener = result, listener
+        self.started = time.perf_counter()
 
     def __call__(self, stage: str, func: Callable[[], Any]) -> Any:
         start = time.perf_counter()
@@ -50,6 +51,10 @@ class _Recorder:
         """Pass one line of information (the plan) to the listener, as the status of a pseudo-stage."""
         if self.listener:
             self.listener("plan", line.removeprefix("plan: "), 0.0)
+
+    def elapsed(self) -> float:
+        """Seconds since the run started."""
+        return time.perf_counter() - self.started
 
     def note(self, stage: str, status: str, seconds: float = 0.0) -> None:
         """Record a stage's status."""
@@ -66,12 +71,14 @@ def run_pipeline(
     force: bool = False,
     train_anyway: bool = False,
     listener: Listener | None = None,
+    budget: float | None = None,
 ) -> PipelineResult:
     """Run every stage in order over ``workspace``; return what ran and what was decided.
 
     Inputs: the BEIR folder, the workspace, the resolved config, ``force`` to
     re-run stages whose inputs did not change, ``train_anyway`` to train even
-    when the decision says it will not pay, and an optional progress listener.
+    when the decision says it will not pay, an optional progress listener and
+    the time budget in seconds (None: ``[run] budget``, or no budget).
     """
     from domainfit.data.checks import check_pipeline_inputs
 
@@ -86,6 +93,7 @@ def run_pipeline(
             force=force,
             train_anyway=train_anyway,
             step=_Recorder(PipelineResult(), listener),
+            budget=budget if budget is not None else config.run.budget_seconds(),
         )
 
 
@@ -97,15 +105,18 @@ def _run_stages(
     force: bool,
     train_anyway: bool,
     step: _Recorder,
+    budget: float | None,
 ) -> PipelineResult:
     """Run the stages in loop order under the run's lock; return what ran and what was decided.
 
     Stage modules are imported directly: an ImportError inside one is an error, never a skipped stage.
     """
     from domainfit.bench import run_bench
+    from domainfit.budget.stage import make_plan, plan_lines, record_timings
     from domainfit.compress.stage import run_compress
+    from domainfit.data.beir import load_beir
     from domainfit.eval_stage import run_eval
-    from domainfit.recipe.stage import plan_line, run_recipe, trained_config
+    from domainfit.recipe.stage import run_recipe
     from domainfit.report.build import build_report
     from domainfit.synth.mine_stage import run_mine
     from domainfit.synth.stage import run_synth
@@ -113,6 +124,12 @@ def _run_stages(
 
     result = step.result
     limit = config.data.max_line_mib << 20
+    dataset = load_beir(data, max_line_bytes=limit)
+    plan, config, probe = step(
+        "plan", lambda: make_plan(dataset, config, workspace, budget=budget, spent=0.0, phase="start", force=force)
+    )
+    for line in plan_lines(plan):
+        step.say(line)
     step(
         "bench",
         lambda: run_bench(data, workspace, config.bench, force=force, max_line_bytes=limit, chunking=config.chunking),
@@ -122,6 +139,7 @@ def _run_stages(
     result.decision_before = before.recommendation
     if before.recommendation not in (FINETUNE, DATA) and not train_anyway:
         result.stopped = f"the decision is '{before.recommendation}': not training (use --train-anyway to override)"
+        record_timings(workspace, result.stages, step.elapsed())
         result.report = str(build_report(workspace)[0])
         return result
     step(
@@ -132,10 +150,12 @@ def _run_stages(
         "mine",
         lambda: run_mine(data, workspace, config.mine, force=force, max_line_bytes=limit, chunking=config.chunking),
     )
-    chosen = step("recipe", lambda: run_recipe(data, workspace, config, force=force, max_line_bytes=limit))
-    train = trained_config(config.train, chosen.train_overrides)
-    if (line := plan_line(chosen)) is not None:
+    plan, config, _ = make_plan(dataset, config, workspace, budget=budget, spent=step.elapsed(), phase="after mine",
+                                synthetic=_synthetic_pairs(workspace), probe=probe, done=("mine",))  # fmt: skip
+    for line in plan_lines(plan):
         step.say(line)
+    chosen = step("recipe", lambda: run_recipe(data, workspace, config, force=force, max_line_bytes=limit))
+    train = _sized_train(workspace, plan, config, chosen, probe, budget, step)
     step(
         "train",
         lambda: run_train(data, workspace, train, force=force, chunking=config.chunking, max_line_bytes=limit),
@@ -150,5 +170,42 @@ def _run_stages(
         chosen = str(workspace.stage_dir("train") / "model") if after.recommendation == SHIP else None
         settings = config.compress.model_copy(update={"model": chosen}) if chosen else config.compress
         step("compress", lambda: run_compress(data, workspace, settings, force=force, max_line_bytes=limit))
+    record_timings(workspace, result.stages, step.elapsed())
     result.report = str(step("report", lambda: build_report(workspace))[0])
     return result
+
+
+def _synthetic_pairs(workspace: Workspace) -> int:
+    """Synthetic pairs in mine's dataset (0 when mine wrote none)."""
+    from domainfit.train.origins import mined_examples
+
+    folder = workspace.stage_dir("mine")
+    return mined_examples(folder).counts().get("synthetic", 0) if (folder / "dataset").is_dir() else 0
+
+
+def _sized_train(
+    workspace: Workspace, plan: Any, config: Config, chosen: Any, probe: Any, budget: float | None, step: _Recorder
+) -> Any:
+    """Return ``[train]`` with the recipe's choice, its steps cut to what the budget has left at the pilots' speed.
+
+    Prints the training plan and writes the phase "after recipe" of the plan.
+    """
+    from domainfit.budget.stage import refit_train, update_train
+    from domainfit.recipe.stage import plan_line, trained_config
+
+    train_plan = chosen.plan or {}
+    measured = train_plan.get("seconds_per_step")
+    if budget is not None and config.train.max_steps <= 0 and train_plan.get("steps"):
+        config = config.model_copy(update={"train": config.train.model_copy(update={"max_steps": train_plan["steps"]})})
+        config.train.model_fields_set.discard("max_steps")
+    config, changes = refit_train(plan, config, probe, measured, budget, step.elapsed())
+    train = trained_config(config.train, chosen.train_overrides)
+    if (line := plan_line(chosen)) is not None:
+        step.say(line)
+    for change in changes:
+        step.say(f"budget: {change}")
+    if measured is not None:
+        evals = 1 + train.max_steps // max(1, train.eval_steps)
+        seconds = train.max_steps * measured + evals * float(train_plan.get("seconds_per_evaluation") or 0.0)
+        update_train(workspace, plan, seconds + probe.model_load_seconds, changes, step.elapsed())
+    return train

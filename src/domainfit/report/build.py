@@ -14,6 +14,7 @@ from typing import Any
 
 from domainfit import __version__
 from domainfit.report import plots
+from domainfit.report.timings import timing_rows, timing_summary, timings_markdown
 from domainfit.workspace import Workspace, atomic_write_text, staged_dir
 
 
@@ -151,6 +152,7 @@ def build_report(workspace: Workspace) -> tuple[Path, Path]:
     history = _load(root / "train" / "history.json")
     evaluation = _load(root / "eval" / "metrics.json")
     recipe = _load(root / "recipe" / "search.json")
+    timings = _load(root / "plan" / "timings.json")
     figures: dict[str, str] = {}
     tables: dict[str, str] = {}
     if bench:
@@ -199,6 +201,8 @@ def build_report(workspace: Workspace) -> tuple[Path, Path]:
         evaluation=evaluation, tables=tables, plots=figures, eval_lines=eval_lines,
         forgetting_lines=forgetting_lines, compress_plot=compress_plot, config_toml=config_toml(sections),
         similarity_lines=_similarity_lines(bench),
+        timings=timings, timing_rows=timing_rows(timings) if timings else [],
+        timing_summary=timing_summary(timings) if timings else None,
         examples=[("Improved most", (evaluation or {}).get("improved")),
                   ("Got worse most", (evaluation or {}).get("worsened"))],
     )  # fmt: skip
@@ -231,4 +235,7 @@ def _markdown(root: Path) -> str:
     ):
         if path.is_file():
             parts += [path.read_text().replace("\n# ", "\n## ").replace("# ", "## ", 1), ""]
+    timings = _load(root / "plan" / "timings.json")
+    if timings:
+        parts += [timings_markdown(timings).replace("# ", "## ", 1), ""]
     return "\n".join(parts)

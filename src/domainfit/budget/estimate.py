@@ -1,0 +1,161 @@
+"""Per-stage time estimates from what a run will do (`Workload`) and the rates measured here (`Probe`).
+
+Each stage's estimate is the sum of named parts (encoding the corpus with
+one model, the queries of two splits, the training steps, the evaluations
+during training, ...), each from a count and a measured rate, so the plan can
+say where its minutes go. Parts that do not encode or train (BM25, search,
+the compression sweep, writing files) are a measured rate per document or
+query too (`Probe.seconds_per_bm25_document` and the constants below, which
+are the measured cost per document or query on a two-core machine and scale
+with the probe's encoding speed).
+
+Example::
+
+    stages = estimate_stages(workload, probe)
+    sum(s.seconds for s in stages)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from domainfit.budget.probe import Probe
+
+#: Synthetic queries the offline generators keep per source document (measured: demo 2.6, long pages 1.9).
+SYNTHETIC_PER_DOCUMENT = 2.5
+#: Texts of a step (query, positive, one negative): a step with n negatives costs about (2 + n) / 3 of the probe's.
+PROBE_TEXTS_PER_EXAMPLE = 3
+
+
+@dataclass
+class Workload:
+    """What a run will do, counted from the data and the config before it starts.
+
+    ``lengths``: token lengths of a sample of documents (base tokenizer);
+    ``queries``: judged queries per split; ``synthetic``: synthetic pairs mine
+    will read (estimated before synth runs, counted after); ``train_steps`` and
+    ``train_evaluations``: the full run's; ``pilot_steps``: the steps every
+    pilot of the recipe search trains in total (successive halving included),
+    ``pilot_evaluations`` their dev evaluations; ``pool_documents``: documents
+    an evaluation during training (or a pilot's) encodes.
+    """
+
+    documents: int
+    lengths: list[int]
+    queries: dict[str, int]
+    labelled: int
+    synthetic: int
+    source_documents: int
+    general_texts: int
+    bench_models: int
+    window: int
+    train_window: int
+    train_steps: int
+    train_evaluations: int
+    eval_pool_documents: int
+    negatives: int = 1
+    pilots: int = 0
+    pilot_steps: int = 0
+    pilot_evaluations: int = 0
+    pilot_pool_documents: int = 0
+    pilot_queries: int = 0
+    compress: bool = True
+    llm_queries: bool = False
+
+
+@dataclass
+class StageEstimate:
+    """One stage's estimated seconds and the parts they come from."""
+
+    stage: str
+    seconds: float
+    parts: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the JSON form kept in the plan."""
+        return asdict(self)
+
+
+def _stage(name: str, parts: dict[str, float]) -> StageEstimate:
+    """Return the estimate of ``name`` as the sum of its non-zero ``parts`` (rounded to 0.1 s)."""
+    kept = {k: round(v, 1) for k, v in parts.items() if v > 0}
+    return StageEstimate(name, round(sum(parts.values()), 1), kept)
+
+
+def step_seconds(probe: Probe, negatives: int) -> float:
+    """Seconds of one training step with ``negatives`` hard negatives per example (the probe used one)."""
+    return probe.seconds_per_step * (2 + negatives) / PROBE_TEXTS_PER_EXAMPLE
+
+
+def estimate_stages(work: Workload, probe: Probe) -> list[StageEstimate]:
+    """Return the estimate of every stage ``run`` will run, in loop order.
+
+    Inputs: the workload and the probe. Output: one `StageEstimate` per stage
+    (bench, decide, synth, mine, recipe, train, eval, decide, compress, report).
+    """
+    load = probe.model_load_seconds
+    corpus = probe.document_seconds(work.lengths, work.documents, work.window)
+    per_query = probe.seconds_per_query
+    per_bm25 = probe.seconds_per_bm25_document
+    judged = work.queries.get("test", 0) + work.queries.get("dev", 0)
+    pairs = work.labelled + work.synthetic
+    step = step_seconds(probe, work.negatives)
+    pilot_eval = probe.document_seconds(work.lengths, work.pilot_pool_documents, work.train_window)
+    train_eval = probe.document_seconds(work.lengths, work.eval_pool_documents, work.train_window)
+    general = probe.document_seconds(work.lengths, work.general_texts, work.window)
+    out = [
+        _stage(
+            "bench",
+            {
+                "load models": load * work.bench_models,
+                "encode corpus": corpus * work.bench_models,
+                "encode queries": judged * per_query * work.bench_models,
+                "bm25": work.documents * per_bm25,
+            },
+        ),
+        _stage("decide", {"load model": load, "probe": 32 * probe.seconds_per_token * work.window}),
+        _stage(
+            "synth",
+            {"generate and filter": work.source_documents * per_bm25 * 4},
+        ),
+        _stage(
+            "mine",
+            {
+                "load model": load,
+                "encode queries": pairs * per_query,
+                "encode positives": probe.document_seconds(work.lengths, min(pairs, work.documents), work.window),
+                "search and filter": pairs * per_query * 0.5,
+            },
+        ),
+        _stage(
+            "recipe",
+            {
+                "load models": load * (1 + work.pilots),
+                "pilot steps": work.pilot_steps * step,
+                "pilot evaluations": work.pilot_evaluations * (pilot_eval + work.pilot_queries * per_query),
+            },
+        ),
+        _stage(
+            "train",
+            {
+                "load model": load,
+                "steps": work.train_steps * step,
+                "evaluations": work.train_evaluations * (train_eval + work.queries.get("dev", 0) * per_query),
+            },
+        ),
+        _stage(
+            "eval",
+            {
+                "load models": 2 * load,
+                "encode corpus": corpus,
+                "encode queries": 2 * judged * per_query,
+                "forgetting set": 2 * general,
+            },
+        ),
+        _stage("decide", {"read": 1.0}),
+    ]
+    if work.compress:
+        out.append(_stage("compress", {"load model": load, "sweep": work.documents * per_bm25 * 20}))
+    out.append(_stage("report", {"render": 5.0}))
+    return out

@@ -1,0 +1,185 @@
+"""Fit a run into a time budget: choose how many synthetic pairs, pilots, pilot steps and training steps.
+
+The stages whose work is fixed by the data (encoding the corpus for bench and
+eval, compression) are not cut; what a budget can buy less of is, in order:
+
+1. synthetic pairs: generated from fewer documents, down to what the largest
+   synthetic share of the recipe search can use;
+2. the recipe search: fewer pilots (down to two), then shorter pilots (down to
+   two rungs of successive halving);
+3. evaluations during training: at most three (base, middle, end);
+4. training steps of the full run, down to ``[run] min_train_steps``;
+5. the search itself: no pilots, the reference recipe.
+
+When even the smallest plan does not fit, `Fitted.fits` is False and the
+caller refuses the run before any expensive work.
+
+Example::
+
+    fitted = fit_to_budget(workload, probe, budget_seconds=1800, spent=40.0, min_train_steps=20)
+    fitted.workload.train_steps, fitted.changes
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+from domainfit.budget.estimate import SYNTHETIC_PER_DOCUMENT, StageEstimate, Workload, estimate_stages
+from domainfit.budget.probe import Probe
+
+#: Fewest pilots a budget may leave the search (the reference and one other recipe).
+MIN_PILOTS = 2
+
+
+@dataclass
+class Schedule:
+    """The pilot schedule of the recipe search: trials, steps each, first rung and reduction factor."""
+
+    trials: int
+    pilot_steps: int
+    min_rung: int
+    factor: int
+
+    def rungs(self) -> list[int]:
+        """Return the steps where successive halving decides (``min_rung * factor**k`` below ``pilot_steps``)."""
+        out, step = [], self.min_rung
+        while step < self.pilot_steps:
+            out.append(step)
+            step *= self.factor
+        return out
+
+    def expected(self) -> tuple[int, int]:
+        """Return (training steps, dev evaluations) of all pilots under successive halving.
+
+        The first pilot runs to the end (nothing to compare it with); each later
+        one passes a rung with probability 1 / factor. Every pilot evaluates the
+        base model once, then at each rung it reaches and at its end.
+        """
+        if self.trials <= 0:
+            return 0, 0
+        marks = [*self.rungs(), self.pilot_steps]
+        steps, evals, alive, last = 0.0, 0.0, 1.0, 0
+        for mark in marks:
+            steps += alive * (mark - last)
+            evals += alive
+            alive, last = alive / self.factor, mark
+        later = self.trials - 1
+        return (
+            math.ceil(self.pilot_steps + later * steps),
+            math.ceil(self.trials + len(marks) + later * evals),
+        )
+
+
+@dataclass
+class Fitted:
+    """The workload that fits (or the smallest one), its estimates and what was changed, each with its reason."""
+
+    workload: Workload
+    schedule: Schedule
+    eval_steps: int
+    stages: list[StageEstimate]
+    seconds: float
+    fits: bool
+    changes: list[str] = field(default_factory=list)
+
+
+def with_schedule(work: Workload, schedule: Schedule) -> Workload:
+    """Return ``work`` with the pilots' steps and evaluations of ``schedule``."""
+    steps, evals = schedule.expected()
+    return replace(work, pilots=schedule.trials, pilot_steps=steps, pilot_evaluations=evals)
+
+
+def _evaluations(steps: int, eval_steps: int) -> int:
+    """Return the evaluations of a full run: the base model, then every ``eval_steps`` steps."""
+    return 1 + steps // max(1, eval_steps)
+
+
+def _total(work: Workload, probe: Probe, spent: float) -> tuple[list[StageEstimate], float]:
+    """Return the stage estimates and ``spent`` plus their sum."""
+    stages = estimate_stages(work, probe)
+    return stages, spent + sum(s.seconds for s in stages)
+
+
+def fit_to_budget(
+    work: Workload,
+    probe: Probe,
+    schedule: Schedule,
+    *,
+    eval_steps: int,
+    budget_seconds: float | None,
+    spent: float = 0.0,
+    min_train_steps: int = 20,
+    max_share: float = 0.5,
+) -> Fitted:
+    """Return the largest plan (up to ``work``) whose estimate, plus ``spent``, fits ``budget_seconds``.
+
+    Inputs: the workload the settings ask for, the probe, the recipe search's
+    schedule, the full run's ``eval_steps``, the budget (None: no budget, the
+    workload as asked), seconds already spent, the fewest training steps and
+    the largest synthetic share the search tries. Output: a `Fitted`.
+    """
+    work = with_schedule(work, schedule)
+    stages, total = _total(work, probe, spent)
+    fitted = Fitted(work, schedule, eval_steps, stages, round(total, 1), True)
+    if budget_seconds is None or total <= budget_seconds:
+        return fitted
+
+    def over() -> bool:
+        fitted.stages, total = _total(fitted.workload, probe, spent)
+        fitted.seconds = round(total, 1)
+        return total > budget_seconds
+
+    # 1. synthetic pairs: only as many as the largest share can use
+    need = math.ceil(work.labelled * max_share / (1 - max_share)) if max_share < 1 else work.synthetic
+    if work.synthetic > need:
+        docs = min(work.source_documents, math.ceil(need / SYNTHETIC_PER_DOCUMENT))
+        fitted.workload = replace(fitted.workload, synthetic=need, source_documents=docs)
+        fitted.changes.append(
+            f"synthetic pairs cut to {need} (generated from {docs} documents): what a {max_share:.0%} share of "
+            f"{work.labelled} labelled pairs uses"
+        )
+        if not over():
+            return fitted
+    # 2. fewer, then shorter pilots
+    while fitted.schedule.trials > MIN_PILOTS and over():
+        fitted.schedule = replace(fitted.schedule, trials=fitted.schedule.trials - 1)
+        fitted.workload = with_schedule(fitted.workload, fitted.schedule)
+    if fitted.schedule.trials < schedule.trials:
+        fitted.changes.append(f"recipe search cut to {fitted.schedule.trials} of {schedule.trials} pilots")
+    shortest = 2 * schedule.min_rung
+    if over() and fitted.schedule.pilot_steps > shortest:
+        fitted.schedule = replace(fitted.schedule, pilot_steps=shortest)
+        fitted.workload = with_schedule(fitted.workload, fitted.schedule)
+        fitted.changes.append(f"pilots cut to {shortest} steps")
+    # 3. at most three evaluations in the full run
+    steps = fitted.workload.train_steps
+    if over() and _evaluations(steps, eval_steps) > 3:
+        fitted.eval_steps = max(1, math.ceil(steps / 2))
+        fitted.workload = replace(fitted.workload, train_evaluations=_evaluations(steps, fitted.eval_steps))
+        fitted.changes.append(f"dev evaluations of the full run every {fitted.eval_steps} steps (3 in all)")
+    # 4. fewer training steps
+    if over():
+        fixed = fitted.seconds - _train_step_seconds(fitted)
+        per_step = _train_step_seconds(fitted) / max(1, steps)
+        room = budget_seconds - fixed
+        cut = max(min_train_steps, min(steps, int(room / per_step) if per_step > 0 else steps))
+        if cut < steps:
+            fitted.eval_steps = max(1, math.ceil(cut / 2))
+            fitted.workload = replace(
+                fitted.workload, train_steps=cut, train_evaluations=_evaluations(cut, fitted.eval_steps)
+            )
+            fitted.changes.append(f"full run cut to {cut} of {steps} training steps")
+    # 5. no search at all
+    if over() and fitted.schedule.trials > 0:
+        fitted.schedule = replace(fitted.schedule, trials=0)
+        fitted.workload = with_schedule(fitted.workload, fitted.schedule)
+        fitted.changes.append("no recipe search: the reference recipe is trained")
+    fitted.fits = not over()
+    return fitted
+
+
+def _train_step_seconds(fitted: Fitted) -> float:
+    """Seconds of the full run's training steps in ``fitted``'s estimate."""
+    train = next((s for s in fitted.stages if s.stage == "train"), None)
+    return train.parts.get("steps", 0.0) if train else 0.0

@@ -1,0 +1,183 @@
+"""Measured probes: how fast this machine encodes documents and queries and takes a training step.
+
+Nothing here is a formula from a spec sheet: each rate comes from timing the
+real model on the user's own texts.
+
+- documents: a seeded sample is encoded (longest first, in batches, as every
+  stage encodes); the rate is seconds per *padded* token, so the cost of any
+  set of documents follows from its token lengths (`Probe.document_seconds`);
+- queries: a sample of queries encoded the same way, in seconds per query;
+- training: a few real optimiser steps (MultipleNegativesRankingLoss over
+  batches of (query, positive, negative) at the training window) on a copy
+  of the base model; the first step (warm-up) is left out.
+
+Example::
+
+    probe = measure_probe(model_name, documents, queries, pairs, batch_size=32, window=256, train_window=128)
+    probe.document_seconds(lengths)  # seconds to encode documents of these token lengths
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+from domainfit.data.truncation import token_lengths as tokenize_lengths
+
+T = TypeVar("T")
+
+#: Texts each encoding probe times.
+PROBE_TEXTS = 64
+#: Texts whose token lengths describe a corpus.
+LENGTH_SAMPLE = 2000
+
+
+@dataclass
+class Probe:
+    """Rates measured on this machine, and the basis of each."""
+
+    seconds_per_token: float
+    seconds_per_query: float
+    seconds_per_step: float
+    seconds_per_bm25_document: float
+    batch_size: int
+    window: int
+    train_window: int
+    model_load_seconds: float
+    basis: str
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the JSON form kept in the plan."""
+        return asdict(self)
+
+    def document_seconds(self, lengths: Sequence[int], n_documents: int, window: int | None = None) -> float:
+        """Seconds to encode ``n_documents`` whose token lengths are like the sample ``lengths``.
+
+        Documents are encoded longest first, so padding is negligible: the cost is
+        the sum of their lengths cut at ``window`` (default: the probe's).
+        """
+        if n_documents <= 0 or not lengths:
+            return 0.0
+        cap = window or self.window
+        mean = sum(min(n, cap) for n in lengths) / len(lengths)
+        return n_documents * mean * self.seconds_per_token
+
+
+def sample(texts: Sequence[T], n: int, seed: int) -> list[T]:
+    """Return a seeded sample of at most ``n`` of ``texts`` (all when fewer), in input order."""
+    if len(texts) <= n:
+        return list(texts)
+    return [texts[i] for i in sorted(random.Random(seed).sample(range(len(texts)), n))]
+
+
+def _timed_encode(model: Any, texts: list[str], batch_size: int) -> float:
+    """Seconds to encode ``texts`` (after a short warm-up)."""
+    model.encode(texts[:2], batch_size=batch_size, show_progress_bar=False)
+    start = time.perf_counter()
+    model.encode(texts, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True)
+    return time.perf_counter() - start
+
+
+def _padded_tokens(lengths: list[int], batch_size: int, window: int) -> int:
+    """Tokens the encoder computes for texts of ``lengths``, longest first, padded to each batch's longest."""
+    ordered = sorted((min(n, window) for n in lengths), reverse=True)
+    return sum(ordered[i] * len(ordered[i : i + batch_size]) for i in range(0, len(ordered), batch_size))
+
+
+def _bm25_seconds(documents: list[str], queries: list[str]) -> float:
+    """Seconds per document to index ``documents`` with BM25 and search them with ``queries`` (the stages' BM25)."""
+    from domainfit.retrieval.lexical import BM25Retriever
+
+    start = time.perf_counter()
+    bm25 = BM25Retriever()
+    bm25.index_texts([str(i) for i in range(len(documents))], documents)
+    bm25.search_texts(queries, min(10, len(documents)))
+    return (time.perf_counter() - start) / max(1, len(documents))
+
+
+def _train_steps(
+    model: Any, pairs: Sequence[tuple[str, str, str]], batch_size: int, window: int, steps: int
+) -> list[float]:
+    """Seconds of each of ``steps`` real optimiser steps over batches of ``pairs`` (query, positive, negative)."""
+    import torch
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    model.max_seq_length = window
+    model.train()
+    loss = MultipleNegativesRankingLoss(model)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=2e-5)
+    rows = list(pairs) or [("probe", "probe", "probe")]
+    times = []
+    for step in range(steps):
+        batch = [rows[(step * batch_size + i) % len(rows)] for i in range(batch_size)]
+        start = time.perf_counter()
+        features = [model.preprocess([row[col] for row in batch]) for col in range(3)]
+        value = loss(features, torch.zeros(0))
+        value.backward()
+        optimiser.step()
+        optimiser.zero_grad()
+        times.append(time.perf_counter() - start)
+    model.eval()
+    return times
+
+
+def measure_probe(
+    model_name: str,
+    documents: Sequence[str],
+    queries: Sequence[str],
+    pairs: Sequence[tuple[str, str, str]],
+    *,
+    batch_size: int,
+    window: int,
+    train_window: int,
+    train_batch_size: int,
+    seed: int = 13,
+    steps: int = 3,
+) -> Probe:
+    """Time the base model on samples of the user's documents, queries and training pairs.
+
+    Inputs: the model name or folder, the corpus texts, the query texts, the
+    training triples (query, positive, negative), the encoding batch and
+    window, the training window and batch, the seed and the training steps
+    to time (the first is a warm-up, left out). Output: a `Probe`.
+    """
+    from domainfit.models import load_bi_encoder
+
+    load_bi_encoder(model_name)  # the first load also imports and reads from disk: every stage after it is warm
+    start = time.perf_counter()
+    model = load_bi_encoder(model_name)
+    loaded = time.perf_counter() - start
+    model.max_seq_length = window
+    docs = sample(documents, PROBE_TEXTS, seed) or ["probe"]
+    lengths = tokenize_lengths(model.tokenizer, docs)
+    per_token = _timed_encode(model, docs, batch_size) / max(1, _padded_tokens(lengths, batch_size, window))
+    asked = sample(queries, PROBE_TEXTS, seed) or ["probe"]
+    per_query = _timed_encode(model, asked, batch_size) / len(asked)
+    per_bm25 = _bm25_seconds(sample(documents, LENGTH_SAMPLE, seed) or ["probe"], asked)
+    triples = sample(pairs, train_batch_size * steps, seed)
+    times = _train_steps(model, triples, train_batch_size, train_window, max(2, steps))
+    per_step = sorted(times[1:])[len(times[1:]) // 2]
+    return Probe(
+        seconds_per_token=per_token,
+        seconds_per_query=per_query,
+        seconds_per_step=per_step,
+        seconds_per_bm25_document=per_bm25,
+        batch_size=batch_size,
+        window=window,
+        train_window=train_window,
+        model_load_seconds=round(loaded, 2),
+        basis=(
+            f"encoded {len(docs)} documents and {len(asked)} queries of this corpus and timed "
+            f"{len(times) - 1} training steps (batch {train_batch_size}, {train_window} tokens) on this machine"
+        ),
+    )
+
+
+def corpus_lengths(model_name: str, documents: Sequence[str], seed: int = 13) -> list[int]:
+    """Return the token lengths of a seeded sample of at most 2,000 ``documents`` (the base model's tokenizer)."""
+    from domainfit.models import load_bi_encoder
+
+    return tokenize_lengths(load_bi_encoder(model_name).tokenizer, sample(documents, LENGTH_SAMPLE, seed))

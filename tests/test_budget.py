@@ -1,0 +1,133 @@
+"""The time budget: durations, the pilot schedule, fitting a plan into a budget, and estimate against actual."""
+
+from __future__ import annotations
+
+import pytest
+
+from domainfit.budget.duration import format_minutes, parse_duration
+from domainfit.budget.estimate import Workload, estimate_stages
+from domainfit.budget.fit import Schedule, fit_to_budget, with_schedule
+from domainfit.budget.probe import Probe
+from domainfit.budget.stage import Plan, planned
+from domainfit.config import Config
+from domainfit.report.timings import timings_markdown
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30m", 1800), ("1h30m", 5400), ("90s", 90), ("1.5h", 5400), ("45", 2700), (20, 1200), ("2h 5m", 7500)],
+)
+def test_parse_duration(text: str | int, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["soon", "", "10x", "-5m", "0m", "m"])
+def test_parse_duration_refuses(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_run_budget_in_config() -> None:
+    assert Config.model_validate({"run": {"budget": "30m"}}).run.budget_seconds() == 1800
+    assert Config().run.budget_seconds() is None
+    with pytest.raises(ValueError, match="not a duration"):
+        Config.model_validate({"run": {"budget": "tomorrow"}})
+    assert format_minutes(30) == "30 s" and format_minutes(150) == "2.5 min"
+
+
+def test_schedule_expected_successive_halving() -> None:
+    # rungs at 10 and 30 below 40 steps; the first pilot runs to the end, each later one passes a rung with 1/3
+    schedule = Schedule(trials=4, pilot_steps=40, min_rung=10, factor=3)
+    assert schedule.rungs() == [10, 30]
+    steps, evals = schedule.expected()
+    per_later = 10 + 20 / 3 + 10 / 9
+    assert steps == pytest.approx(40 + 3 * per_later, abs=1)
+    assert evals >= 4 + 3  # a base evaluation per pilot and the first pilot's three marks
+    assert Schedule(0, 40, 10, 3).expected() == (0, 0)
+
+
+def _probe(step: float = 3.0) -> Probe:
+    return Probe(
+        seconds_per_token=1e-4,
+        seconds_per_query=0.01,
+        seconds_per_step=step,
+        seconds_per_bm25_document=1e-4,
+        batch_size=32,
+        window=256,
+        train_window=128,
+        model_load_seconds=1.0,
+        basis="test",
+    )
+
+
+def _work(**kw: object) -> Workload:
+    values: dict[str, object] = dict(
+        documents=10_000, lengths=[200] * 100, queries={"train": 2000, "dev": 300, "test": 1000}, labelled=2000,
+        synthetic=25_000, source_documents=10_000, general_texts=300, bench_models=1, window=256,
+        train_window=128, train_steps=200, train_evaluations=5, eval_pool_documents=6000, pilot_pool_documents=2000,
+        pilot_queries=100,
+    )  # fmt: skip
+    values.update(kw)
+    return Workload(**values)  # type: ignore[arg-type]
+
+
+def test_estimates_name_every_stage_with_parts() -> None:
+    stages = estimate_stages(with_schedule(_work(), Schedule(3, 40, 10, 3)), _probe())
+    names = [s.stage for s in stages]
+    assert names == ["bench", "decide", "synth", "mine", "recipe", "train", "eval", "decide", "compress", "report"]
+    train = next(s for s in stages if s.stage == "train")
+    assert train.parts["steps"] == pytest.approx(200 * 3.0)
+    assert all(s.seconds == pytest.approx(sum(s.parts.values()), abs=0.5) for s in stages)
+
+
+def test_no_budget_keeps_the_workload() -> None:
+    fitted = fit_to_budget(_work(), _probe(), Schedule(6, 40, 10, 3), eval_steps=50, budget_seconds=None)
+    assert fitted.fits and not fitted.changes
+    assert fitted.workload.synthetic == 25_000 and fitted.schedule.trials == 6
+
+
+def test_budget_cuts_synthetic_then_pilots_then_steps() -> None:
+    asked = fit_to_budget(_work(), _probe(), Schedule(6, 40, 10, 3), eval_steps=50, budget_seconds=None)
+    # a budget a little under the full plan: cutting synthetic pairs alone is enough
+    loose = fit_to_budget(_work(), _probe(), Schedule(6, 40, 10, 3), eval_steps=50, budget_seconds=asked.seconds - 60)
+    assert loose.fits and loose.workload.synthetic == 2000  # what a 50% share of 2,000 labelled pairs uses
+    assert loose.schedule.trials == 6 and loose.workload.train_steps == 200
+    # a tight budget: fewer pilots and fewer steps too, and the estimate is inside the budget
+    tight = fit_to_budget(_work(), _probe(), Schedule(6, 40, 10, 3), eval_steps=50, budget_seconds=1500)
+    assert tight.fits and tight.seconds <= 1500
+    assert tight.schedule.trials < 6 or tight.workload.train_steps < 200
+    assert tight.changes and any("synthetic" in c for c in tight.changes)
+
+
+def test_budget_too_small_does_not_fit() -> None:
+    fitted = fit_to_budget(
+        _work(), _probe(), Schedule(6, 40, 10, 3), eval_steps=50, budget_seconds=60, min_train_steps=20
+    )
+    assert not fitted.fits
+    assert fitted.workload.train_steps == 20 and fitted.schedule.trials == 0
+
+
+def test_planned_takes_each_stage_from_the_latest_phase() -> None:
+    start = [{"stage": n, "seconds": 10.0, "parts": {}} for n in ("bench", "decide", "mine", "train", "decide")]
+    later = [{"stage": "train", "seconds": 99.0, "parts": {}}, {"stage": "decide", "seconds": 2.0, "parts": {}}]
+    common = dict(budget_seconds=None, spent_seconds=0.0, fits=True, changes=[], overrides={}, workload={}, probe={})
+    first = Plan(seconds=50.0, stages=start, phase="start", **common)  # type: ignore[arg-type]
+    plan = Plan(seconds=50.0, stages=later, phase="after mine", history=[first.to_json()], **common)  # type: ignore[arg-type]
+    assert planned(plan) == [("bench", 10.0), ("decide", 10.0), ("mine", 10.0), ("train", 99.0), ("decide", 2.0)]
+
+
+def test_timings_markdown_shows_estimate_and_actual() -> None:
+    text = timings_markdown(
+        {
+            "budget_seconds": 600,
+            "estimate_seconds": 500,
+            "seconds": 540,
+            "stages": [
+                {"stage": "bench", "status": "ran", "seconds": 120, "estimate": 100, "ratio": 1.2},
+                {"stage": "synth", "status": "up to date", "seconds": 0.1, "estimate": 30, "ratio": None},
+            ],
+        }
+    )
+    assert "| bench | ran | 1.7 min | 2.0 min | 1.20 |" in text
+    assert "| synth | up to date | 30 s | 0 s | - |" in text
+    assert "90% of it used" in text
