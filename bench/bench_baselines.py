@@ -32,8 +32,8 @@ def timed(fn):
 
 
 def bench_encoding(texts: list[str], repeats: int, batch_size: int) -> dict:
-    from domainfit.models import load_bi_encoder
-    from domainfit.progress import set_quiet
+    from domainfit.core.models import load_bi_encoder
+    from domainfit.core.progress import set_quiet
     from domainfit.retrieval.cache import EmbeddingCache
     from domainfit.retrieval.dense import encode_texts
 

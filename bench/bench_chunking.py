@@ -49,11 +49,12 @@ def main() -> None:
     import sentence_transformers
     import transformers
 
-    from domainfit.data.chunking import Chunker, ChunkingConfig, TruncationWarning, token_lengths, token_offsets
+    from domainfit.core.models import load_bi_encoder
+    from domainfit.core.progress import set_quiet
+    from domainfit.data.chunking import Chunker, TruncationWarning, token_lengths, token_offsets
+    from domainfit.data.config import ChunkingConfig
     from domainfit.data.longdocs import build_long_corpus
     from domainfit.evaluation.metrics import evaluate
-    from domainfit.models import load_bi_encoder
-    from domainfit.progress import set_quiet
     from domainfit.retrieval.chunked import ChunkedDenseRetriever
     from domainfit.retrieval.dense import DenseRetriever
     from domainfit.retrieval.lexical import BM25Retriever

@@ -106,7 +106,7 @@ def load_encoder(kind: str):
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, StaticEmbedding
 
-    from domainfit.models import load_bi_encoder
+    from domainfit.core.models import load_bi_encoder
 
     minilm = load_bi_encoder(max_seq_length=64)
     if kind == "minilm":
@@ -124,9 +124,10 @@ def peak_rss_mib() -> float:
 
 def child_domainfit(data: Path, kind: str) -> dict:
     """Run domainfit's mine stage in this (fresh) process; return seconds, counts and peak RSS."""
-    from domainfit.progress import set_quiet
-    from domainfit.synth.mine_stage import MineConfig, run_mine
-    from domainfit.workspace import Workspace
+    from domainfit.core.progress import set_quiet
+    from domainfit.core.workspace import Workspace
+    from domainfit.mine.config import MineConfig
+    from domainfit.stages.mine import run_mine
 
     set_quiet(True)
     model = load_encoder(kind)

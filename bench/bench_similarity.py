@@ -29,19 +29,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from domainfit.bench import run_bench
 from domainfit.config import BenchConfig
+from domainfit.core.models import DEFAULT_MODEL
+from domainfit.core.progress import set_quiet
+from domainfit.core.types import Document, Query, Run
+from domainfit.core.workspace import Workspace
 from domainfit.data.beir import BeirDataset, write_beir
 from domainfit.data.structured_demo import build_structured_demo
 from domainfit.evaluation.metrics import evaluate, per_query
-from domainfit.models import DEFAULT_MODEL
-from domainfit.progress import set_quiet
 from domainfit.retrieval.dense import DenseRetriever
 from domainfit.retrieval.facets import field_text
 from domainfit.retrieval.hierarchy import HierarchyRetriever, fuse_hierarchy, route_levels, tune_hierarchy
 from domainfit.retrieval.timedecay import apply_time_decay, document_dates
-from domainfit.types import Document, Query, Run
-from domainfit.workspace import Workspace
+from domainfit.stages.bench import run_bench
 
 METRIC = "ndcg@10"
 KINDS = ("title", "attribute", "latest", "coarse")

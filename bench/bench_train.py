@@ -30,11 +30,11 @@ from pathlib import Path
 
 def child_domainfit(steps: int, batch: int, seq: int, out: Path) -> dict:
     """Train through ``run_train`` (no dev split: evaluation off); return train seconds."""
+    from domainfit.core.progress import set_quiet
+    from domainfit.core.workspace import Workspace
     from domainfit.data.demo import demo_path
-    from domainfit.progress import set_quiet
+    from domainfit.stages.train import run_train
     from domainfit.train.config import TrainConfig
-    from domainfit.train.runner import run_train
-    from domainfit.workspace import Workspace
 
     set_quiet(True)
     cfg = TrainConfig(
@@ -63,8 +63,8 @@ def child_bare(steps: int, batch: int, seq: int, out: Path) -> dict:
     from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
+    from domainfit.core.models import resolve_model
     from domainfit.data.demo import demo_path
-    from domainfit.models import resolve_model
 
     root = demo_path()
     docs = {}

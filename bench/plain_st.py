@@ -16,7 +16,7 @@ What it does, and nothing more:
 
 NDCG@10 is computed by `domainfit.evaluation.metrics` (ranx, trec_eval
 conventions) so the numbers compare exactly with domainfit's; the model name is
-resolved by `domainfit.models` so the packaged weights load offline. Nothing
+resolved by `domainfit.core.models` so the packaged weights load offline. Nothing
 else of domainfit is used. No hub access, no reporting integrations.
 
 Usage::
@@ -194,7 +194,7 @@ def run(data: Path, out: Path, *, model: str = DEFAULT_MODEL, **opts: Any) -> di
     """Fine-tune on ``data``'s train split, evaluate base and fine-tuned on its test split; return the result."""
     from scipy.stats import ttest_rel
 
-    from domainfit.models import resolve_model
+    from domainfit.core.models import resolve_model
 
     started = time.perf_counter()
     docs, queries, qrels = read_beir(data)

@@ -68,10 +68,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from domainfit.core.types import Document, Query  # noqa: E402
 from domainfit.data.beir import BeirDataset, write_beir  # noqa: E402
 from domainfit.data.splits import check_leakage, derive_families, normalise_text, split_queries  # noqa: E402
 from domainfit.text.normalize import normalize_text  # noqa: E402
-from domainfit.types import Document, Query  # noqa: E402
 
 SEED = 20_251
 RATIOS = (0.6, 0.1, 0.3)
@@ -539,7 +539,7 @@ def token_lengths(texts: list[str]) -> list[int] | None:
     try:
         from transformers import AutoTokenizer
 
-        from domainfit.models import DEFAULT_MODEL, resolve_model
+        from domainfit.core.models import DEFAULT_MODEL, resolve_model
 
         tokenizer = AutoTokenizer.from_pretrained(str(resolve_model(DEFAULT_MODEL).path))
         tokenizer.model_max_length = sys.maxsize  # lengths are measured, nothing is encoded

@@ -43,10 +43,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from domainfit.core.files import staged_dir  # noqa: E402
+from domainfit.core.types import Query  # noqa: E402
 from domainfit.data.jsonl import dumps_line  # noqa: E402
 from domainfit.data.splits import derive_families, normalise_text, split_queries  # noqa: E402
-from domainfit.types import Query  # noqa: E402
-from domainfit.workspace import staged_dir  # noqa: E402
 
 DEFAULT_OUT = ROOT / "src" / "domainfit" / "demo_data"
 SEED = 13

@@ -10,8 +10,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from domainfit.core.types import Document, Query
 from domainfit.data.beir import BeirDataset, write_beir
-from domainfit.types import Document, Query
 
 TOPICS = {
     "auth": [
@@ -148,7 +148,7 @@ def mini_beir(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def minilm():
     """The packaged all-MiniLM-L6-v2 bi-encoder, loaded once per test session."""
-    from domainfit.models import load_bi_encoder
+    from domainfit.core.models import load_bi_encoder
 
     return load_bi_encoder()
 
@@ -158,7 +158,7 @@ def tiny_cross_encoder(tmp_path_factory):
     """A cross-encoder built from the packaged MiniLM weights with a fresh 1-label head, saved as safetensors."""
     from sentence_transformers import CrossEncoder
 
-    from domainfit.models import resolve_model
+    from domainfit.core.models import resolve_model
 
     folder = tmp_path_factory.mktemp("ce") / "tiny-ce"
     model = CrossEncoder(str(resolve_model("all-MiniLM-L6-v2").path), num_labels=1, device="cpu")

@@ -21,9 +21,9 @@ import pytest
 from typer.testing import CliRunner
 
 from domainfit.cli import app
+from domainfit.core.errors import InputError
 from domainfit.data.beir import load_beir
 from domainfit.data.jsonl import BOM, MAX_LINE_BYTES, iter_lines
-from domainfit.errors import InputError
 
 # Click >= 8.2 always keeps stderr apart (`result.stderr`); `result.output` interleaves both streams.
 runner = CliRunner(env={"NO_COLOR": "1"})

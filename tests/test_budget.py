@@ -8,9 +8,9 @@ from domainfit.budget.duration import format_minutes, parse_duration
 from domainfit.budget.estimate import Workload, estimate_stages
 from domainfit.budget.fit import Schedule, fit_to_budget, with_schedule
 from domainfit.budget.probe import Probe
-from domainfit.budget.stage import Plan, planned
 from domainfit.config import Config
-from domainfit.report.timings import timings_markdown
+from domainfit.render.timings import timings_markdown
+from domainfit.stages.plan import Plan, planned
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from domainfit.calibrate import build_pairs
 from domainfit.cli import app
 from domainfit.compress.embed import EncodedCorpus, EncodedQueries
 from domainfit.compress.threshold import (
@@ -18,6 +17,7 @@ from domainfit.compress.threshold import (
     pr_curve,
     precision_recall_at,
 )
+from domainfit.stages.calibrate import build_pairs
 
 runner = CliRunner()
 

@@ -10,24 +10,24 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from domainfit.chunk_bench import resolve_method, sweep_grid
 from domainfit.cli import app
 from domainfit.config import load_config
+from domainfit.core.errors import InputError, UsageError
+from domainfit.core.types import Document
 from domainfit.data.beir import write_beir
 from domainfit.data.chunking import (
     Chunker,
-    ChunkingConfig,
     TruncationReport,
     TruncationWarning,
     check_truncation,
     model_window,
     token_offsets,
 )
+from domainfit.data.config import ChunkingConfig
 from domainfit.data.longdocs import build_long_corpus
 from domainfit.data.structure import find_sections
-from domainfit.errors import InputError, UsageError
+from domainfit.evaluation.chunk_bench import resolve_method, sweep_grid
 from domainfit.retrieval.chunked import aggregate_chunks, top_documents
-from domainfit.types import Document
 
 runner = CliRunner()
 

@@ -13,18 +13,20 @@ import json
 
 import pytest
 
-from domainfit.bench import run_bench
 from domainfit.config import BenchConfig
+from domainfit.core.models import DEFAULT_MODEL, resolve_model
+from domainfit.core.workspace import Workspace
 from domainfit.data.beir import BeirDataset, write_beir
-from domainfit.data.chunking import ChunkingConfig, token_lengths
+from domainfit.data.chunking import token_lengths
+from domainfit.data.config import ChunkingConfig
 from domainfit.data.longdocs import build_long_corpus
-from domainfit.eval_config import EvalConfig
-from domainfit.eval_stage import run_eval
-from domainfit.models import DEFAULT_MODEL, resolve_model
+from domainfit.evaluation.config import EvalConfig
+from domainfit.mine.config import MineConfig
+from domainfit.stages.bench import run_bench
+from domainfit.stages.eval import run_eval
+from domainfit.stages.mine import run_mine
+from domainfit.stages.synth import run_synth
 from domainfit.synth.config import SynthConfig
-from domainfit.synth.mine_stage import MineConfig, run_mine
-from domainfit.synth.stage import run_synth
-from domainfit.workspace import Workspace
 
 SEQ = 64  # tokens the model reads here: every generated document is longer
 CHUNKING = ChunkingConfig(method="recursive", overlap=0, sweep=False)
@@ -156,8 +158,8 @@ def test_eval_and_bench_report_chunked_rows_and_chunked_hybrids(long_data, tmp_p
 
 
 def test_train_on_mined_chunks_then_eval_chunked(mined, long_data):
+    from domainfit.stages.train import run_train
     from domainfit.train.config import TrainConfig
-    from domainfit.train.runner import run_train
 
     ws, _, _ = mined
     root, _ = long_data
@@ -173,8 +175,8 @@ def test_train_on_mined_chunks_then_eval_chunked(mined, long_data):
 
 def test_train_from_qrels_alone_uses_best_chunks(long_data, tmp_path, tokenizer):
     from domainfit.data.beir import load_beir
+    from domainfit.stages.train import _examples
     from domainfit.train.config import TrainConfig
-    from domainfit.train.runner import _examples
 
     root, _ = long_data
     ws = Workspace(tmp_path / "ws")

@@ -3,7 +3,7 @@
 import io
 import warnings
 
-from domainfit.cli import _show_warning
+from domainfit.cli.app import _show_warning
 from domainfit.data.chunking import TruncationWarning
 
 

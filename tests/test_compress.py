@@ -25,7 +25,7 @@ from domainfit.compress.stores import (
     RescoredStore,
 )
 from domainfit.compress.sweep import VariantResult
-from domainfit.errors import UsageError
+from domainfit.core.errors import UsageError
 
 runner = CliRunner()
 
@@ -420,10 +420,10 @@ def test_compress_bad_config_and_bad_split_exit_2(tmp_path, mini_beir):
 
 @pytest.mark.slow
 def test_demo_binary_with_rescoring_keeps_95_percent_at_one_32nd_of_the_bytes(tmp_path):
-    from domainfit.compress.stage import run_compress
+    from domainfit.core.progress import set_quiet
+    from domainfit.core.workspace import Workspace
     from domainfit.data.demo import demo_path
-    from domainfit.progress import set_quiet
-    from domainfit.workspace import Workspace
+    from domainfit.stages.compress import run_compress
 
     set_quiet(True)
     config = CompressConfig(

@@ -6,8 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from domainfit.config import BenchConfig, Config, load_config
-from domainfit.errors import InputError
-from domainfit.models import DEFAULT_MODEL
+from domainfit.core.errors import InputError
+from domainfit.core.models import DEFAULT_MODEL
 
 
 def write_toml(tmp_path, text):

@@ -9,9 +9,10 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from domainfit.cli import app
-from domainfit.compress.cost import CostConfig, TierConfig, baseline_cost, compare, storage_bytes, tiered_cost
-from domainfit.compress.cost_stage import fit_tiers
-from domainfit.errors import InputError
+from domainfit.compress.config import CostConfig, TierConfig
+from domainfit.compress.cost import baseline_cost, compare, storage_bytes, tiered_cost
+from domainfit.core.errors import InputError
+from domainfit.stages.cost import fit_tiers
 
 runner = CliRunner()
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from domainfit.core.errors import DomainfitError
+from domainfit.core.types import Query
 from domainfit.data import demo
 from domainfit.data.demo import DEMO_FILES, demo_path
 from domainfit.data.splits import check_leakage, check_qrels_leakage, normalise_text
-from domainfit.errors import DomainfitError
-from domainfit.types import Query
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLITS = ("train", "dev", "test")

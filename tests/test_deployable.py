@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from domainfit.decide import NO_SHIP, SHIP, DecideConfig, decide_after
+from domainfit.evaluation.config import DecideConfig
 from domainfit.evaluation.deployable import choose, deployable, is_base_system
+from domainfit.stages.decide import NO_SHIP, SHIP, decide_after
 
 
 def _qrels(n: int) -> dict[str, dict[str, int]]:
@@ -96,11 +97,11 @@ def test_without_a_significant_lift_the_best_base_system_is_named():
 
 def test_without_a_dev_split_the_hybrid_weight_is_tuned_on_the_train_queries(mini_beir, tmp_path):
     """Few labels, no dev split: bench tunes the convex hybrid on the train queries (few-shot) and says so."""
-    from domainfit.bench import run_bench
     from domainfit.config import BenchConfig
+    from domainfit.core.workspace import Workspace
     from domainfit.data.beir import load_beir
-    from domainfit.data.checks import tuning_qrels
-    from domainfit.workspace import Workspace
+    from domainfit.data.judged import tuning_qrels
+    from domainfit.stages.bench import run_bench
 
     (mini_beir / "qrels" / "dev.tsv").unlink()
     dataset = load_beir(mini_beir)
@@ -114,7 +115,7 @@ def test_without_a_dev_split_the_hybrid_weight_is_tuned_on_the_train_queries(min
 
 def test_a_judged_dev_split_is_used_for_tuning(mini_beir):
     from domainfit.data.beir import load_beir
-    from domainfit.data.checks import tuning_qrels
+    from domainfit.data.judged import tuning_qrels
 
     dataset = load_beir(mini_beir)
     assert tuning_qrels(dataset, "dev")[1:] == ("dev", None)

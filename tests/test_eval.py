@@ -6,12 +6,12 @@ import pytest
 from typer.testing import CliRunner
 
 from domainfit.cli import app
-from domainfit.eval_config import EvalConfig
-from domainfit.eval_stage import run_eval
-from domainfit.forgetting import neighbour_overlap
+from domainfit.core.workspace import Workspace
+from domainfit.evaluation.config import EvalConfig
+from domainfit.evaluation.forgetting import neighbour_overlap
+from domainfit.stages.eval import run_eval
+from domainfit.stages.train import run_train
 from domainfit.train.config import TrainConfig
-from domainfit.train.runner import run_train
-from domainfit.workspace import Workspace
 
 runner = CliRunner()
 
@@ -92,7 +92,7 @@ def test_neighbour_overlap_is_one_for_the_same_model(minilm):
 
 def test_head_tail_labels_by_frequency_and_by_family(mini_beir):
     from domainfit.data.beir import load_beir
-    from domainfit.eval_stage import head_tail_labels
+    from domainfit.stages.eval import head_tail_labels
 
     data = load_beir(mini_beir)
     qrels = data.qrels["test"]

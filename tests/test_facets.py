@@ -3,9 +3,9 @@
 import pytest
 
 from domainfit.config import load_config
-from domainfit.errors import InputError
+from domainfit.core.errors import InputError
+from domainfit.core.types import Document
 from domainfit.evaluation.metrics import evaluate
-from domainfit.ranking import ranked_ids
 from domainfit.retrieval.dense import DenseRetriever
 from domainfit.retrieval.facets import (
     FacetRetriever,
@@ -15,7 +15,7 @@ from domainfit.retrieval.facets import (
     sweep_facet_weights,
     weight_grid,
 )
-from domainfit.types import Document
+from domainfit.retrieval.ranking import ranked_ids
 
 # q1 is answered by "a" through its title, q2 by "b" through its body
 TITLE = {"q1": {"a": 0.9, "b": 0.1, "c": 0.5}, "q2": {"a": 0.6, "b": 0.2, "c": 0.4}}

@@ -31,9 +31,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from conftest import TOPICS
-from domainfit.cli import _show_warning, app
+from domainfit.cli.app import _show_warning, app
+from domainfit.core.workspace import MARKER
 from domainfit.data.jsonl import BOM
-from domainfit.workspace import MARKER
 
 runner = CliRunner(env={"NO_COLOR": "1"})
 

@@ -2,8 +2,9 @@
 
 import pytest
 
+from domainfit.core.types import Document, Query
 from domainfit.evaluation.metrics import evaluate
-from domainfit.ranking import ranked_ids
+from domainfit.evaluation.similarity import level_labels
 from domainfit.retrieval.dense import DenseRetriever
 from domainfit.retrieval.hierarchy import (
     CategoryTree,
@@ -14,8 +15,7 @@ from domainfit.retrieval.hierarchy import (
     route_levels,
     tune_hierarchy,
 )
-from domainfit.similarity import level_labels
-from domainfit.types import Document, Query
+from domainfit.retrieval.ranking import ranked_ids
 
 
 def doc(did: str, path, text: str = "x") -> Document:

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from domainfit.bench import run_bench
 from domainfit.config import BenchConfig
+from domainfit.core.errors import UsageError
+from domainfit.core.types import Document, Query
+from domainfit.core.workspace import Workspace
 from domainfit.data.beir import BeirDataset, load_beir, write_beir
-from domainfit.errors import UsageError
-from domainfit.systems import SystemRunner, profile_languages
+from domainfit.evaluation.systems import SystemRunner, profile_languages
+from domainfit.stages.bench import run_bench
 from domainfit.text.config import TextConfig, set_text_config
 from domainfit.text.language import (
     UNDETERMINED,
@@ -21,8 +23,6 @@ from domainfit.text.language import (
     language_slice_labels,
     wants_language_slices,
 )
-from domainfit.types import Document, Query
-from domainfit.workspace import Workspace
 
 
 @pytest.fixture(autouse=True)

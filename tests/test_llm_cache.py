@@ -6,11 +6,11 @@ import json
 
 import pytest
 
+from domainfit.core.types import Document
+from domainfit.mine.llm_negatives import LLMNegativeGenerator
 from domainfit.synth.config import LLMConfig, LLMNegativesConfig
 from domainfit.synth.llm import LLMQueryGenerator
 from domainfit.synth.llm_client import ChatClient, ResponseCache
-from domainfit.synth.llm_negatives import LLMNegativeGenerator
-from domainfit.types import Document
 from test_mine_llm import negatives_reply
 from test_synth_llm import DOCS, FakeOpenAI, completion, default_reply
 

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from conftest import TINY_TRAIN, build_mini_dataset
 from domainfit.cli import app
+from domainfit.core.types import Document
+from domainfit.core.workspace import Workspace
 from domainfit.data.beir import write_beir
-from domainfit.types import Document
-from domainfit.workspace import Workspace
 
 runner = CliRunner(env={"NO_COLOR": "1"})
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import pytrec_eval
 
-from domainfit.errors import UsageError
+from domainfit.core.errors import UsageError
 from domainfit.evaluation.metrics import (
     DEFAULT_METRICS,
     check_metrics,

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from domainfit.synth.curriculum import build_stages, difficulty, stage_of_rows
+from domainfit.mine.curriculum import build_stages, difficulty, stage_of_rows
 
 
 def test_difficulty_is_mean_negative_similarity_minus_positive():

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from conftest import build_mini_dataset
+from domainfit.core.errors import InputError
 from domainfit.data.splits import normalise_text
-from domainfit.errors import InputError
 from domainfit.synth.datasets import (
     NearDuplicateIndex,
     TrainingPair,

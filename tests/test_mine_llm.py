@@ -7,11 +7,12 @@ import json
 import pytest
 
 from domainfit.config import load_config
-from domainfit.errors import DomainfitError
+from domainfit.core.errors import DomainfitError
+from domainfit.core.workspace import Workspace
+from domainfit.mine.config import MineConfig
+from domainfit.mine.llm_negatives import LLMNegativeGenerator, generated_id, parse_passages
+from domainfit.stages.mine import run_mine
 from domainfit.synth.config import LLMNegativesConfig
-from domainfit.synth.llm_negatives import LLMNegativeGenerator, generated_id, parse_passages
-from domainfit.synth.mine_stage import MineConfig, run_mine
-from domainfit.workspace import Workspace
 from test_synth_llm import FakeOpenAI, completion
 
 SETTINGS = {"range_min": 1, "range_max": 25, "negatives": 3, "sources": ["llm", "random"]}

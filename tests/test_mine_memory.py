@@ -11,9 +11,9 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from domainfit.progress import set_quiet
+from domainfit.core.progress import set_quiet
+from domainfit.mine.negatives import MiningSettings, NegativeMiner
 from domainfit.synth.datasets import TrainingPair
-from domainfit.synth.negatives import MiningSettings, NegativeMiner
 
 
 class VectorEncoder:
@@ -96,7 +96,7 @@ _SCRIPT = textwrap.dedent(
     """
     import json, resource, sys, tracemalloc
     sys.path.insert(0, sys.argv[4])
-    from domainfit.progress import set_quiet
+    from domainfit.core.progress import set_quiet
     from test_mine_memory import mine_random
     set_quiet(True)
     n_docs, n_queries, backend = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]

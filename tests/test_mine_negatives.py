@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from conftest import build_mini_dataset
+from domainfit.core.types import Document
+from domainfit.mine.negatives import MiningSettings, NegativeMiner
 from domainfit.retrieval.dense import DenseRetriever
 from domainfit.synth.datasets import TrainingPair, excluded_documents, labelled_pairs
-from domainfit.synth.negatives import MiningSettings, NegativeMiner
-from domainfit.types import Document
 
 
 @pytest.fixture(scope="module")
@@ -231,7 +231,7 @@ def test_cross_encoder_margin_removes_candidates_scored_like_the_positive(encode
 
 
 def test_real_cross_encoder_scores_candidates(encoder, tiny_cross_encoder):
-    from domainfit.models import load_cross_encoder
+    from domainfit.core.models import load_cross_encoder
 
     corpus = _corpus()
     texts = [d.full_text() for d in corpus.values()]

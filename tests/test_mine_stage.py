@@ -10,10 +10,11 @@ from typer.testing import CliRunner
 
 from domainfit.cli import app
 from domainfit.config import load_config
-from domainfit.errors import InputError
-from domainfit.synth.mine_stage import MineConfig, Source, run_mine
-from domainfit.synth.negatives import SOURCES
-from domainfit.workspace import Workspace
+from domainfit.core.errors import InputError
+from domainfit.core.workspace import Workspace
+from domainfit.mine.config import MineConfig, Source
+from domainfit.mine.negatives import SOURCES
+from domainfit.stages.mine import run_mine
 
 runner = CliRunner()
 SMALL = {"range_min": 1, "range_max": 25, "negatives": 3}

@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from domainfit.models import (
+from domainfit.core.models import (
     DEFAULT_MODEL,
     ModelNotFoundError,
     folder_fingerprint,
@@ -51,7 +51,7 @@ def test_pickled_weights_are_refused(tmp_path, minilm):
     minilm.save(str(folder))
     for file in folder.rglob("*.safetensors"):
         file.rename(file.with_suffix(".bin"))
-    from domainfit.errors import UsageError
+    from domainfit.core.errors import UsageError
 
     with pytest.raises(UsageError, match="safetensors"):
         load_bi_encoder(str(folder))

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from domainfit.config import load_config
+from domainfit.core.errors import InputError
+from domainfit.core.types import Document, Query
 from domainfit.data.beir import BeirDataset, load_beir, write_beir
 from domainfit.data.pairs import read_pairs
 from domainfit.data.splits import normalise_text
-from domainfit.errors import InputError
 from domainfit.retrieval.dense import DenseRetriever, encode_texts
 from domainfit.retrieval.lexical import BM25Retriever
 from domainfit.synth.base import SyntheticQuery
@@ -36,7 +37,6 @@ from domainfit.text.normalize import (
     normalize_text,
 )
 from domainfit.train.data import Example
-from domainfit.types import Document, Query
 
 
 @pytest.fixture(autouse=True)

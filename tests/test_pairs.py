@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from domainfit.cli import app
+from domainfit.core.errors import InputError
 from domainfit.data.pairs import Pair, pairs_from_records, read_pairs
-from domainfit.errors import InputError
 
 runner = CliRunner(env={"NO_COLOR": "1"})
 

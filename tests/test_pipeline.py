@@ -6,8 +6,8 @@ from typer.testing import CliRunner
 
 from domainfit.cli import app
 from domainfit.config import Config
-from domainfit.pipeline import run_pipeline
-from domainfit.workspace import Workspace
+from domainfit.core.workspace import Workspace
+from domainfit.stages.pipeline import run_pipeline
 
 TINY_TRAIN = {
     "max_steps": 2,

@@ -7,6 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from conftest import TINY_TRAIN, build_mini_dataset
+from domainfit.core.types import Query
 from domainfit.data.beir import load_beir
 from domainfit.data.demo import demo_path
 from domainfit.evaluation.metrics import evaluate
@@ -28,7 +29,6 @@ from domainfit.recipe.space import Recipe, recipe_space
 from domainfit.retrieval.dense import DenseRetriever
 from domainfit.train.config import TrainConfig
 from domainfit.train.data import Example, examples_from_qrels
-from domainfit.types import Query
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +93,8 @@ def test_space_order_and_what_the_data_allows():
 
 
 def test_recipe_overrides_name_the_real_config_fields():
-    from domainfit.data.chunking import ChunkingConfig
-    from domainfit.synth.mine_stage import MineConfig
+    from domainfit.data.config import ChunkingConfig
+    from domainfit.mine.config import MineConfig
 
     labelled = Recipe("a", 2e-5, 0.0, "mnrl", 1)
     assert labelled.overrides() == {

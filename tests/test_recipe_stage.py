@@ -8,9 +8,9 @@ import pytest
 
 from conftest import TINY_TRAIN
 from domainfit.config import load_config
-from domainfit.recipe.stage import RecipeResult, run_recipe, trained_config
+from domainfit.core.workspace import Workspace
+from domainfit.stages.recipe import RecipeResult, run_recipe, trained_config
 from domainfit.train.origins import MinedExamples, share_indices
-from domainfit.workspace import Workspace
 
 RECIPE = {"learning_rates": [5e-4, 5e-2], "pilot_steps": 4, "min_rung_steps": 2, "dev_pool_depth": 10}
 
@@ -67,7 +67,7 @@ def test_recipe_search_on_dev_prunes_the_worse_recipe_and_hands_its_winner_to_tr
     plan = result.plan
     assert plan["steps"] == -(-plan["examples"] // 4) and plan["seconds_per_step"] > 0 and plan["seconds"] > 0
     assert "measured pilot steps" in plan["basis"]
-    from domainfit.recipe.stage import plan_line
+    from domainfit.stages.recipe import plan_line
 
     assert plan_line(result).startswith(f"plan: train {plan['steps']} steps x ")
     assert run_recipe(mini_beir, ws, cfg).up_to_date

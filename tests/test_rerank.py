@@ -1,7 +1,7 @@
 import numpy as np
 
+from domainfit.core.models import load_cross_encoder
 from domainfit.data.beir import load_beir
-from domainfit.models import load_cross_encoder
 from domainfit.retrieval.rerank import rerank
 
 

@@ -17,12 +17,12 @@ import torch
 from safetensors.torch import save_file
 
 from conftest import build_mini_dataset
+from domainfit.core.errors import DomainfitWarning
+from domainfit.core.progress import set_quiet
+from domainfit.core.workspace import Workspace
 from domainfit.data.beir import write_beir
-from domainfit.errors import DomainfitWarning
-from domainfit.progress import set_quiet
+from domainfit.stages.train import run_train
 from domainfit.train.config import TrainConfig
-from domainfit.train.runner import run_train
-from domainfit.workspace import Workspace
 from test_train_resume import SETTINGS, _config_file, _weights
 
 CHECKPOINTS = "train-checkpoints"

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from domainfit.errors import UsageError
+from domainfit.core.errors import UsageError
 from domainfit.evaluation.metrics import evaluate
 from domainfit.evaluation.significance import TESTS, compare_runs
 

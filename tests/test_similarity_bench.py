@@ -4,13 +4,13 @@ import json
 
 import pytest
 
-from domainfit.bench import run_bench
 from domainfit.config import BenchConfig
+from domainfit.core.errors import InputError
+from domainfit.core.workspace import Workspace
 from domainfit.data.beir import write_beir
 from domainfit.data.structured_demo import build_structured_demo
-from domainfit.errors import InputError
-from domainfit.report.build import build_report
-from domainfit.workspace import Workspace
+from domainfit.stages.bench import run_bench
+from domainfit.stages.report import build_report
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from domainfit.core.types import Query
 from domainfit.evaluation.slices import (
     SliceRow,
     builtin_slices,
@@ -13,7 +14,6 @@ from domainfit.evaluation.slices import (
     slice_labels,
     slice_table,
 )
-from domainfit.types import Query
 
 IDENTIFIERS = [
     "ERR_AUTH_702",

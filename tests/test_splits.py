@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from domainfit.core.types import Qrels, Query
 from domainfit.data.splits import (
     Leak,
     check_leakage,
@@ -16,7 +17,6 @@ from domainfit.data.splits import (
     split_qrels,
     split_queries,
 )
-from domainfit.types import Qrels, Query
 
 WORDS = [f"word{i}" for i in range(300)]
 

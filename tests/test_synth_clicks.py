@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from domainfit.errors import InputError
+from domainfit.core.errors import InputError
 from domainfit.synth.clicks import click_pairs, read_click_log
 
 KNOWN = {"a", "b", "c", "d", "e"}

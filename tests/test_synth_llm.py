@@ -9,12 +9,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from domainfit.errors import DomainfitError
+from domainfit.core.errors import DomainfitError
+from domainfit.core.types import Document
+from domainfit.core.workspace import Workspace
+from domainfit.stages.synth import run_synth
 from domainfit.synth.config import LLMConfig, SynthConfig
 from domainfit.synth.llm import LLMError, LLMQueryGenerator, ResponseCache, build_prompt, parse_queries
-from domainfit.synth.stage import run_synth
-from domainfit.types import Document
-from domainfit.workspace import Workspace
 
 DOCS = [
     Document("d1", "Login fails with ERR_AUTH_702 when the session token has expired.", title="Auth errors"),

@@ -6,10 +6,10 @@ import re
 
 import pytest
 
+from domainfit.core.types import Document
 from domainfit.data.splits import normalise_text
 from domainfit.synth.offline import ClozeGenerator, HeadingGenerator, SalientGenerator, TitleGenerator, informative
 from domainfit.synth.textparse import find_identifiers, sentence_spans, split_sections
-from domainfit.types import Document
 
 MARKDOWN = """# Deployment handbook
 

@@ -9,12 +9,12 @@ from typer.testing import CliRunner
 
 from domainfit.cli import app
 from domainfit.config import load_config
+from domainfit.core.errors import InputError, UsageError
+from domainfit.core.workspace import Workspace
 from domainfit.data.beir import load_beir
-from domainfit.errors import InputError, UsageError
+from domainfit.stages.synth import run_synth
 from domainfit.synth.config import SynthConfig
 from domainfit.synth.datasets import check_training_leakage, labelled_pairs, read_synthetic_queries
-from domainfit.synth.stage import run_synth
-from domainfit.workspace import Workspace
 
 runner = CliRunner()
 CONTRACT = {"_id", "text", "doc_id", "source", "positive_text", "negatives", "weight"}

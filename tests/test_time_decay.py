@@ -5,8 +5,9 @@ import datetime as dt
 import pytest
 
 from domainfit.config import load_config
-from domainfit.errors import InputError
-from domainfit.ranking import ranked_ids
+from domainfit.core.errors import InputError
+from domainfit.core.types import Document, Query
+from domainfit.retrieval.ranking import ranked_ids
 from domainfit.retrieval.timedecay import (
     apply_time_decay,
     decay_factor,
@@ -14,7 +15,6 @@ from domainfit.retrieval.timedecay import (
     parse_date,
     query_reference_times,
 )
-from domainfit.types import Document, Query
 
 REF = dt.datetime(2024, 6, 1, tzinfo=dt.timezone.utc)
 

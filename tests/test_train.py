@@ -7,12 +7,12 @@ import pytest
 from sentence_transformers import SentenceTransformer
 
 from conftest import TINY_TRAIN as TINY
+from domainfit.core.workspace import Workspace
 from domainfit.data.beir import load_beir
+from domainfit.stages.train import run_train
 from domainfit.train.config import TrainConfig
 from domainfit.train.data import Example, examples_from_qrels, to_dataset
 from domainfit.train.losses import REGISTRY, build_loss
-from domainfit.train.runner import run_train
-from domainfit.workspace import Workspace
 
 
 def test_train_saves_a_loadable_model_and_history(tmp_path, mini_beir, minilm):

@@ -11,10 +11,9 @@ from sentence_transformers import SentenceTransformer
 from typer.testing import CliRunner
 
 from domainfit.cli import app
-from domainfit.errors import UsageError
-from domainfit.train import distributed
-from domainfit.train.config import TrainConfig
-from domainfit.train.launch import (
+from domainfit.core.errors import UsageError
+from domainfit.core.workspace import Workspace
+from domainfit.stages.train_launch import (
     WORKER_MODULE,
     check_launch_options,
     find_launcher,
@@ -22,10 +21,11 @@ from domainfit.train.launch import (
     run_command,
     run_distributed,
 )
+from domainfit.stages.train_worker import run as run_worker
+from domainfit.stages.train_worker import write_spec
+from domainfit.train import distributed
+from domainfit.train.config import TrainConfig
 from domainfit.train.losses import build_loss
-from domainfit.train.worker import run as run_worker
-from domainfit.train.worker import write_spec
-from domainfit.workspace import Workspace
 
 runner = CliRunner(env={"NO_COLOR": "1"})
 
@@ -105,7 +105,7 @@ def test_missing_launcher_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_bad_data_fails_before_launching(tmp_path):
-    from domainfit.errors import InputError
+    from domainfit.core.errors import InputError
 
     with pytest.raises(InputError):
         run_distributed(tmp_path / "missing", Workspace(tmp_path / "ws"), TrainConfig(), launcher="torchrun")

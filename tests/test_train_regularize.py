@@ -9,13 +9,13 @@ import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
+from domainfit.core.workspace import Workspace
 from domainfit.data.general_set import BUNDLED, bundled_pairs_path, general_dataset
 from domainfit.data.pairs import read_pairs
-from domainfit.forgetting import base_similarity, neighbour_overlap
+from domainfit.evaluation.forgetting import base_similarity, neighbour_overlap
+from domainfit.stages.train import run_train
 from domainfit.train.config import TrainConfig
 from domainfit.train.regularize import build_regularizer, pairs_per_step
-from domainfit.train.runner import run_train
-from domainfit.workspace import Workspace
 
 # no dev evaluation: both runs take exactly the same domain steps (2 epochs of 8 examples, batch 4)
 TINY = {

@@ -4,11 +4,11 @@ import numpy as np
 from sentence_transformers import SentenceTransformer
 
 from conftest import TINY_TRAIN as TINY
+from domainfit.core.workspace import Workspace
 from domainfit.retrieval.dense import DenseRetriever, is_routed
+from domainfit.stages.train import run_train
 from domainfit.train.config import TrainConfig
 from domainfit.train.router import router_mapping, separate_encoders
-from domainfit.train.runner import run_train
-from domainfit.workspace import Workspace
 
 
 def test_separate_encoders_start_as_the_base(minilm):
@@ -53,9 +53,9 @@ def test_training_separate_encoders_saves_a_routed_model(tmp_path, mini_beir, mi
 
 
 def test_eval_and_report_show_forgetting_per_variant(tmp_path, mini_beir):
-    from domainfit.eval_config import EvalConfig
-    from domainfit.eval_stage import run_eval
-    from domainfit.report.build import build_report
+    from domainfit.evaluation.config import EvalConfig
+    from domainfit.stages.eval import run_eval
+    from domainfit.stages.report import build_report
 
     ws = Workspace(tmp_path / "ws")
     cfg = TrainConfig(max_steps=2, separate_encoders=True, merge=True, **TINY)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from domainfit.errors import InputError
+from domainfit.core.errors import InputError
 from domainfit.evaluation.trec import (
     read_trec_qrels,
     read_trec_run,

@@ -20,21 +20,16 @@ from typer.testing import CliRunner
 
 from domainfit.cli import app
 from domainfit.config import Config, load_config, validate_config
+from domainfit.core.errors import InputError
+from domainfit.core.models import resolve_model
+from domainfit.core.types import Document, Query
 from domainfit.data.beir import BeirDataset, load_beir, read_qrels, write_beir
-from domainfit.data.checks import (
-    check_evaluated_split,
-    check_id,
-    id_problem,
-    split_name_problem,
-    surrogate_problem,
-)
+from domainfit.data.checks import check_id, id_problem, split_name_problem, surrogate_problem
 from domainfit.data.jsonl import iter_jsonl
+from domainfit.data.judged import check_evaluated_split
 from domainfit.data.pairs import pairs_from_records, read_pairs
-from domainfit.errors import InputError
 from domainfit.evaluation.trec import read_trec_run
-from domainfit.models import resolve_model
 from domainfit.synth.clicks import read_click_log
-from domainfit.types import Document, Query
 
 runner = CliRunner(env={"NO_COLOR": "1"})
 
@@ -554,7 +549,7 @@ def test_split_name_problem():
 
 
 def test_decide_refuses_a_metric_the_bench_run_did_not_compute(tmp_path, no_models):
-    from domainfit.workspace import Workspace
+    from domainfit.core.workspace import Workspace
 
     data = make_beir(tmp_path / "data")
     ws = Workspace(tmp_path / "ws")

@@ -21,8 +21,9 @@ import pytest
 from typer.testing import CliRunner
 
 from domainfit.cli import app
-from domainfit.errors import UsageError
-from domainfit.workspace import MARKER, Workspace, check_output_folder, staged_dir
+from domainfit.core.errors import UsageError
+from domainfit.core.files import staged_dir
+from domainfit.core.workspace import MARKER, Workspace, check_output_folder
 
 runner = CliRunner()
 
@@ -228,9 +229,9 @@ def test_another_process_is_refused_while_the_lock_is_held(tmp_path):
 
 def test_run_holds_one_lock_across_its_stages(mini_beir, tmp_path, monkeypatch):
     """Every stage `run` calls, decide and report included, runs while the run's lock is held."""
-    from domainfit import bench, decide, pipeline
     from domainfit.config import load_config
-    from domainfit.report import build
+    from domainfit.stages import bench, decide, pipeline
+    from domainfit.stages import report as build
 
     seen: dict[str, bool] = {}
     ws = Workspace(tmp_path / "w")
@@ -269,7 +270,7 @@ def test_staged_dir_never_leaves_its_temporary_folder(tmp_path):
 
 
 def test_an_unexpected_error_is_one_line_exit_1(mini_beir, tmp_path, monkeypatch):
-    from domainfit import bench
+    from domainfit.stages import bench
 
     def boom(*_a, **_k):
         raise KeyError("surprise")
@@ -285,7 +286,7 @@ def test_an_unexpected_error_is_one_line_exit_1(mini_beir, tmp_path, monkeypatch
 
 
 def test_debug_shows_the_traceback(mini_beir, tmp_path, monkeypatch):
-    from domainfit import bench
+    from domainfit.stages import bench
 
     def boom(*_a, **_k):
         raise KeyError("surprise")
@@ -303,7 +304,7 @@ def test_debug_shows_the_traceback(mini_beir, tmp_path, monkeypatch):
     [(errno.ENOSPC, 1, "no space left"), (errno.EACCES, 2, "Permission denied"), (errno.EISDIR, 2, "Is a directory")],
 )
 def test_operating_system_errors_name_the_path(mini_beir, tmp_path, monkeypatch, code, exit_code, fragment):
-    from domainfit import bench
+    from domainfit.stages import bench
 
     def fails(*_a, **_k):
         raise OSError(code, os.strerror(code), str(tmp_path / "w" / "bench" / "runs"))
@@ -342,17 +343,17 @@ def test_an_import_error_inside_a_stage_is_an_error_not_a_skip(mini_beir, tmp_pa
     """`run` imports its stages directly; a broken stage module fails the run (exit 1), it is never skipped."""
     import builtins
 
-    from domainfit import decide, pipeline
     from domainfit.config import load_config
+    from domainfit.stages import decide, pipeline
 
     real_import = builtins.__import__
 
     def broken(name, *args, **kwargs):
-        if name == "domainfit.synth.stage":
+        if name == "domainfit.stages.synth":
             raise ImportError("No module named 'some_dependency'")
         return real_import(name, *args, **kwargs)
 
-    monkeypatch.delitem(sys.modules, "domainfit.synth.stage", raising=False)
+    monkeypatch.delitem(sys.modules, "domainfit.stages.synth", raising=False)
     monkeypatch.setattr(builtins, "__import__", broken)
     monkeypatch.setattr(decide, "probe_cost", lambda *a, **k: None)
     cfg = load_config(None, {"bench": {"hybrid": False}})

@@ -1,4 +1,8 @@
-"""Configuration: pydantic models for ``domainfit.toml``.
+"""Configuration: the whole ``domainfit.toml``, composed of the sections each capability defines.
+
+Each section is defined next to the code it configures (``domainfit.<package>.config``);
+this module only composes them into `Config`, checks references between
+sections and reads the file.
 
 Unknown keys are errors (``extra="forbid"``), so a typo never silently falls
 back to a default; so are values of the wrong shape (a table where an array
@@ -16,21 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from domainfit.budget.config import RunConfig
-from domainfit.calibrate import CalibrateConfig
-from domainfit.compress.config import CompressConfig
-from domainfit.compress.cost import CostConfig
-from domainfit.data.chunking import ChunkingConfig
-from domainfit.decide import DecideConfig
-from domainfit.errors import InputError
-from domainfit.eval_config import KNOWN_METRIC, EvalConfig, known_metrics, known_test, split_name
-from domainfit.models import DEFAULT_MODEL
+from domainfit.compress.config import CalibrateConfig, CompressConfig, CostConfig
+from domainfit.core.errors import InputError
+from domainfit.data.config import ChunkingConfig, DataConfig
+from domainfit.evaluation.config import KNOWN_METRIC, BenchConfig, DecideConfig, EvalConfig
+from domainfit.mine.config import MineConfig
 from domainfit.recipe.config import RecipeConfig
-from domainfit.retrieval.similarity_config import SimilarityConfig
 from domainfit.synth.config import SynthConfig
-from domainfit.synth.mine_stage import MineConfig
 from domainfit.text.config import TextConfig, set_text_config
 from domainfit.train.config import TrainConfig
 
@@ -50,42 +49,6 @@ class _Strict(BaseModel):
     """Base for config sections: unknown keys are rejected."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class BenchConfig(_Strict):
-    """Settings of the ``bench`` stage (baselines on one split)."""
-
-    split: str = Field("test", description="qrels split to evaluate")
-    tune_split: str | None = Field("dev", description="split used to tune the hybrid weight (skipped if absent)")
-    models: list[str] = Field(
-        default_factory=lambda: [DEFAULT_MODEL], min_length=1, description="bi-encoders to evaluate"
-    )
-    reranker: str | None = Field(None, description="cross-encoder name or path; reranks the best hybrid run")
-    rerank_depth: int = Field(50, ge=1, le=1000)
-    depth: int = Field(100, ge=1, le=10000, description="documents retrieved per query")
-    metrics: list[str] = Field(default_factory=lambda: ["ndcg@10", "recall@100", "mrr@10", "map@100"])
-    primary_metric: str = "ndcg@10"
-    rrf_k: int = Field(60, ge=1)
-    hybrid: bool = True
-    batch_size: int = Field(32, ge=1)
-    max_seq_length: int | None = Field(256, ge=8)
-    slice_fields: list[str] | None = Field(None, description="query metadata fields to slice by (None = all)")
-    significance_test: str = "student"
-    bm25_k1: float = Field(1.2, gt=0)
-    bm25_b: float = Field(0.75, ge=0, le=1)
-    similarity: SimilarityConfig = Field(
-        default_factory=SimilarityConfig, description="facets, time decay, category hierarchy (all off)"
-    )
-
-    _metrics = field_validator("metrics")(known_metrics)
-    _test = field_validator("significance_test")(known_test)
-    _splits = field_validator("split", "tune_split")(split_name)
-
-
-class DataConfig(_Strict):
-    """Settings of the data layer."""
-
-    max_line_mib: int = Field(8, ge=1, description="largest accepted JSONL record")
 
 
 class PipelineConfig(_Strict):
@@ -326,7 +289,7 @@ def _split_problems(config: Config) -> list[tuple[tuple[str, ...], str]]:
 def _model_problems(config: Config) -> list[tuple[tuple[str, ...], str]]:
     """Bench models whose system names would collide or could not be written (TREC run tags, file names)."""
     from domainfit.data.checks import id_problem
-    from domainfit.systems import short_name
+    from domainfit.evaluation.config import short_name
 
     models = config.bench.models
     if len(models) < 2:
@@ -347,7 +310,7 @@ def _model_problems(config: Config) -> list[tuple[tuple[str, ...], str]]:
 def _calibrate_problems(config: Config) -> list[tuple[tuple[str, ...], str]]:
     """Compression configuration names of ``[calibrate]`` that can never be built (whatever the model's width)."""
     from domainfit.compress.spec import _SPEC, parse_spec
-    from domainfit.errors import UsageError
+    from domainfit.core.errors import UsageError
 
     if "configurations" not in config.calibrate.model_fields_set:
         return []

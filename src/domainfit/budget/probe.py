@@ -144,7 +144,7 @@ def measure_probe(
     window, the training window and batch, the seed and the training steps
     to time (the first is a warm-up, left out). Output: a `Probe`.
     """
-    from domainfit.models import load_bi_encoder
+    from domainfit.core.models import load_bi_encoder
 
     load_bi_encoder(model_name)  # the first load also imports and reads from disk: every stage after it is warm
     start = time.perf_counter()
@@ -178,6 +178,6 @@ def measure_probe(
 
 def corpus_lengths(model_name: str, documents: Sequence[str], seed: int = 13) -> list[int]:
     """Return the token lengths of a seeded sample of at most 2,000 ``documents`` (the base model's tokenizer)."""
-    from domainfit.models import load_bi_encoder
+    from domainfit.core.models import load_bi_encoder
 
     return tokenize_lengths(load_bi_encoder(model_name).tokenizer, sample(documents, LENGTH_SAMPLE, seed))

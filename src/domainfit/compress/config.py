@@ -1,4 +1,4 @@
-"""The ``[compress]`` section of ``domainfit.toml``: the sweep grid and the operating-point rule.
+"""Settings of compression: ``[compress]`` (sweep, operating point), ``[cost]`` (tiers, prices), ``[calibrate]``.
 
 Unknown keys are errors (``extra="forbid"``). Example::
 
@@ -18,9 +18,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from domainfit.errors import UsageError
+from domainfit.core.errors import UsageError
+from domainfit.core.models import DEFAULT_MODEL
 from domainfit.evaluation.metrics import check_metrics
-from domainfit.models import DEFAULT_MODEL
 
 Precision = Literal["float32", "float16", "int8", "binary"]
 Reduction = Literal["truncate", "pca"]
@@ -165,3 +165,96 @@ class CompressConfig(_Section):
         if self.primary_metric not in self.metrics:
             raise ValueError(f"primary_metric {self.primary_metric!r} is not in metrics {self.metrics}")
         return self
+
+
+class TierConfig(_Section):
+    """One storage tier: what it holds, how it is stored, what it costs and how often it is read."""
+
+    dims: int | None = Field(None, ge=1, description="dimensions kept (None: the model's full width)")
+    precision: Precision = "float32"
+    vector_share: float = Field(ge=0, le=1, description="share of the vectors stored in this tier")
+    query_share: float = Field(ge=0, le=1, description="share of the queries served from this tier")
+    storage_usd_per_gb_month: float = Field(ge=0, description="$ per GB-month of this tier's storage")
+    query_cpu_ms: float = Field(ge=0, description="machine milliseconds one query costs in this tier")
+    replicas: int = Field(1, ge=1, description="copies kept (for availability or throughput)")
+
+
+def _default_tiers() -> dict[str, TierConfig]:
+    """Hot (memory), warm (SSD) and cold (object storage) tiers with illustrative prices."""
+    return {
+        "hot": TierConfig(
+            dims=None,
+            precision="float16",
+            vector_share=0.1,
+            query_share=0.8,
+            storage_usd_per_gb_month=5.0,
+            query_cpu_ms=1.0,
+        ),
+        "warm": TierConfig(
+            dims=384,
+            precision="int8",
+            vector_share=0.3,
+            query_share=0.15,
+            storage_usd_per_gb_month=0.08,
+            query_cpu_ms=5.0,
+        ),
+        "cold": TierConfig(
+            dims=128,
+            precision="binary",
+            vector_share=0.6,
+            query_share=0.05,
+            storage_usd_per_gb_month=0.023,
+            query_cpu_ms=50.0,
+        ),
+    }
+
+
+class CostConfig(_Section):
+    """The ``[cost]`` section: sizes, unit prices, throughput and tiers (``[cost.tiers.<name>]``)."""
+
+    model: str = Field(DEFAULT_MODEL, description="bi-encoder whose width and throughput are used")
+    vectors: int | None = Field(None, ge=1, description="vectors to price (None: the corpus size of DATA)")
+    projected_vectors: list[int] = Field(
+        default_factory=lambda: [1_000_000, 100_000_000, 1_000_000_000, 100_000_000_000]
+    )
+    compute_usd_per_hour: float = Field(0.20, ge=0, description="$ per hour of one machine like the probe's")
+    embed_docs_per_second: float | None = Field(None, gt=0, description="None: measured by a short probe")
+    probe_documents: int = Field(64, ge=4, le=10000, description="documents the throughput probe encodes")
+    embed_machines: int = Field(1, ge=1, description="machines re-embedding in parallel (wall-clock only)")
+    reembeds_per_year: float = Field(1.0, ge=0, description="full re-embeddings a year (model upgrades)")
+    queries_per_month: float = Field(10_000_000, ge=0)
+    tiers: dict[str, TierConfig] = Field(default_factory=_default_tiers, min_length=1)
+    baseline_storage_usd_per_gb_month: float | None = Field(None, ge=0, description="None: the first tier's price")
+    baseline_query_cpu_ms: float | None = Field(None, ge=0, description="None: the first tier's")
+
+    @model_validator(mode="after")
+    def _shares_sum_to_one(self) -> CostConfig:
+        """Vector shares and query shares of the tiers must each sum to 1."""
+        for what in ("vector_share", "query_share"):
+            total = sum(getattr(t, what) for t in self.tiers.values())
+            if abs(total - 1.0) > 1e-6:
+                raise ValueError(f"the tiers' {what} values must sum to 1, got {total:g}")
+        return self
+
+
+class CalibrateConfig(_Section):
+    """The ``[calibrate]`` section of ``domainfit.toml``."""
+
+    models: list[str] = Field(default_factory=lambda: [DEFAULT_MODEL], min_length=1)
+    split: str = Field("dev", description="split whose judged queries calibrate the threshold")
+    eval_split: str | None = Field("test", description="held-out split the threshold is checked on (None: skip)")
+    beta: float = Field(1.0, gt=0, description="F-beta: > 1 favours recall, < 1 precision")
+    hard_negatives: int = Field(10, ge=0, le=1000, description="top-ranked non-relevant documents per query")
+    random_negatives: int = Field(10, ge=0, le=1000, description="random non-relevant documents per query")
+    result_depth: int = Field(
+        10, ge=1, le=1000, description="documents a query asks for; the empty-result rate looks at the best of them"
+    )
+    configurations: list[str] = Field(
+        default_factory=lambda: ["full/float32", "full/int8", "full/binary", "trunc-128/float32", "pca-128/int8"],
+        min_length=1,
+        description="compression configurations (names as in `domainfit compress`); the first is the reference",
+    )
+    include_operating_point: bool = Field(True, description="also calibrate compress's operating point, if any")
+    seed: int = 13
+    batch_size: int = Field(32, ge=1)
+    max_seq_length: int | None = Field(256, ge=8)

@@ -25,90 +25,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from domainfit.compress.config import Precision
+from domainfit.compress.config import CostConfig, TierConfig
 from domainfit.compress.quantize import vector_bytes
-from domainfit.models import DEFAULT_MODEL
 
 MONTHS_PER_YEAR = 12
 GB = 1e9
-
-
-class _Section(BaseModel):
-    """Base of the cost sections: unknown keys are rejected."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class TierConfig(_Section):
-    """One storage tier: what it holds, how it is stored, what it costs and how often it is read."""
-
-    dims: int | None = Field(None, ge=1, description="dimensions kept (None: the model's full width)")
-    precision: Precision = "float32"
-    vector_share: float = Field(ge=0, le=1, description="share of the vectors stored in this tier")
-    query_share: float = Field(ge=0, le=1, description="share of the queries served from this tier")
-    storage_usd_per_gb_month: float = Field(ge=0, description="$ per GB-month of this tier's storage")
-    query_cpu_ms: float = Field(ge=0, description="machine milliseconds one query costs in this tier")
-    replicas: int = Field(1, ge=1, description="copies kept (for availability or throughput)")
-
-
-def _default_tiers() -> dict[str, TierConfig]:
-    """Hot (memory), warm (SSD) and cold (object storage) tiers with illustrative prices."""
-    return {
-        "hot": TierConfig(
-            dims=None,
-            precision="float16",
-            vector_share=0.1,
-            query_share=0.8,
-            storage_usd_per_gb_month=5.0,
-            query_cpu_ms=1.0,
-        ),
-        "warm": TierConfig(
-            dims=384,
-            precision="int8",
-            vector_share=0.3,
-            query_share=0.15,
-            storage_usd_per_gb_month=0.08,
-            query_cpu_ms=5.0,
-        ),
-        "cold": TierConfig(
-            dims=128,
-            precision="binary",
-            vector_share=0.6,
-            query_share=0.05,
-            storage_usd_per_gb_month=0.023,
-            query_cpu_ms=50.0,
-        ),
-    }
-
-
-class CostConfig(_Section):
-    """The ``[cost]`` section: sizes, unit prices, throughput and tiers (``[cost.tiers.<name>]``)."""
-
-    model: str = Field(DEFAULT_MODEL, description="bi-encoder whose width and throughput are used")
-    vectors: int | None = Field(None, ge=1, description="vectors to price (None: the corpus size of DATA)")
-    projected_vectors: list[int] = Field(
-        default_factory=lambda: [1_000_000, 100_000_000, 1_000_000_000, 100_000_000_000]
-    )
-    compute_usd_per_hour: float = Field(0.20, ge=0, description="$ per hour of one machine like the probe's")
-    embed_docs_per_second: float | None = Field(None, gt=0, description="None: measured by a short probe")
-    probe_documents: int = Field(64, ge=4, le=10000, description="documents the throughput probe encodes")
-    embed_machines: int = Field(1, ge=1, description="machines re-embedding in parallel (wall-clock only)")
-    reembeds_per_year: float = Field(1.0, ge=0, description="full re-embeddings a year (model upgrades)")
-    queries_per_month: float = Field(10_000_000, ge=0)
-    tiers: dict[str, TierConfig] = Field(default_factory=_default_tiers, min_length=1)
-    baseline_storage_usd_per_gb_month: float | None = Field(None, ge=0, description="None: the first tier's price")
-    baseline_query_cpu_ms: float | None = Field(None, ge=0, description="None: the first tier's")
-
-    @model_validator(mode="after")
-    def _shares_sum_to_one(self) -> CostConfig:
-        """Vector shares and query shares of the tiers must each sum to 1."""
-        for what in ("vector_share", "query_share"):
-            total = sum(getattr(t, what) for t in self.tiers.values())
-            if abs(total - 1.0) > 1e-6:
-                raise ValueError(f"the tiers' {what} values must sum to 1, got {total:g}")
-        return self
 
 
 @dataclass

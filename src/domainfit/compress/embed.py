@@ -1,4 +1,4 @@
-"""Embeddings of a BEIR split for the compress and calibrate stages, through the workspace cache.
+"""Embeddings of a BEIR split for the compress and calibrate stages, through an embedding cache.
 
 Documents and queries are encoded by `domainfit.retrieval.dense.DenseRetriever`
 with the cache at ``<workspace>/cache/embeddings``, so a corpus that ``bench``
@@ -8,14 +8,14 @@ already encoded (same model, same maximum sequence length) is read, not re-encod
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from domainfit.core.types import Qrels
 from domainfit.data.beir import BeirDataset
-from domainfit.data.checks import check_evaluated_split
+from domainfit.data.judged import check_evaluated_split
 from domainfit.retrieval.dense import DenseRetriever
-from domainfit.types import Qrels
-from domainfit.workspace import Workspace
 
 
 @dataclass
@@ -37,12 +37,12 @@ class EncodedQueries:
 
 
 def open_retriever(
-    model: str, workspace: Workspace, *, batch_size: int = 32, max_seq_length: int | None = 256
+    model: str, cache_dir: Path, *, batch_size: int = 32, max_seq_length: int | None = 256
 ) -> DenseRetriever:
-    """Load a bi-encoder with the workspace's embedding cache (``<workspace>/cache/embeddings``)."""
+    """Load a bi-encoder with an embedding cache (the workspace's is ``<workspace>/cache/embeddings``)."""
     return DenseRetriever(
         model,
-        cache_dir=workspace.cache_dir / "embeddings",
+        cache_dir=cache_dir,
         batch_size=batch_size,
         max_seq_length=max_seq_length,
     )

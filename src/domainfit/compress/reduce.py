@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from domainfit.errors import UsageError
+from domainfit.core.errors import UsageError
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from domainfit.compress.config import CompressConfig
-from domainfit.errors import UsageError
+from domainfit.core.errors import UsageError
 
 StoreKind = Literal["float32", "float16", "int8", "binary", "pq", "ivfpq"]
 ReductionKind = Literal["truncate", "pca"]

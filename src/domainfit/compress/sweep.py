@@ -22,9 +22,9 @@ from domainfit.compress.pipeline import CompressedIndex, build_index
 from domainfit.compress.quantize import load_quantizer
 from domainfit.compress.reduce import PCA
 from domainfit.compress.spec import VariantSpec, enumerate_variants
+from domainfit.core.progress import progress_bar
+from domainfit.core.types import Qrels, Run
 from domainfit.evaluation.metrics import evaluate
-from domainfit.progress import progress_bar
-from domainfit.types import Qrels, Run
 
 
 @dataclass

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from domainfit.core.errors import InputError
+from domainfit.core.files import atomic_write_text, staged_dir
+from domainfit.core.types import Document, Qrels, Query
 from domainfit.data.checks import MAX_GRADE, check_id
 from domainfit.data.jsonl import MAX_LINE_BYTES, dumps_line, iter_jsonl, iter_lines, require_str
-from domainfit.errors import InputError
 from domainfit.text.config import prepare_text
-from domainfit.types import Document, Qrels, Query
-from domainfit.workspace import atomic_write_text, staged_dir
 
 QRELS_HEADER = ("query-id", "corpus-id", "score")
 _INTEGER = re.compile(r"^-?[0-9]+$")

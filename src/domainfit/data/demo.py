@@ -12,7 +12,7 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-from domainfit.errors import DomainfitError
+from domainfit.core.errors import DomainfitError
 
 #: Files every demo folder must hold, relative to the folder.
 DEMO_FILES: tuple[str, ...] = (

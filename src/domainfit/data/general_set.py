@@ -13,10 +13,10 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
+from domainfit.core.errors import DomainfitError
+from domainfit.core.types import Document, Query
 from domainfit.data.beir import BeirDataset, load_beir
 from domainfit.data.pairs import read_pairs
-from domainfit.errors import DomainfitError
-from domainfit.types import Document, Query
 
 #: Setting value that selects the packaged general-domain pairs.
 BUNDLED = "bundled"

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from domainfit.core.errors import InputError
 from domainfit.data.checks import SURROGATE_ESCAPE, surrogate_problem
-from domainfit.errors import InputError
 
 BOM = b"\xef\xbb\xbf"
 #: Largest accepted line (one record) in bytes; a larger document should be split.

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import random
 
+from domainfit.core.types import Document, Query
 from domainfit.data.beir import BeirDataset
-from domainfit.types import Document, Query
 
 SITES = [
     "Brackenridge",

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from domainfit.core.errors import InputError
 from domainfit.data.checks import surrogate_problem
 from domainfit.data.jsonl import iter_jsonl, iter_lines, require_str
-from domainfit.errors import InputError
 from domainfit.text.config import prepare_text
 
 ALIASES: dict[str, tuple[str, ...]] = {

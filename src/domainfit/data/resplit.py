@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domainfit.core.types import Qrels, Query
 from domainfit.data.beir import BeirDataset
 from domainfit.data.splits import Leak, check_qrels_leakage, derive_families, split_qrels, split_queries
-from domainfit.types import Qrels, Query
 
 
 @dataclass

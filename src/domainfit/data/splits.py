@@ -24,8 +24,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from domainfit.core.types import Qrels, Query
 from domainfit.text.normalize import normalize_text
-from domainfit.types import Qrels, Query
 
 #: Split names, in the order the ``ratios`` of `split_queries` refer to.
 SPLIT_NAMES: tuple[str, str, str] = ("train", "dev", "test")

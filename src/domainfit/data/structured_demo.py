@@ -30,8 +30,8 @@ import datetime as dt
 import random
 from dataclasses import dataclass
 
+from domainfit.core.types import Document, Qrels, Query
 from domainfit.data.beir import BeirDataset
-from domainfit.types import Document, Qrels, Query
 
 
 @dataclass(frozen=True)

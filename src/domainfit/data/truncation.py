@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from domainfit.errors import DomainfitWarning, UsageError
+from domainfit.core.errors import DomainfitWarning, UsageError
 
 
 def token_lengths(tokenizer: Any, texts: Sequence[str], batch_size: int = 256) -> list[int]:

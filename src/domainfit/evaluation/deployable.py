@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from domainfit.core.types import Qrels, Run
 from domainfit.evaluation.significance import compare_runs
-from domainfit.types import Qrels, Run
 
 
 @dataclass

@@ -41,9 +41,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from domainfit.errors import UsageError
-from domainfit.ranking import rank_documents
-from domainfit.types import Qrels, Run
+from domainfit.core.errors import UsageError
+from domainfit.core.types import Qrels, Run
+from domainfit.retrieval.ranking import rank_documents
 
 DEFAULT_METRICS: tuple[str, ...] = ("ndcg@10", "recall@100", "mrr@10", "map@100")
 """The metrics reported when the caller does not choose."""

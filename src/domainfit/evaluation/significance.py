@@ -16,9 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from domainfit.errors import UsageError
+from domainfit.core.errors import UsageError
+from domainfit.core.types import Qrels, Run
 from domainfit.evaluation.metrics import DEFAULT_METRICS, RanxInputs, check_metrics
-from domainfit.types import Qrels, Run
 
 TESTS: dict[str, str] = {
     "student": "two-sided paired Student's t-test",

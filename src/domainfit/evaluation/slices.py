@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from domainfit.types import Query
+from domainfit.core.types import Query
 
 NONE_VALUE = "(none)"
 """The value of a slice for a query that has no value for it."""

@@ -11,10 +11,10 @@ import math
 from collections.abc import Iterator
 from pathlib import Path
 
-from domainfit.errors import InputError
+from domainfit.core.errors import InputError
+from domainfit.core.files import atomic_write_text
+from domainfit.core.types import Qrels, Run
 from domainfit.evaluation.metrics import rank_documents
-from domainfit.types import Qrels, Run
-from domainfit.workspace import atomic_write_text
 
 
 def _check_token(value: str, what: str) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from domainfit.types import Document, Qrels, Run
+from domainfit.core.types import Document, Qrels, Run
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

@@ -19,9 +19,9 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 
+from domainfit.core.types import Qrels, Query
 from domainfit.data.splits import derive_families
 from domainfit.recipe.settings import Setting
-from domainfit.types import Qrels, Query
 
 
 def evaluated_queries(qrels: Qrels | None) -> list[str]:

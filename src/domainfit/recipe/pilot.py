@@ -3,7 +3,7 @@
 The pilot builds the recipe's training config (the ``[train]`` settings with
 the recipe's learning rate, loss and negatives, ``max_steps = pilot steps``),
 loads the base model, shapes the recipe's examples for its loss and trains
-with the same pieces as the ``train`` stage (`domainfit.train.runner`), but
+with the same pieces as the ``train`` stage (`domainfit.train.trainer`), but
 saves nothing: no checkpoints, no model. At each of its evaluation steps it
 scores the dev evaluator and calls the search's reporter; when that raises
 `Pruned`, training stops at once and the exception is raised again.
@@ -134,9 +134,9 @@ class TrainingPilot:
     def base_score(self) -> float:
         """Return the base model's dev score (measured on the first call, then kept)."""
         if self._base is None:
-            from domainfit.train.runner import _base_model
+            from domainfit.train.trainer import load_base_model
 
-            model = _base_model(self.train_cfg)
+            model = load_base_model(self.train_cfg)
             self._base = primary_score(self.evaluator, self.evaluator(model))
         return self._base
 
@@ -157,21 +157,21 @@ class TrainingPilot:
 
         from domainfit.train.losses import REGISTRY, build_loss
         from domainfit.train.router import router_mapping
-        from domainfit.train.runner import _base_model, _regularizer, _training_args, mix_general
+        from domainfit.train.trainer import domain_regularizer, load_base_model, mix_general, training_args
 
         if REGISTRY[cfg.loss].layout == "margin" and self.teacher is None:
             raise ValueError(f"recipe {recipe.name} uses margin-mse but the pilot has no teacher")
-        model: SentenceTransformer = _base_model(cfg)
+        model: SentenceTransformer = load_base_model(cfg)
         model.model_card_data.widget = [{"text": recipe.name}]  # nothing is saved: skip the card's own progress bar
         loss, spec = build_loss(model, cfg)
         mixed, _ = mix_general(list(self.examples(recipe)), cfg)
         data = to_dataset(mixed, spec.layout, max_negatives=cfg.max_negatives, teacher=self.teacher, seed=cfg.seed)
-        args = _training_args(cfg, out, False, list(data.column_names))
+        args = training_args(cfg, out, False, list(data.column_names))
         args.save_strategy = SaveStrategy.NO  # pilots keep no checkpoint
         args.disable_tqdm = True  # one bar per pilot would drown the search's own progress lines
         if cfg.separate_encoders:
             args.router_mapping = router_mapping(data.column_names)
-        regularizer = _regularizer(model, loss, cfg, self.steps[-1])
+        regularizer = domain_regularizer(model, loss, cfg, self.steps[-1])
         callback = _report_callback(reporter, self.evaluator, self.steps)
         trainer = SentenceTransformerTrainer(
             model=model,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from domainfit.workspace import atomic_write_bytes, atomic_write_text
+from domainfit.core.files import atomic_write_bytes, atomic_write_text
 
 
 def text_key(text: str, prompt: str = "") -> str:

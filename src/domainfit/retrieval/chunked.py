@@ -22,10 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from domainfit.data.chunking import Aggregate, Chunk, Chunker, TruncationReport
-from domainfit.ranking import rank_documents
+from domainfit.core.types import Document, Run
+from domainfit.data.chunking import Chunk, Chunker, TruncationReport
+from domainfit.data.config import Aggregate
 from domainfit.retrieval.dense import DenseRetriever, exact_search
-from domainfit.types import Document, Run
+from domainfit.retrieval.ranking import rank_documents
 
 
 def aggregate_chunks(hits: Iterable[tuple[str, float]], method: Aggregate = "max", top_n: int = 3) -> dict[str, float]:

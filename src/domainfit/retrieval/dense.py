@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from domainfit.core.models import DEFAULT_MODEL, load_bi_encoder, model_fingerprint, set_max_seq_length
+from domainfit.core.progress import progress_bar
+from domainfit.core.types import Document, Run
 from domainfit.data.chunking import TruncationReport, check_truncation
-from domainfit.models import DEFAULT_MODEL, load_bi_encoder, model_fingerprint, set_max_seq_length
-from domainfit.progress import progress_bar
 from domainfit.retrieval.cache import EmbeddingCache, text_key
 from domainfit.text.config import active_normalization, normalization_mismatch, prepare_texts
-from domainfit.types import Document, Run
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -133,7 +133,7 @@ def exact_search(
 class DenseRetriever:
     """Bi-encoder retrieval with an on-disk embedding cache.
 
-    Inputs: a model name or path (resolved offline first, see `domainfit.models`),
+    Inputs: a model name or path (resolved offline first, see `domainfit.core.models`),
     an optional cache folder, batch size, max sequence length, the prompt names
     for queries and documents (used when the model defines them), the search
     backend. Example: ``DenseRetriever("sentence-transformers/all-MiniLM-L6-v2")``.

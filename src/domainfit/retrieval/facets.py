@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from domainfit.ranking import ranked_ids
+from domainfit.core.types import Document, Qrels, Run
+from domainfit.retrieval.config import FACET_GRID
 from domainfit.retrieval.dense import DenseRetriever, exact_search
 from domainfit.retrieval.hybrid import minmax
-from domainfit.retrieval.similarity_config import FACET_GRID
-from domainfit.types import Document, Qrels, Run
+from domainfit.retrieval.ranking import ranked_ids
 
 #: Field names that read the document itself rather than its metadata.
 DOCUMENT_FIELDS = ("title", "text")

@@ -24,11 +24,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from domainfit.ranking import ranked_ids
+from domainfit.core.types import Document, Qrels, Query, Run
+from domainfit.retrieval.config import HIERARCHY_GRID
 from domainfit.retrieval.dense import DenseRetriever
 from domainfit.retrieval.hybrid import convex
-from domainfit.retrieval.similarity_config import HIERARCHY_GRID
-from domainfit.types import Document, Qrels, Query, Run
+from domainfit.retrieval.ranking import ranked_ids
 
 Level = Literal["coarse", "fine"]
 LEVELS: tuple[Level, ...] = ("coarse", "fine")

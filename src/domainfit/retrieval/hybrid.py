@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from domainfit.ranking import ranked_ids
-from domainfit.types import Qrels, Run
+from domainfit.core.types import Qrels, Run
+from domainfit.retrieval.ranking import ranked_ids
 
 #: Convex weights tried when tuning: 0.0, 0.1, ..., 1.0.
 ALPHA_GRID: tuple[float, ...] = tuple(step / 10 for step in range(11))

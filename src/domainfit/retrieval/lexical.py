@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from domainfit.core.types import Document, Run
 from domainfit.text.config import prepare_text, prepare_texts
-from domainfit.types import Document, Run
 
 
 class BM25Retriever:

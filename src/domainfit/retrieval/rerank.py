@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from domainfit.progress import progress_bar
-from domainfit.ranking import ranked_ids
+from domainfit.core.progress import progress_bar
+from domainfit.core.types import Document, Run
+from domainfit.retrieval.ranking import ranked_ids
 from domainfit.text.config import prepare_text
-from domainfit.types import Document, Run
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder

@@ -24,7 +24,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from domainfit.types import Document, Query, Run
+from domainfit.core.types import Document, Query, Run
 
 DecayMode = Literal["multiplicative", "additive"]
 MissingPolicy = Literal["oldest", "no-decay", "drop"]

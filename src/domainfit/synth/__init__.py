@@ -1,1 +1,1 @@
-"""Training data when labels are scarce: synthetic queries, hard negatives, curriculum."""
+"""Training data when labels are scarce: synthetic queries (offline, LLM, clicks), their filters and training pairs."""

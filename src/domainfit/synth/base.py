@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from domainfit.core.types import Document
 from domainfit.text.config import prepare_text
-from domainfit.types import Document
 
 #: Called with the number of documents just processed (drives a progress bar).
 Advance = Callable[[int], None]

@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from domainfit.data.chunking import Chunk, Chunker, ChunkingConfig, max_seq_length, token_lengths
+from domainfit.data.chunking import Chunk, Chunker, max_seq_length, token_lengths
+from domainfit.data.config import ChunkingConfig
 
 if TYPE_CHECKING:
+    from domainfit.core.types import Document
     from domainfit.retrieval.dense import DenseRetriever
     from domainfit.synth.datasets import TrainingPair
-    from domainfit.types import Document
 
 
 def chunking_on(config: ChunkingConfig | None) -> bool:
@@ -141,7 +142,7 @@ class ChunkVectors:
 
 def _stand_in(chunk: Chunk, title: str) -> Document:
     """Return a chunk as a document of its own: id the chunk id, title the chunk's prefix (or the title), text."""
-    from domainfit.types import Document
+    from domainfit.core.types import Document
 
     heading = chunk.prefix.rstrip("\n")
     return Document(id=chunk.id, title=heading or title, text=chunk.text, metadata={"parent": chunk.doc_id})

@@ -31,10 +31,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from domainfit.core.errors import InputError
 from domainfit.data.checks import check_id
 from domainfit.data.jsonl import MAX_LINE_BYTES, iter_jsonl, require_str
 from domainfit.data.splits import normalise_text
-from domainfit.errors import InputError
 from domainfit.synth.base import SyntheticQuery
 
 

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from domainfit.models import DEFAULT_MODEL
+from domainfit.core.models import DEFAULT_MODEL
 
 #: The offline generators, in the order their queries are written.
 OFFLINE_GENERATORS: tuple[str, ...] = ("title", "heading", "cloze", "salient")

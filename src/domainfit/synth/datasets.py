@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from domainfit.core.errors import InputError
+from domainfit.core.types import Document
 from domainfit.data.beir import BeirDataset
 from domainfit.data.jsonl import MAX_LINE_BYTES, iter_jsonl, require_str
 from domainfit.data.splits import normalise_text
-from domainfit.errors import InputError
-from domainfit.types import Document
 
 #: Where the ``synth`` stage writes its queries, relative to the workspace.
 SYNTH_QUERIES = Path("synth") / "queries.jsonl"

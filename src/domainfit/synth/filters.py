@@ -24,10 +24,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from domainfit.core.progress import progress_bar
+from domainfit.core.types import Document
 from domainfit.data.splits import normalise_text
-from domainfit.progress import progress_bar
 from domainfit.synth.base import SyntheticQuery
-from domainfit.types import Document
 
 if TYPE_CHECKING:
     from domainfit.data.chunking import Chunker

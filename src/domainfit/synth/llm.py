@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+from domainfit.core.types import Document
 from domainfit.data.splits import normalise_text
 from domainfit.synth.base import Advance, QueryGenerator, SyntheticQuery, _no_progress
 from domainfit.synth.config import LLMConfig
 from domainfit.synth.llm_client import ChatBacked, LLMError, LLMUsage, ResponseCache
-from domainfit.types import Document
 
 __all__ = ["LLMError", "LLMQueryGenerator", "LLMUsage", "ResponseCache", "build_prompt", "parse_queries"]
 

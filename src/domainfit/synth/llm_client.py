@@ -27,9 +27,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from domainfit.errors import DomainfitError
+from domainfit.core.errors import DomainfitError
+from domainfit.core.files import atomic_write_json
 from domainfit.synth.config import ChatEndpointConfig
-from domainfit.workspace import atomic_write_json
 
 
 class LLMError(DomainfitError):

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from domainfit.core.types import Document
 from domainfit.data.splits import normalise_text
 from domainfit.synth.base import Advance, QueryGenerator, SyntheticQuery, _no_progress
 from domainfit.synth.textparse import find_identifiers, plain_text, sentence_spans, split_sections
-from domainfit.types import Document
 
 #: Titles and headings that name no topic, so they make poor queries.
 GENERIC_TITLES = frozenset(

@@ -91,7 +91,7 @@ MODEL_TEXT_FILE = "domainfit_text.json"
 
 def write_model_text_settings(folder: Path) -> Path:
     """Record the active text settings and normalisation id in a saved model folder; return the file written."""
-    from domainfit.workspace import atomic_write_json
+    from domainfit.core.files import atomic_write_json
 
     path = Path(folder) / MODEL_TEXT_FILE
     atomic_write_json(path, {"text_normalization": active_normalization(), "text": text_config().model_dump()})

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from domainfit.errors import UsageError
+from domainfit.core.errors import UsageError
+from domainfit.core.types import Document, Qrels, Query
 from domainfit.text.config import TextConfig, text_config
 from domainfit.text.normalize import normalize_text
-from domainfit.types import Document, Qrels, Query
 
 UNDETERMINED = "und"
 """Language of a text that is too short or too ambiguous to tell (ISO 639-2 ``und``)."""

@@ -1,1 +1,1 @@
-"""Fine-tuning: one place that builds and runs the sentence-transformers trainer."""
+"""Fine-tuning: the sentence-transformers trainer as domainfit builds it (losses, data, evaluator, checkpoints)."""

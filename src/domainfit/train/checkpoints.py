@@ -28,8 +28,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from domainfit.errors import DomainfitWarning
-from domainfit.workspace import atomic_write_json
+from domainfit.core.errors import DomainfitWarning
+from domainfit.core.files import atomic_write_json
 
 #: The completion marker domainfit writes into a checkpoint folder after the trainer saved it.
 MARKER = "domainfit-checkpoint.json"

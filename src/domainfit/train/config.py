@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from domainfit.models import DEFAULT_MODEL
+from domainfit.core.models import DEFAULT_MODEL
 
 LOSSES = ("mnrl", "cached-mnrl", "triplet", "contrastive", "cosine", "margin-mse")
 

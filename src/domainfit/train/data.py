@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from domainfit.core.errors import InputError
 from domainfit.data.beir import BeirDataset
 from domainfit.data.pairs import read_pairs
-from domainfit.errors import InputError
 from domainfit.text.config import prepare_text, prepare_texts
 from domainfit.train.losses import Layout
 

@@ -8,12 +8,8 @@ domainfit's artifacts; the other ranks train and return.
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 from typing import Any
-
-from domainfit.workspace import Workspace
 
 
 def world_size() -> int:
@@ -81,13 +77,3 @@ def device_args() -> dict[str, Any]:
     if _cuda():
         return {"use_cpu": False}
     return {"use_cpu": True, "ddp_backend": "gloo"}
-
-
-@contextlib.contextmanager
-def main_process_lock(workspace: Workspace) -> Iterator[None]:
-    """Hold the workspace lock on the main process only (the other ranks write nothing)."""
-    if is_main_process():
-        with workspace.lock():
-            yield
-    else:
-        yield

@@ -1,0 +1,1 @@
+"""Shared foundations: errors, types, atomic files, the workspace, progress and model resolution."""

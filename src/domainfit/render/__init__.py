@@ -1,0 +1,1 @@
+"""Rendering of stage results: terminal tables, Markdown summaries and the HTML report."""

@@ -1,1 +1,0 @@
-"""The report: one self-contained HTML file and a Markdown summary of a workspace."""

@@ -1,0 +1,327 @@
+"""The ``train`` stage: build and run the sentence-transformers trainer from the config.
+
+Input: a BEIR folder (train split and/or the ``mine`` dataset; dev split for
+evaluation), a workspace and a `TrainConfig`. Output, in ``<workspace>/train/``:
+``model/`` (a sentence-transformers folder: safetensors, prompts, model card),
+``history.json`` (loss and dev NDCG@10 by step), ``result.json``, ``config.json``
+and ``manifest.json``. Checkpoints live in ``<workspace>/train-checkpoints/``
+so an interrupted run resumes with ``resume=True``.
+
+Without a ``mine`` dataset the examples are the train qrels' (query, document)
+pairs; with ``[chunking]`` on, a document longer than the base model's window is
+then replaced by its chunk closest to the query (`domainfit.synth.chunked`), as
+``mine`` does, instead of being truncated silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from domainfit import __version__
+from domainfit.core.files import atomic_write_json, staged_dir
+from domainfit.core.models import load_cross_encoder
+from domainfit.core.progress import is_quiet
+from domainfit.core.workspace import Workspace
+from domainfit.data.beir import BeirDataset, load_beir
+from domainfit.data.jsonl import MAX_LINE_BYTES
+from domainfit.stages.bench import data_fingerprint
+from domainfit.text.config import active_normalization, write_model_text_settings
+from domainfit.train import distributed
+from domainfit.train.checkpoints import completion_callback
+from domainfit.train.config import TrainConfig
+from domainfit.train.data import (
+    Example,
+    Teacher,
+    curriculum_examples,
+    examples_from_pairs,
+    examples_from_qrels,
+    sequential_batches,
+    to_dataset,
+)
+from domainfit.train.evaluator import PoolSource, dev_evaluator
+from domainfit.train.losses import build_loss, loss_config
+from domainfit.train.merge import choose_merge
+from domainfit.train.origins import mined_examples
+from domainfit.train.router import router_mapping
+from domainfit.train.teacher import CrossEncoderTeacher, HybridTeacher
+from domainfit.train.trainer import (
+    domain_regularizer,
+    forgetting_options,
+    last_checkpoint,
+    load_base_model,
+    loss_history,
+    mix_general,
+    step_of,
+    step_seconds,
+    training_args,
+    truncated_positives,
+)
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+    from domainfit.data.config import ChunkingConfig
+
+STAGE = "train"
+CHECKPOINTS = "train-checkpoints"
+
+
+@dataclass
+class TrainResult:
+    """What one training run did and measured."""
+
+    model_path: str
+    training_source: str
+    train_examples: int
+    layout: str
+    steps: int
+    estimated_seconds: float
+    seconds: float
+    base_dev_ndcg10: float | None
+    best_dev_ndcg10: float | None
+    best_step: int | None
+    resumed_from: str | None
+    general_examples: int = 0
+    merge_weight: float | None = None
+    merge_dev_scores: dict[str, float] | None = None
+    up_to_date: bool = False
+    world_size: int = 1
+    against_forgetting: dict[str, Any] | None = None
+    separate_encoders: bool = False
+    text_normalization: str | None = None  # see domainfit.text.normalize.normalization_id
+    truncated_positives: int | None = None  # training positives longer than max_seq_length (None: not checked)
+
+
+def _chunked_qrels_examples(
+    dataset: BeirDataset, workspace: Workspace, cfg: TrainConfig, chunking: ChunkingConfig
+) -> tuple[list[Example], str]:
+    """Train-qrels examples whose long documents are replaced by their best chunk under the base model."""
+    from domainfit.retrieval.dense import DenseRetriever
+    from domainfit.synth.chunked import chunk_pair_positives
+    from domainfit.synth.datasets import labelled_pairs
+
+    examples_from_qrels(dataset, cfg.train_split)  # the same errors as without chunking
+    dense = DenseRetriever(
+        cfg.base_model, cache_dir=workspace.cache_dir / "embeddings", max_seq_length=cfg.max_seq_length
+    )
+    pairs, _, chosen, _ = chunk_pair_positives(
+        dense, chunking, dataset.corpus, labelled_pairs(dataset, cfg.train_split)
+    )
+    label = f"qrels/{cfg.train_split}.tsv"
+    if chosen:
+        label += f" ({len(chosen)} long documents as their best chunk)"
+    return [Example(p.query, p.positive(dataset.corpus)) for p in pairs], label
+
+
+def _examples(
+    dataset: BeirDataset, workspace: Workspace, cfg: TrainConfig, chunking: ChunkingConfig | None = None
+) -> tuple[list[Example], str]:
+    """Training examples and a label of where they came from (explicit file, mine output, or train qrels)."""
+    if cfg.dataset:
+        return examples_from_pairs(Path(cfg.dataset).expanduser().resolve()), cfg.dataset
+    stages = workspace.stage_dir("mine") / "curriculum"
+    if cfg.curriculum and (stages / "stages.json").is_file():
+        return curriculum_examples(stages, cfg.seed), f"{stages} (easy to hard)"
+    mined = workspace.stage_dir("mine") / "dataset"
+    if mined.is_dir():
+        found = mined_examples(mined.parent)
+        if cfg.synthetic_share is None:
+            return found.examples, str(mined)
+        kept = found.with_share(cfg.synthetic_share, cfg.seed)
+        return kept, f"{mined} (synthetic at most {cfg.synthetic_share:.0%}: {len(kept)} of {len(found.examples)})"
+    if chunking is not None and chunking.method != "none":
+        return _chunked_qrels_examples(dataset, workspace, cfg, chunking)
+    return examples_from_qrels(dataset, cfg.train_split), f"qrels/{cfg.train_split}.tsv"
+
+
+def _bench_alpha(workspace: Workspace) -> float:
+    """Return the convex weight ``bench`` tuned on dev for the first model, or 0.5."""
+    metrics = workspace.stage_dir("bench") / "metrics.json"
+    if metrics.is_file():
+        tuning = json.loads(metrics.read_text()).get("hybrid_tuning", {})
+        for entry in tuning.values():
+            return float(entry.get("alpha", 0.5))
+    return 0.5
+
+
+def _teacher(model: SentenceTransformer, dataset: BeirDataset, workspace: Workspace, reranker: str | None) -> Teacher:
+    """Return a cross-encoder teacher when one is given, else the hybrid BM25 + dense teacher."""
+    if reranker:
+        return CrossEncoderTeacher(load_cross_encoder(reranker))
+    texts = [doc.full_text() for doc in dataset.corpus.values()]
+    return HybridTeacher(model, texts, alpha=_bench_alpha(workspace))
+
+
+def _inputs(data: Path, cfg: TrainConfig, source: str, examples: list[Example]) -> dict[str, Any]:
+    """Return what decides whether a re-run is a no-op: data, examples, config, version."""
+    digest = hashlib.sha256()
+    for e in examples:
+        digest.update(f"{e.anchor}\x00{e.positive}\x00{'|'.join(e.negatives)}\x00{e.score}\x01".encode())
+    return {
+        "data_sha256": data_fingerprint(data),
+        "examples_sha256": digest.hexdigest(),
+        "source": source,
+        "config": cfg.model_dump(),
+        "domainfit_version": __version__,
+        "text_normalization": active_normalization(),
+    }
+
+
+def run_train(
+    data: Path,
+    workspace: Workspace,
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    reranker: str | None = None,
+    chunking: ChunkingConfig | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> TrainResult:
+    """Fine-tune the base model and save it into the workspace.
+
+    Inputs: the BEIR folder, the workspace, the train config; ``resume``
+    continues from the last checkpoint; ``force`` re-runs even when nothing
+    changed; ``reranker`` is the cross-encoder teacher for ``margin-mse``;
+    ``chunking``: the ``[chunking]`` settings, used when training straight from
+    the train qrels (long documents as their best chunk); ``max_line_bytes``
+    caps one JSONL record of the BEIR folder (``[data] max_line_mib``).
+    Output: a `TrainResult`. Bad input raises `InputError` before anything is written.
+    """
+    from sentence_transformers import SentenceTransformerTrainer
+    from transformers import EarlyStoppingCallback
+    from transformers.trainer_callback import PrinterCallback
+
+    root = Path(data).expanduser().resolve()
+    workspace.attach_data(root)  # a workspace inside, above or equal to the data is refused
+    dataset = load_beir(root, max_line_bytes=max_line_bytes)
+    examples, source = _examples(dataset, workspace, cfg, chunking)
+    out_dir = workspace.stage_dir(STAGE)
+    inputs = _inputs(root, cfg, source, examples)
+    world = distributed.world_size()
+    if world > 1:  # the effective batch is batch_size x processes
+        inputs["world_size"] = world
+    manifest = out_dir / "manifest.json"
+    with _main_process_lock(workspace):  # only rank 0 writes; the up-to-date check runs under the lock
+        previous = json.loads(manifest.read_text()) if manifest.is_file() else {}
+        if not force and not resume and previous.get("inputs") == inputs and (out_dir / "result.json").is_file():
+            result = TrainResult(**json.loads((out_dir / "result.json").read_text()))
+            result.up_to_date = True
+            return result
+        model = load_base_model(cfg)
+        loss, spec = build_loss(model, cfg)
+        teacher = _teacher(model, dataset, workspace, reranker) if spec.layout == "margin" else None
+        mixed, n_general = mix_general(examples, cfg)
+        truncated = truncated_positives(model, mixed, cfg)
+        in_order = cfg.curriculum and source.endswith("(easy to hard)")
+        train_ds = to_dataset(
+            mixed, spec.layout, max_negatives=cfg.max_negatives, teacher=teacher, seed=cfg.seed, shuffle=not in_order
+        )
+        evaluator = dev_evaluator(
+            dataset,
+            cfg.eval_split,
+            max_corpus=cfg.eval_max_corpus,
+            seed=cfg.seed,
+            corpus=cfg.eval_corpus,
+            pool=PoolSource(
+                cfg.base_model, cfg.eval_pool_depth, cfg.max_seq_length, workspace.cache_dir / "embeddings"
+            ),
+        )
+        base_dev = None
+        if evaluator is not None and distributed.is_main_process():  # the other ranks do not report it
+            base_dev = float(evaluator(model)[evaluator.primary_metric])
+        steps_per_epoch = math.ceil(len(train_ds) / (cfg.batch_size * world))
+        steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.epochs)
+        estimate = step_seconds(model, examples, cfg) * steps
+        ckpt_dir = workspace.root / CHECKPOINTS
+        last = last_checkpoint(ckpt_dir) if resume else None
+        if not resume and ckpt_dir.exists() and distributed.is_main_process():
+            shutil.rmtree(ckpt_dir)
+        distributed.barrier()
+        args = training_args(cfg, ckpt_dir, evaluator is not None, list(train_ds.column_names))
+        if in_order:
+            args.batch_sampler = sequential_batches
+        if cfg.separate_encoders:  # dataset columns -> query / document route
+            args.router_mapping = router_mapping(train_ds.column_names)
+        regularizer = domain_regularizer(model, loss, cfg, steps)
+        callbacks: list[Any] = [completion_callback()]  # marks each checkpoint complete once saved
+        if evaluator is not None and cfg.early_stopping_patience:
+            callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
+        trainer = SentenceTransformerTrainer(
+            model=model,
+            args=args,
+            train_dataset=train_ds,
+            loss=regularizer.loss if regularizer else loss,
+            evaluator=evaluator,
+            callbacks=callbacks,
+        )
+        if is_quiet():  # without progress bars the trainer prints its log dicts to stdout (breaks --json)
+            trainer.remove_callback(PrinterCallback)
+        else:
+            print(f"training {len(train_ds)} examples ({spec.name}), {steps} steps, estimated {estimate / 60:.1f} min")
+        start = time.perf_counter()
+        trainer.train(resume_from_checkpoint=str(last) if last else None)
+        seconds = time.perf_counter() - start
+        best_step = step_of(trainer.state.best_model_checkpoint)
+        best = float(trainer.state.best_metric) if trainer.state.best_metric is not None else None
+        merged, choice = None, None
+        if cfg.merge and evaluator is not None and distributed.is_main_process():
+            base_model = load_base_model(cfg)
+            merged, choice = choose_merge(base_model, model, lambda m: float(evaluator(m)[evaluator.primary_metric]))
+        result = TrainResult(
+            model_path=str(out_dir / "model"),
+            training_source=source,
+            train_examples=len(train_ds),
+            layout=spec.layout,
+            steps=int(trainer.state.global_step),
+            estimated_seconds=round(estimate, 1),
+            seconds=round(seconds, 1),
+            base_dev_ndcg10=base_dev,
+            best_dev_ndcg10=best,
+            best_step=best_step,
+            resumed_from=str(last) if last else None,
+            general_examples=n_general,
+            merge_weight=choice.weight if choice else None,
+            merge_dev_scores={str(k): v for k, v in choice.scores.items()} if choice else None,
+            against_forgetting=forgetting_options(cfg, n_general, regularizer),
+            separate_encoders=cfg.separate_encoders,
+            world_size=world,
+            text_normalization=active_normalization(),
+            truncated_positives=truncated,
+        )
+        if not distributed.is_main_process():
+            return result
+        with staged_dir(out_dir) as tmp:
+            model.save(str(tmp / "model"))
+            write_model_text_settings(tmp / "model")  # how the training text was normalised
+            if merged is not None:
+                merged.save(str(tmp / "merged"))
+                write_model_text_settings(tmp / "merged")
+            atomic_write_json(tmp / "history.json", loss_history(trainer.state.log_history, base_dev))
+            atomic_write_json(tmp / "result.json", asdict(result))
+            atomic_write_json(
+                tmp / "config.json", {"train": cfg.model_dump(), "loss": loss_config(cfg), "data": str(root)}
+            )
+            workspace.write_manifest(
+                tmp, STAGE, inputs, ["history.json", "result.json", "config.json", "model/model.safetensors"]
+            )
+    return result
+
+
+@contextlib.contextmanager
+def _main_process_lock(workspace: Workspace) -> Iterator[None]:
+    """Hold the workspace lock on the main process only (the other ranks write nothing)."""
+    if distributed.is_main_process():
+        with workspace.lock():
+            yield
+    else:
+        yield
