@@ -14,7 +14,7 @@ from domainfit.core.workspace import Workspace
 from domainfit.data.beir import BeirDataset, load_beir, write_beir
 from domainfit.evaluation.systems import SystemRunner, profile_languages
 from domainfit.stages.bench import run_bench
-from domainfit.text.config import TextConfig, set_text_config
+from domainfit.text.config import TextConfig
 from domainfit.text.language import (
     UNDETERMINED,
     LanguageDetector,
@@ -23,15 +23,6 @@ from domainfit.text.language import (
     language_slice_labels,
     wants_language_slices,
 )
-
-
-@pytest.fixture(autouse=True)
-def _default_text_settings():
-    """Every test starts and ends with the default text settings."""
-    set_text_config(TextConfig())
-    yield
-    set_text_config(TextConfig())
-
 
 # (language, query, document title, document text): one relevant document per query, in the query's language
 ITEMS = [
@@ -164,15 +155,18 @@ def test_monolingual_data_gets_no_language_slices_unless_asked(tmp_path: Path) -
     runner = SystemRunner(data, data.qrels["test"], None, BenchConfig(), tmp_path)
     summary = profile_languages(runner)
     assert summary["slices"] is False and runner.extra_labels == {} and runner.notes == []
-    set_text_config(TextConfig(language_slices="on"))
+    runner = SystemRunner(
+        data, data.qrels["test"], None, BenchConfig(), tmp_path, text=TextConfig(language_slices="on")
+    )
     summary = profile_languages(runner)
     assert summary["slices"] is True and runner.extra_labels["q01"] == {"language": "en", "cross_language": "no"}
 
 
 def test_language_slices_can_be_turned_off(tmp_path: Path) -> None:
-    set_text_config(TextConfig(language_slices="off"))
     data = mixed_dataset()
-    runner = SystemRunner(data, data.qrels["test"], None, BenchConfig(), tmp_path)
+    runner = SystemRunner(
+        data, data.qrels["test"], None, BenchConfig(), tmp_path, text=TextConfig(language_slices="off")
+    )
     summary = profile_languages(runner)
     assert summary["multilingual"] is True and summary["slices"] is False and runner.extra_labels == {}
 
@@ -193,7 +187,6 @@ def test_demo_corpus_is_monolingual() -> None:
 def mixed_bench(tmp_path_factory):
     """One bench run (BM25 + MiniLM) over the mixed-language folder, written through the real loader."""
     root = tmp_path_factory.mktemp("mixed")
-    set_text_config(TextConfig())
     folder = write_beir(mixed_dataset(), root / "data")
     result = run_bench(folder, Workspace(root / "ws"), BenchConfig(tune_split=None, hybrid=False))
     return result, Path(result.output_dir)

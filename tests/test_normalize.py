@@ -18,14 +18,11 @@ from domainfit.data.splits import normalise_text
 from domainfit.retrieval.dense import DenseRetriever, encode_texts
 from domainfit.retrieval.lexical import BM25Retriever
 from domainfit.synth.base import SyntheticQuery
-from domainfit.text.config import (
+from domainfit.text.config import TextConfig, prepare_text
+from domainfit.text.model_text import (
     MODEL_TEXT_FILE,
-    TextConfig,
     model_normalization,
     normalization_mismatch,
-    prepare_text,
-    set_text_config,
-    text_config,
     write_model_text_settings,
 )
 from domainfit.text.normalize import (
@@ -37,15 +34,6 @@ from domainfit.text.normalize import (
     normalize_text,
 )
 from domainfit.train.data import Example
-
-
-@pytest.fixture(autouse=True)
-def _default_text_settings():
-    """Every test starts and ends with the default text settings."""
-    set_text_config(TextConfig())
-    yield
-    set_text_config(TextConfig())
-
 
 CASES = {
     # full-width and half-width forms
@@ -217,11 +205,11 @@ def test_query_of_only_control_characters_is_bad_input(tmp_path: Path) -> None:
 
 def test_loader_keeps_raw_text_when_normalisation_is_off(tmp_path: Path) -> None:
     folder = write_beir(_dataset(), tmp_path / "data")
-    load_config(None, {"text": {"normalize": False}})
-    assert text_config().normalize is False
-    assert load_beir(folder).queries["q1"].text == "  ＥＲＲ＿ＡＵＴＨ＿７０２\u200b  "
-    load_config(None)  # a config without [text] restores the defaults
-    assert load_beir(folder).queries["q1"].text == "ERR_AUTH_702"
+    config = load_config(None, {"text": {"normalize": False}})
+    assert config.text.normalize is False
+    assert load_beir(folder, text=config.text).queries["q1"].text == "  ＥＲＲ＿ＡＵＴＨ＿７０２\u200b  "
+    assert load_beir(folder, text=load_config(None).text).queries["q1"].text == "ERR_AUTH_702"  # the defaults
+    assert load_beir(folder).queries["q1"].text == "ERR_AUTH_702"  # a setting never outlives its call
 
 
 def test_pair_files_training_examples_and_generated_queries_are_normalised(tmp_path: Path) -> None:
@@ -240,15 +228,15 @@ def test_pair_files_training_examples_and_generated_queries_are_normalised(tmp_p
 
 def test_prepare_text_follows_the_setting() -> None:
     assert prepare_text("ＡＰＩ") == "API"
-    set_text_config(TextConfig(normalize=False))
-    assert prepare_text("ＡＰＩ") == "ＡＰＩ"
+    assert prepare_text("ＡＰＩ", TextConfig(normalize=False)) == "ＡＰＩ"
+    assert prepare_text("ＡＰＩ") == "API"
 
 
 def test_text_section_of_the_config(tmp_path: Path) -> None:
     path = tmp_path / "domainfit.toml"
     path.write_text('[text]\nnormalize = true\nlanguage_slices = "on"\nlanguages = ["fr", "en", "de"]\n')
     config = load_config(path)
-    assert config.text.languages == ["de", "en", "fr"] and text_config().language_slices == "on"
+    assert config.text.languages == ["de", "en", "fr"] and config.text.language_slices == "on"
     path.write_text('[text]\nlanguages = ["English"]\n')
     with pytest.raises(InputError) as err:
         load_config(path)
@@ -300,9 +288,8 @@ def test_dense_full_width_query_embeds_exactly_like_the_ascii_query(minilm, tmp_
 def test_model_folder_records_its_normalisation(tmp_path: Path) -> None:
     folder = tmp_path / "model"
     folder.mkdir()
-    assert model_normalization(folder) is None and normalization_mismatch(folder) is None
-    write_model_text_settings(folder)
+    assert model_normalization(folder) is None and normalization_mismatch(folder, TextConfig()) is None
+    write_model_text_settings(folder, TextConfig())
     assert json.loads((folder / MODEL_TEXT_FILE).read_text())["text_normalization"] == normalization_id(True)
-    assert normalization_mismatch(folder) is None
-    set_text_config(TextConfig(normalize=False))
-    assert "trained on text normalised as" in (normalization_mismatch(folder) or "")
+    assert normalization_mismatch(folder, TextConfig()) is None
+    assert "trained on text normalised as" in (normalization_mismatch(folder, TextConfig(normalize=False)) or "")

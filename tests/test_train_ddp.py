@@ -125,6 +125,32 @@ def test_worker_reports_bad_input_to_the_launcher(tmp_path):
     assert report["exit_code"] == 2 and "missing" in report["error"]
 
 
+def test_the_text_and_chunking_settings_travel_to_every_worker(tmp_path, monkeypatch):
+    """A launched worker prepares and chunks texts as the launching command does, not with the defaults."""
+    from domainfit.data.config import ChunkingConfig
+    from domainfit.stages import train as train_stage
+    from domainfit.stages.train import TrainResult
+    from domainfit.text.config import TextConfig
+
+    text = TextConfig(normalize=False, language_slices="off")
+    chunking = ChunkingConfig(method="recursive", size=64, overlap=8)
+    seen = {}
+
+    def fake_run_train(data, workspace, cfg, **kwargs):
+        seen.update(kwargs)
+        return TrainResult("m", "qrels/train.tsv", 1, "pairs", 1, 0.0, 0.0, None, None, None, None)
+
+    monkeypatch.setattr(train_stage, "run_train", fake_run_train)
+    spec, outcome = tmp_path / "spec.json", tmp_path / "result.json"
+    write_spec(spec, data=tmp_path, workspace=tmp_path / "ws", cfg=TrainConfig(), result=outcome, text=text,
+               chunking=chunking)  # fmt: skip
+    assert run_worker(json.loads(spec.read_text())) == 0, outcome.read_text()
+    assert seen["text"] == text and seen["chunking"] == chunking
+    write_spec(spec, data=tmp_path, workspace=tmp_path / "ws", cfg=TrainConfig(), result=outcome)
+    assert run_worker(json.loads(spec.read_text())) == 0
+    assert seen["text"] == TextConfig() and seen["chunking"] is None
+
+
 def test_single_process_defaults_and_gather_flag(minilm, monkeypatch):
     assert distributed.world_size() == 1 and distributed.is_main_process()
     assert distributed.device_args() == {"use_cpu": True}

@@ -30,7 +30,7 @@ from domainfit.evaluation.config import KNOWN_METRIC, BenchConfig, DecideConfig,
 from domainfit.mine.config import MineConfig
 from domainfit.recipe.config import RecipeConfig
 from domainfit.synth.config import SynthConfig
-from domainfit.text.config import TextConfig, set_text_config
+from domainfit.text.config import TextConfig
 from domainfit.train.config import TrainConfig
 
 __all__ = [
@@ -356,8 +356,8 @@ def load_config(path: Path | None, overrides: dict[str, dict[str, Any]] | None =
     Raises `InputError` naming the file, line and key on any problem: a bad
     value, a value of the wrong shape (a table where an array is expected), or
     a cross-reference between sections that does not hold (`validate_config`).
-    The ``[text]`` section becomes the process's text settings (`set_text_config`),
-    so loaders, encoders and training treat text alike.
+    The ``[text]`` section is passed by every stage to every loader, encoder and
+    training example it makes (`domainfit.text.config`), so they treat text alike.
     """
     raw: dict[str, Any] = {}
     text = ""
@@ -386,5 +386,4 @@ def load_config(path: Path | None, overrides: dict[str, dict[str, Any]] | None =
         loc, message = _located(exc.errors()[0])
         raise InputError(source, _line_of(text, loc), ".".join(str(p) for p in loc) or "-", message) from None
     validate_config(config, text, source)
-    set_text_config(config.text)  # one text treatment for every stage of this process
     return config

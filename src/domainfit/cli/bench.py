@@ -54,6 +54,7 @@ def bench(
         cfg.bench,
         force=force,
         max_line_bytes=cfg.data.max_line_mib << 20,
+        text=cfg.text,
         chunking=cfg.chunking,
     )
     if as_json:

@@ -46,7 +46,9 @@ def calibrate(
         config,
         {"calibrate": {"models": model, "split": split, "beta": beta, "configurations": configuration}},
     )
-    result = run_calibrate(folder, Workspace(workspace), cfg.calibrate, max_line_bytes=cfg.data.max_line_mib << 20)
+    result = run_calibrate(
+        folder, Workspace(workspace), cfg.calibrate, max_line_bytes=cfg.data.max_line_mib << 20, text=cfg.text
+    )
     if as_json:
         print_json(result.to_json())
         return

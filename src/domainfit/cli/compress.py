@@ -74,6 +74,7 @@ def compress(
         cfg.compress,
         force=force,
         max_line_bytes=cfg.data.max_line_mib << 20,
+        text=cfg.text,
     )
     if as_json:
         print_json(result.to_json())

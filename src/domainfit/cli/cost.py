@@ -42,7 +42,12 @@ def cost(
         {"cost": {"model": model, "vectors": vectors, "embed_docs_per_second": docs_per_second}},
     )
     report = run_cost(
-        folder, Workspace(workspace), cfg.cost, config_path=config, max_line_bytes=cfg.data.max_line_mib << 20
+        folder,
+        Workspace(workspace),
+        cfg.cost,
+        config_path=config,
+        max_line_bytes=cfg.data.max_line_mib << 20,
+        text=cfg.text,
     )
     if as_json:
         print_json(report.to_json())

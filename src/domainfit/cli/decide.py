@@ -37,6 +37,7 @@ def decide(
         costed_as_trained(cfg.decide, cfg.train),
         when,
         max_line_bytes=cfg.data.max_line_mib << 20,
+        text=cfg.text,
     )
     if as_json:
         sys.stdout.write(json.dumps(decision.to_json(), indent=2) + "\n")

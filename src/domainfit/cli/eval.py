@@ -44,6 +44,7 @@ def evaluate(
         force=force,
         chunking=cfg.chunking,
         max_line_bytes=cfg.data.max_line_mib << 20,
+        text=cfg.text,
     )
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")

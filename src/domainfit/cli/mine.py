@@ -127,6 +127,7 @@ def mine(
         cfg.mine,
         force=force,
         max_line_bytes=cfg.data.max_line_mib << 20,
+        text=cfg.text,
         chunking=cfg.chunking,
     )
     if as_json:

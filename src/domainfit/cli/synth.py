@@ -157,6 +157,7 @@ def synth(
         cfg.synth,
         force=force,
         max_line_bytes=cfg.data.max_line_mib << 20,
+        text=cfg.text,
         chunking=cfg.chunking,
     )
     if as_json:

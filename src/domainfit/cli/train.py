@@ -76,7 +76,7 @@ def train(
         seconds = budget_seconds(budget)
         assert seconds is not None
         train_cfg, line = fit_train(
-            data, Workspace(workspace), cfg.train, seconds, max_line_bytes=cfg.data.max_line_mib << 20
+            data, Workspace(workspace), cfg.train, seconds, max_line_bytes=cfg.data.max_line_mib << 20, text=cfg.text
         )
         cfg = cfg.model_copy(update={"train": train_cfg})
         if not (quiet or as_json):
@@ -93,6 +93,8 @@ def train(
             reranker=reranker,
             quiet=quiet or as_json,
             max_line_bytes=cfg.data.max_line_mib << 20,
+            text=cfg.text,
+            chunking=cfg.chunking,
         )
     else:
         result = run_train(
@@ -104,6 +106,7 @@ def train(
             reranker=reranker,
             chunking=cfg.chunking,
             max_line_bytes=cfg.data.max_line_mib << 20,
+            text=cfg.text,
         )
     if as_json:
         sys.stdout.write(json.dumps(asdict(result), indent=2) + "\n")

@@ -16,6 +16,7 @@ from domainfit.core.types import Qrels
 from domainfit.data.beir import BeirDataset
 from domainfit.data.judged import check_evaluated_split
 from domainfit.retrieval.dense import DenseRetriever
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
 
 @dataclass
@@ -37,11 +38,17 @@ class EncodedQueries:
 
 
 def open_retriever(
-    model: str, cache_dir: Path, *, batch_size: int = 32, max_seq_length: int | None = 256
+    model: str,
+    cache_dir: Path,
+    *,
+    batch_size: int = 32,
+    max_seq_length: int | None = 256,
+    text: TextConfig = DEFAULT_TEXT,
 ) -> DenseRetriever:
     """Load a bi-encoder with an embedding cache (the workspace's is ``<workspace>/cache/embeddings``)."""
     return DenseRetriever(
         model,
+        text=text,
         cache_dir=cache_dir,
         batch_size=batch_size,
         max_seq_length=max_seq_length,

@@ -22,7 +22,7 @@ from domainfit.core.files import atomic_write_text, staged_dir
 from domainfit.core.types import Document, Qrels, Query
 from domainfit.data.checks import MAX_GRADE, check_id
 from domainfit.data.jsonl import MAX_LINE_BYTES, dumps_line, iter_jsonl, iter_lines, require_str
-from domainfit.text.config import prepare_text
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
 QRELS_HEADER = ("query-id", "corpus-id", "score")
 _INTEGER = re.compile(r"^-?[0-9]+$")
@@ -75,35 +75,37 @@ def _unique_records(path: Path, max_line_bytes: int, what: str) -> Iterator[tupl
         raise InputError(path, 0, "-", f"no {what} in the file")
 
 
-def read_corpus(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> dict[str, Document]:
+def read_corpus(
+    path: Path, max_line_bytes: int = MAX_LINE_BYTES, text: TextConfig = DEFAULT_TEXT
+) -> dict[str, Document]:
     """Read and validate ``corpus.jsonl``; returns documents by id, in file order.
 
-    Titles and texts are normalised (`domainfit.text.config.prepare_text`).
+    Titles and texts are prepared under ``text`` (`domainfit.text.config.TextConfig.prepare`).
     """
     docs: dict[str, Document] = {}
     for line, ident, record in _unique_records(path, max_line_bytes, "documents"):
-        title = prepare_text(require_str(record, "title", path, line, required=False, allow_empty=True))
-        text = prepare_text(require_str(record, "text", path, line, required=True, allow_empty=True))
-        if not text.strip() and not title.strip():
+        title = text.prepare(require_str(record, "title", path, line, required=False, allow_empty=True))
+        body = text.prepare(require_str(record, "text", path, line, required=True, allow_empty=True))
+        if not body.strip() and not title.strip():
             raise InputError(path, line, "text", "is empty (and so is the title)")
-        docs[ident] = Document(id=ident, text=text, title=title, metadata=_metadata(record, _RESERVED_DOC))
+        docs[ident] = Document(id=ident, text=body, title=title, metadata=_metadata(record, _RESERVED_DOC))
     return docs
 
 
-def read_queries(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> dict[str, Query]:
+def read_queries(path: Path, max_line_bytes: int = MAX_LINE_BYTES, text: TextConfig = DEFAULT_TEXT) -> dict[str, Query]:
     """Read and validate ``queries.jsonl``; returns queries by id, in file order.
 
-    Texts are normalised (`domainfit.text.config.prepare_text`) exactly as queries are at search time.
+    Texts are prepared under ``text`` exactly as queries are at search time.
     """
     queries: dict[str, Query] = {}
     for line, ident, record in _unique_records(path, max_line_bytes, "queries"):
-        text = prepare_text(require_str(record, "text", path, line))
-        if not text:
+        query = text.prepare(require_str(record, "text", path, line))
+        if not query:
             raise InputError(path, line, "text", "is empty once control characters and surrounding spaces are removed")
         meta = _metadata(record, _RESERVED_QUERY)
         if "family" in meta and not isinstance(meta["family"], str | int):
             raise InputError(path, line, "family", "must be a string")
-        queries[ident] = Query(id=ident, text=text, metadata=meta)
+        queries[ident] = Query(id=ident, text=query, metadata=meta)
     return queries
 
 
@@ -166,17 +168,23 @@ def read_qrels(path: Path, query_ids: set[str] | dict[str, Any], doc_ids: set[st
     return qrels
 
 
-def load_beir(folder: Path | str, splits: list[str] | None = None, max_line_bytes: int = MAX_LINE_BYTES) -> BeirDataset:
+def load_beir(
+    folder: Path | str,
+    splits: list[str] | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
+    text: TextConfig = DEFAULT_TEXT,
+) -> BeirDataset:
     """Load a BEIR folder; ``splits`` limits which ``qrels/*.tsv`` are read (default: all).
 
-    ``max_line_bytes`` caps one JSONL record (a larger document should be split).
+    ``max_line_bytes`` caps one JSONL record (a larger document should be split);
+    ``text`` are the ``[text]`` settings documents and queries are prepared under.
     """
     root = Path(folder).expanduser().resolve()
     if not root.is_dir():
         raise InputError(root, 0, "-", "not a folder (expected a BEIR folder with corpus.jsonl)")
-    corpus = read_corpus(root / "corpus.jsonl", max_line_bytes)
+    corpus = read_corpus(root / "corpus.jsonl", max_line_bytes, text)
     queries_path = root / "queries.jsonl"
-    queries = read_queries(queries_path, max_line_bytes) if queries_path.exists() else {}
+    queries = read_queries(queries_path, max_line_bytes, text) if queries_path.exists() else {}
     qrels_dir = root / "qrels"
     available = sorted(p.stem for p in qrels_dir.glob("*.tsv")) if qrels_dir.is_dir() else []
     wanted = available if splits is None else splits

@@ -17,6 +17,7 @@ from domainfit.core.errors import DomainfitError
 from domainfit.core.types import Document, Query
 from domainfit.data.beir import BeirDataset, load_beir
 from domainfit.data.pairs import read_pairs
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
 #: Setting value that selects the packaged general-domain pairs.
 BUNDLED = "bundled"
@@ -38,21 +39,22 @@ def general_path(value: str) -> Path:
     return bundled_pairs_path() if value == BUNDLED else Path(value).expanduser().resolve()
 
 
-def general_dataset(value: str) -> BeirDataset:
+def general_dataset(value: str, text: TextConfig = DEFAULT_TEXT) -> BeirDataset:
     """Load general-domain data as a BEIR dataset for the forgetting check.
 
     Input: ``"bundled"``, a BEIR folder, or a JSONL/CSV pair file. A pair file
     becomes one document per distinct passage and one query per pair, judged in
-    a ``test`` split (each query's passage is its relevant document).
+    a ``test`` split (each query's passage is its relevant document). Texts are
+    prepared under the ``[text]`` settings ``text``.
     """
     path = general_path(value)
     if path.is_dir():
-        return load_beir(path)
+        return load_beir(path, text=text)
     corpus: dict[str, Document] = {}
     queries: dict[str, Query] = {}
     qrels: dict[str, dict[str, int]] = {}
     ids: dict[str, str] = {}
-    for n, pair in enumerate(read_pairs(path)):
+    for n, pair in enumerate(read_pairs(path, text)):
         did = ids.setdefault(pair.positive, f"g{len(ids):05d}")
         corpus.setdefault(did, Document(id=did, text=pair.positive))
         qid = f"gq{n:05d}"

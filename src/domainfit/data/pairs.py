@@ -17,7 +17,7 @@ from typing import Any
 from domainfit.core.errors import InputError
 from domainfit.data.checks import surrogate_problem
 from domainfit.data.jsonl import iter_jsonl, iter_lines, require_str
-from domainfit.text.config import prepare_text
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "query": ("query", "anchor"),
@@ -55,8 +55,8 @@ def _score(value: Any, path: Path, line: int, key: str) -> float:
     return number
 
 
-def _pair_from_record(record: dict[str, Any], path: Path, line: int) -> Pair:
-    """Validate one record (JSON object or CSV row) into a `Pair`; texts are normalised (`prepare_text`)."""
+def _pair_from_record(record: dict[str, Any], path: Path, line: int, text: TextConfig) -> Pair:
+    """Validate one record (JSON object or CSV row) into a `Pair`; texts are prepared under ``text``."""
     keys = {name: _pick(record, name) for name in ALIASES}
     for name in ("query", "positive"):
         if keys[name] is None:
@@ -64,26 +64,26 @@ def _pair_from_record(record: dict[str, Any], path: Path, line: int) -> Pair:
     problem = surrogate_problem({key: record[key] for key in keys.values() if key is not None})
     if problem is not None:  # rows that did not come through `iter_jsonl` (which checks whole records)
         raise InputError(path, line, *problem)
-    query = prepare_text(require_str(record, keys["query"] or "query", path, line))
-    positive = prepare_text(require_str(record, keys["positive"] or "positive", path, line))
+    query = text.prepare(require_str(record, keys["query"] or "query", path, line))
+    positive = text.prepare(require_str(record, keys["positive"] or "positive", path, line))
     negative = None
     if keys["negative"] is not None and record[keys["negative"]] not in (None, ""):
-        negative = prepare_text(require_str(record, keys["negative"], path, line))
+        negative = text.prepare(require_str(record, keys["negative"], path, line))
     score = None
     if keys["score"] is not None and record[keys["score"]] not in (None, ""):
         score = _score(record[keys["score"]], path, line, keys["score"])
     return Pair(query=query, positive=positive, negative=negative, score=score)
 
 
-def read_pairs_jsonl(path: Path) -> list[Pair]:
+def read_pairs_jsonl(path: Path, text: TextConfig = DEFAULT_TEXT) -> list[Pair]:
     """Read a JSONL pair file; each line is an object with query/positive[/negative][/score]."""
-    pairs = [_pair_from_record(record, path, line) for line, record in iter_jsonl(path)]
+    pairs = [_pair_from_record(record, path, line, text) for line, record in iter_jsonl(path)]
     if not pairs:
         raise InputError(path, 0, "-", "no pairs in the file")
     return pairs
 
 
-def read_pairs_csv(path: Path, delimiter: str | None = None) -> list[Pair]:
+def read_pairs_csv(path: Path, delimiter: str | None = None, settings: TextConfig = DEFAULT_TEXT) -> list[Pair]:
     """Read a CSV/TSV pair file with a header row naming the columns.
 
     Quoted cells may span lines; errors name the line where the record starts.
@@ -110,7 +110,7 @@ def read_pairs_csv(path: Path, delimiter: str | None = None) -> list[Pair]:
                 continue
             if len(cells) != len(header):
                 raise InputError(path, line, "-", f"expected {len(header)} columns, got {len(cells)}")
-            pairs.append(_pair_from_record(dict(zip(header, cells, strict=True)), path, line))
+            pairs.append(_pair_from_record(dict(zip(header, cells, strict=True)), path, line, settings))
     except csv.Error as exc:
         raise InputError(path, numbers[min(start, len(numbers)) - 1], "-", f"malformed CSV ({exc})") from None
     if not pairs:
@@ -118,8 +118,11 @@ def read_pairs_csv(path: Path, delimiter: str | None = None) -> list[Pair]:
     return pairs
 
 
-def read_pairs(path: Path | str) -> list[Pair]:
-    """Read pairs from a ``.jsonl``, ``.csv`` or ``.tsv`` file, or a saved Hugging Face dataset folder."""
+def read_pairs(path: Path | str, text: TextConfig = DEFAULT_TEXT) -> list[Pair]:
+    """Read pairs from a ``.jsonl``, ``.csv`` or ``.tsv`` file, or a saved Hugging Face dataset folder.
+
+    Texts are prepared under the ``[text]`` settings ``text``.
+    """
     source = Path(path).expanduser().resolve()
     if not source.exists():
         raise InputError(source, 0, "-", "not found")
@@ -129,23 +132,23 @@ def read_pairs(path: Path | str) -> list[Pair]:
             raise InputError(
                 source, 0, "-", "not a BEIR folder (no corpus.jsonl) and not a dataset saved with save_to_disk"
             )
-        return pairs_from_hf(source)
+        return pairs_from_hf(source, text=text)
     if source.suffix in (".jsonl", ".json"):
-        return read_pairs_jsonl(source)
+        return read_pairs_jsonl(source, text)
     if source.suffix in (".csv", ".tsv"):
-        return read_pairs_csv(source)
+        return read_pairs_csv(source, settings=text)
     raise InputError(source, 0, "-", "unknown pair file type (use .jsonl, .csv, .tsv or a dataset folder)")
 
 
-def pairs_from_records(records: Iterable[dict[str, Any]], source: str) -> list[Pair]:
+def pairs_from_records(records: Iterable[dict[str, Any]], source: str, text: TextConfig = DEFAULT_TEXT) -> list[Pair]:
     """Validate an iterable of row dicts (e.g. a Hugging Face dataset) into pairs; rows are numbered from 1."""
-    pairs = [_pair_from_record(dict(row), Path(source), n) for n, row in enumerate(records, start=1)]
+    pairs = [_pair_from_record(dict(row), Path(source), n, text) for n, row in enumerate(records, start=1)]
     if not pairs:
         raise InputError(source, 0, "-", "no rows")
     return pairs
 
 
-def pairs_from_hf(path_or_name: Path | str, split: str = "train") -> list[Pair]:
+def pairs_from_hf(path_or_name: Path | str, split: str = "train", text: TextConfig = DEFAULT_TEXT) -> list[Pair]:
     """Load pairs from a Hugging Face dataset saved with ``save_to_disk`` (or a cached hub name)."""
     import datasets
 
@@ -158,4 +161,4 @@ def pairs_from_hf(path_or_name: Path | str, split: str = "train") -> list[Pair]:
         if split not in loaded:
             raise InputError(path, 0, "-", f"split {split!r} not in dataset (has: {', '.join(loaded)})")
         loaded = loaded[split]
-    return pairs_from_records(loaded, str(path_or_name))
+    return pairs_from_records(loaded, str(path_or_name), text)

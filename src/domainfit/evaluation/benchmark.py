@@ -17,6 +17,7 @@ from domainfit.data.beir import BeirDataset
 from domainfit.data.config import ChunkingConfig
 from domainfit.evaluation.config import BenchConfig
 from domainfit.evaluation.metrics import evaluate
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
 
 @dataclass
@@ -36,7 +37,8 @@ class Benchmark:
     Inputs: the dataset, the evaluation qrels, the tuning qrels (or None), the
     bench config, the cache folder, optional display labels per model
     (default: a single model is unlabelled, several are labelled by their name)
-    and the ``[chunking]`` settings (None: no chunked systems).
+    the ``[chunking]`` settings (None: no chunked systems) and the ``[text]``
+    settings every retriever prepares texts under.
     """
 
     def __init__(
@@ -48,7 +50,9 @@ class Benchmark:
         cache: Path,
         labels: dict[str, str] | None = None,
         chunking: ChunkingConfig | None = None,
+        text: TextConfig = DEFAULT_TEXT,
     ) -> None:
+        self.text = text
         self.dataset, self.qrels, self.tune, self.config, self.cache = (
             dataset,
             qrels,

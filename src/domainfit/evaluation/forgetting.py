@@ -14,23 +14,28 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from domainfit.retrieval.dense import encode_texts, exact_search
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 
 def neighbour_overlap(
-    base: SentenceTransformer, tuned: SentenceTransformer, texts: list[str], k: int = 10
+    base: SentenceTransformer,
+    tuned: SentenceTransformer,
+    texts: list[str],
+    k: int = 10,
+    text: TextConfig = DEFAULT_TEXT,
 ) -> tuple[float, np.ndarray]:
     """Mean overlap of the k nearest neighbours (self excluded) of each text under two models.
 
-    Inputs: the two models, at least ``k + 1`` texts, ``k``. Output: the mean
+    Inputs: the two models, at least ``k + 1`` texts, ``k``, the ``[text]`` settings. Output: the mean
     overlap in [0, 1] and the per-text overlaps.
     """
     if len(texts) <= k:
         raise ValueError(f"need more than k={k} texts, got {len(texts)}")
     vectors = [
-        encode_texts(model, texts, description=f"forgetting check: {name}", task="document")
+        encode_texts(model, texts, description=f"forgetting check: {name}", task="document", text=text)
         for model, name in ((base, "base"), (tuned, "fine-tuned"))
     ]
     return overlap_of(vectors[0], vectors[1], k)
@@ -52,7 +57,9 @@ def overlap_of(before: np.ndarray, after: np.ndarray, k: int = 10) -> tuple[floa
     return float(per_text.mean()), per_text
 
 
-def base_similarity(base: SentenceTransformer, tuned: SentenceTransformer, texts: list[str]) -> float:
+def base_similarity(
+    base: SentenceTransformer, tuned: SentenceTransformer, texts: list[str], text: TextConfig = DEFAULT_TEXT
+) -> float:
     """Mean cosine between each text's embedding under the base and under the fine-tuned model.
 
     Inputs: two models with the same embedding width (the fine-tuned one trained
@@ -60,8 +67,8 @@ def base_similarity(base: SentenceTransformer, tuned: SentenceTransformer, texts
     """
     if not texts:
         raise ValueError("need at least one text")
-    before = encode_texts(base, texts, description="drift check: base", task="document")
-    after = encode_texts(tuned, texts, description="drift check: fine-tuned", task="document")
+    before = encode_texts(base, texts, description="drift check: base", task="document", text=text)
+    after = encode_texts(tuned, texts, description="drift check: fine-tuned", task="document", text=text)
     return cosine_of(before, after)
 
 

@@ -22,8 +22,7 @@ from domainfit.retrieval.dense import DenseRetriever
 from domainfit.retrieval.hybrid import convex, rrf, tune_convex
 from domainfit.retrieval.lexical import BM25Retriever
 from domainfit.retrieval.rerank import rerank
-from domainfit.text.config import active_normalization
-from domainfit.text.language import language_profile, language_slice_labels, wants_language_slices
+from domainfit.text.language import language_profile, language_slice_labels, shared_detector, wants_language_slices
 
 
 def _qtexts(dataset: BeirDataset, qrels: Qrels) -> dict[str, str]:
@@ -46,7 +45,7 @@ class SystemRunner(Benchmark):
         queries = _qtexts(self.dataset, self.qrels)
         tune_queries = _qtexts(self.dataset, self.tune) if self.tune else {}
         start = time.perf_counter()
-        bm25 = BM25Retriever(k1=cfg.bm25_k1, b=cfg.bm25_b)
+        bm25 = BM25Retriever(k1=cfg.bm25_k1, b=cfg.bm25_b, text=self.text)
         bm25.index(self.dataset.corpus)
         self.add(
             "bm25",
@@ -79,6 +78,7 @@ class SystemRunner(Benchmark):
             cache_dir=self.cache / "embeddings",
             batch_size=cfg.batch_size,
             max_seq_length=cfg.max_seq_length,
+            text=self.text,
         )
         dense.index(self.dataset.corpus)
         run = dense.search(queries, cfg.depth)
@@ -175,6 +175,7 @@ class SystemRunner(Benchmark):
             model,
             depth=cfg.rerank_depth,
             batch_size=cfg.batch_size,
+            text=self.text,
         )
         self.add(
             "rerank",
@@ -210,8 +211,8 @@ def profile_languages(bench: SystemRunner, max_examples: int = 10) -> dict[str, 
     queries, detector settings, the text normalisation applied, whether the
     slices were added).
     """
-    profile = language_profile(bench.dataset.corpus, bench.dataset.queries, bench.qrels)
-    added = wants_language_slices(profile)
+    profile = language_profile(bench.dataset.corpus, bench.dataset.queries, bench.qrels, shared_detector(bench.text))
+    added = wants_language_slices(profile, bench.text)
     if added:
         taken = {key for qid in bench.qrels for key in bench.dataset.queries[qid].metadata}  # metadata slices
         for qid, extra in language_slice_labels(profile, taken).items():
@@ -222,4 +223,4 @@ def profile_languages(bench: SystemRunner, max_examples: int = 10) -> dict[str, 
                 f"{len(flagged)} of {len(profile.query_language)} queries are cross-language (their language is not "
                 f"that of their relevant documents), e.g. {', '.join(flagged[:3])}: see the cross_language slice"
             )
-    return {**profile.summary(max_examples), "slices": added, "text_normalization": active_normalization()}
+    return {**profile.summary(max_examples), "slices": added, "text_normalization": bench.text.normalization()}

@@ -70,6 +70,7 @@ from domainfit.mine.mining_types import (
 from domainfit.retrieval.dense import exact_search
 from domainfit.retrieval.lexical import BM25Retriever
 from domainfit.synth.datasets import TrainingPair
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
@@ -130,7 +131,9 @@ class NegativeMiner:
         *,
         cross_encoder: CrossEncoder | None = None,
         chunks: ChunkVectors | None = None,
+        text: TextConfig = DEFAULT_TEXT,
     ) -> None:
+        self.text = text
         if not len(doc_ids) == len(doc_texts) == doc_vectors.shape[0]:
             raise ValueError("doc_ids, doc_texts and doc_vectors must have one entry per document")
         self.doc_ids = list(doc_ids)
@@ -175,7 +178,7 @@ class NegativeMiner:
         stats = {source: SourceStats() for source in cfg.enabled()}
         self._scorer.scored = 0
         if "bm25" in stats and self._bm25 is None:
-            self._bm25 = BM25Retriever(k1=cfg.bm25_k1, b=cfg.bm25_b)
+            self._bm25 = BM25Retriever(k1=cfg.bm25_k1, b=cfg.bm25_b, text=self.text)
             self._bm25.index_texts(self.doc_ids, list(self.doc_texts))
         queries = self.encoder.encode_queries([p.query for p in pairs]) if pairs else np.zeros((0, 1), np.float32)
         positive_sims = self._positive_similarities(pairs, queries)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from domainfit.core.types import Document, Qrels, Run
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -84,20 +85,21 @@ def candidate_runs(
     *,
     max_seq_length: int | None = None,
     cache_dir: Path | None = None,
+    text: TextConfig = DEFAULT_TEXT,
 ) -> list[Run]:
     """Return the BM25 run and the base dense run (exact search) of ``queries`` over the whole corpus.
 
     Inputs: the corpus, ``{qid: query text}``, the base model (name, path or
     loaded model; a loaded model gets ``max_seq_length`` set when given), the
-    depth and an embedding cache folder (None: no cache).
+    depth, an embedding cache folder (None: no cache) and the ``[text]`` settings.
     Output: ``[bm25_run, dense_run]``, each ``depth`` deep.
     """
     from domainfit.retrieval.dense import DenseRetriever
     from domainfit.retrieval.lexical import BM25Retriever
 
-    bm25 = BM25Retriever()
+    bm25 = BM25Retriever(text=text)
     bm25.index(corpus)
-    dense = DenseRetriever(model, max_seq_length=max_seq_length, cache_dir=cache_dir)
+    dense = DenseRetriever(model, max_seq_length=max_seq_length, cache_dir=cache_dir, text=text)
     dense.index(corpus)
     return [bm25.search(dict(queries), k=depth), dense.search(dict(queries), k=depth)]
 

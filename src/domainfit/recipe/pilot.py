@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from domainfit.recipe.search import Pruned, Reporter
 from domainfit.recipe.space import Recipe
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 from domainfit.train.config import TrainConfig
 from domainfit.train.data import Example, Teacher, to_dataset
 
@@ -107,7 +108,8 @@ class TrainingPilot:
     the recipe's training examples; the dev evaluator (e.g. `pool_evaluator`);
     the evaluation steps (`evaluation_steps`, the last one is the pilot's
     length); the margin-mse teacher (scores with the base model; None: no
-    margin-mse recipes); an output folder (None: a temporary one).
+    margin-mse recipes); an output folder (None: a temporary one); the ``[text]``
+    settings the general pairs are prepared under.
     Output of a call: the best dev NDCG@10 after step 0; the base score is
     reported at step 0 first (measured once, `base_score`). Nothing is saved.
     """
@@ -121,7 +123,9 @@ class TrainingPilot:
         *,
         teacher: Teacher | None = None,
         output_dir: Path | None = None,
+        text: TextConfig = DEFAULT_TEXT,
     ) -> None:
+        self.text = text
         if not steps:
             raise ValueError("a pilot needs at least one evaluation step")
         self.train_cfg, self.examples, self.evaluator = train_cfg, examples, evaluator
@@ -164,14 +168,14 @@ class TrainingPilot:
         model: SentenceTransformer = load_base_model(cfg)
         model.model_card_data.widget = [{"text": recipe.name}]  # nothing is saved: skip the card's own progress bar
         loss, spec = build_loss(model, cfg)
-        mixed, _ = mix_general(list(self.examples(recipe)), cfg)
+        mixed, _ = mix_general(list(self.examples(recipe)), cfg, self.text)
         data = to_dataset(mixed, spec.layout, max_negatives=cfg.max_negatives, teacher=self.teacher, seed=cfg.seed)
         args = training_args(cfg, out, False, list(data.column_names))
         args.save_strategy = SaveStrategy.NO  # pilots keep no checkpoint
         args.disable_tqdm = True  # one bar per pilot would drown the search's own progress lines
         if cfg.separate_encoders:
             args.router_mapping = router_mapping(data.column_names)
-        regularizer = domain_regularizer(model, loss, cfg, self.steps[-1])
+        regularizer = domain_regularizer(model, loss, cfg, self.steps[-1], self.text)
         callback = _report_callback(reporter, self.evaluator, self.steps)
         trainer = SentenceTransformerTrainer(
             model=model,

@@ -19,7 +19,8 @@ from domainfit.core.progress import progress_bar
 from domainfit.core.types import Document, Run
 from domainfit.data.chunking import TruncationReport, check_truncation
 from domainfit.retrieval.cache import EmbeddingCache, text_key
-from domainfit.text.config import active_normalization, normalization_mismatch, prepare_texts
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
+from domainfit.text.model_text import normalization_mismatch
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -43,18 +44,19 @@ def encode_texts(
     cache: EmbeddingCache | None = None,
     description: str = "encoding",
     task: str | None = None,
+    text: TextConfig = DEFAULT_TEXT,
 ) -> np.ndarray:
     """Encode ``texts`` into L2-normalised float32 vectors, one row per text.
 
     ``task`` (``"query"`` or ``"document"``) picks the route of a model with
     separate query and document encoders (see `is_routed`); other models ignore it.
 
-    Texts are normalised first (`prepare_text`: documents at index time and
-    queries at search time alike). Cached texts are read from ``cache``; the
+    Texts are prepared first under the ``[text]`` settings ``text`` (documents at
+    index time and queries at search time alike). Cached texts are read from ``cache``; the
     rest are encoded longest first (as sentence-transformers does), with a
     progress bar, and stored back.
     """
-    texts = prepare_texts(list(texts))
+    texts = text.prepare_all(list(texts))
     get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     dim = int(get_dim() or 0)
     out = np.zeros((len(texts), dim), dtype=np.float32)
@@ -136,7 +138,8 @@ class DenseRetriever:
     Inputs: a model name or path (resolved offline first, see `domainfit.core.models`),
     an optional cache folder, batch size, max sequence length, the prompt names
     for queries and documents (used when the model defines them), the search
-    backend. Example: ``DenseRetriever("sentence-transformers/all-MiniLM-L6-v2")``.
+    backend and the ``[text]`` settings texts are prepared under.
+    Example: ``DenseRetriever("sentence-transformers/all-MiniLM-L6-v2")``.
     """
 
     def __init__(
@@ -149,7 +152,9 @@ class DenseRetriever:
         query_prompt_name: str | None = None,
         document_prompt_name: str | None = None,
         backend: SearchBackend = "auto",
+        text: TextConfig = DEFAULT_TEXT,
     ) -> None:
+        self.text = text
         self.model_name = model if isinstance(model, str) else str(getattr(model, "_domainfit_path", "in-memory"))
         self.model = load_bi_encoder(model, max_seq_length=max_seq_length) if isinstance(model, str) else model
         if max_seq_length is not None:
@@ -164,7 +169,7 @@ class DenseRetriever:
         self._doc_ids: list[str] = []
         self._doc_matrix: np.ndarray | None = None
         self.truncation: TruncationReport | None = None  # documents over the window, set by `index`
-        mismatch = normalization_mismatch(getattr(self.model, "_domainfit_path", None))
+        mismatch = normalization_mismatch(getattr(self.model, "_domainfit_path", None), text)
         if mismatch:
             warnings.warn(mismatch, stacklevel=2)
 
@@ -178,7 +183,7 @@ class DenseRetriever:
             "query_prompt_name": self.query_prompt_name,
             "document_prompt_name": self.document_prompt_name,
             "backend": self.backend,
-            "text_normalization": active_normalization(),
+            "text_normalization": self.text.normalization(),
         }
 
     def _encode(self, texts: list[str], prompt_name: str | None, what: str, task: str) -> np.ndarray:
@@ -191,6 +196,7 @@ class DenseRetriever:
             cache=self.cache,
             description=f"encoding {what}",
             task=task,
+            text=self.text,
         )
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from domainfit.core.types import Document, Run
-from domainfit.text.config import prepare_text, prepare_texts
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
 
 class BM25Retriever:
@@ -20,7 +20,8 @@ class BM25Retriever:
     Inputs: BM25 parameters (``k1``, ``b``, ``method`` as bm25s names them),
     an English stemmer and stop-word list by default (``stemmer=None`` for
     none). Requirements: ``bm25s`` (and ``PyStemmer`` for stemming).
-    Documents and queries are normalised the same way (`prepare_text`) before tokenising.
+    Documents and queries are prepared the same way before tokenising, under the
+    ``[text]`` settings ``text``.
     """
 
     def __init__(
@@ -31,8 +32,10 @@ class BM25Retriever:
         stemmer: str | None = "english",
         stopwords: str | list[str] | None = "en",
         show_progress: bool = False,
+        text: TextConfig = DEFAULT_TEXT,
     ) -> None:
         self.k1, self.b, self.method = k1, b, method
+        self.text = text
         self.stemmer_name, self.stopwords = stemmer, stopwords
         self.show_progress = show_progress
         self._doc_ids: list[str] = []
@@ -67,7 +70,9 @@ class BM25Retriever:
         import bm25s
 
         self._tokenizer = self._make_tokenizer()
-        tokens = self._tokenizer.tokenize(prepare_texts(texts), return_as="tuple", show_progress=self.show_progress)
+        tokens = self._tokenizer.tokenize(
+            self.text.prepare_all(texts), return_as="tuple", show_progress=self.show_progress
+        )
         self._retriever = bm25s.BM25(k1=self.k1, b=self.b, method=self.method)
         self._retriever.index(tokens, show_progress=self.show_progress)
         self._doc_ids = list(doc_ids)
@@ -82,7 +87,7 @@ class BM25Retriever:
             raise RuntimeError("BM25Retriever.search called before index")
         k = min(k, len(self._doc_ids))
         tokens = self._tokenizer.tokenize(
-            prepare_texts(texts), update_vocab=False, return_as="ids", show_progress=False
+            self.text.prepare_all(texts), update_vocab=False, return_as="ids", show_progress=False
         )
         # bm25s maps tokens by its own vocabulary; pass token strings so unknown words are dropped
         strings = self._tokenizer.decode(tokens)
@@ -103,6 +108,8 @@ class BM25Retriever:
         if self._retriever is None:
             raise RuntimeError("BM25Retriever.score_all called before index")
         tokens = self._tokenizer.decode(
-            self._tokenizer.tokenize([prepare_text(text)], update_vocab=False, return_as="ids", show_progress=False)
+            self._tokenizer.tokenize(
+                [self.text.prepare(text)], update_vocab=False, return_as="ids", show_progress=False
+            )
         )[0]
         return np.asarray(self._retriever.get_scores(tokens), dtype=np.float32)

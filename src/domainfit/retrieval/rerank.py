@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from domainfit.core.progress import progress_bar
 from domainfit.core.types import Document, Run
 from domainfit.retrieval.ranking import ranked_ids
-from domainfit.text.config import prepare_text
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
@@ -22,12 +22,13 @@ def rerank(
     *,
     depth: int = 100,
     batch_size: int = 32,
+    text: TextConfig = DEFAULT_TEXT,
 ) -> Run:
     """Rescore the top ``depth`` documents of every query with a cross-encoder.
 
     Inputs: a first-stage run, query texts, the corpus and a loaded CrossEncoder.
     Output: a run holding only the reranked top ``depth`` per query, scored by the cross-encoder.
-    Query and document texts are normalised (`prepare_text`) as at indexing time.
+    Query and document texts are prepared under ``text`` as at indexing time.
     """
     candidates = {qid: ranked_ids(scores)[:depth] for qid, scores in run.items() if qid in queries}
     total = sum(len(docs) for docs in candidates.values())
@@ -37,8 +38,8 @@ def rerank(
             if not docs:
                 out[qid] = {}
                 continue
-            query = prepare_text(queries[qid])
-            pairs = [(query, prepare_text(corpus[doc].full_text())) for doc in docs]
+            query = text.prepare(queries[qid])
+            pairs = [(query, text.prepare(corpus[doc].full_text())) for doc in docs]
             scores = model.predict(pairs, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True)
             out[qid] = {doc: float(s) for doc, s in zip(docs, scores, strict=True)}
             advance(len(docs))

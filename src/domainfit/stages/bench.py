@@ -30,7 +30,7 @@ from domainfit.evaluation.significance import compare_runs
 from domainfit.evaluation.systems import SystemRunner, profile_languages, slices_of
 from domainfit.evaluation.trec import write_trec_run
 from domainfit.render.bench_summary import markdown_summary
-from domainfit.text.config import text_config
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
 STAGE = "bench"
 
@@ -46,9 +46,11 @@ def data_fingerprint(root: Path) -> str:
     return digest.hexdigest()
 
 
-def _load(root: Path, config: BenchConfig, max_line_bytes: int) -> tuple[BeirDataset, Qrels, Qrels | None]:
+def _load(
+    root: Path, config: BenchConfig, max_line_bytes: int, text: TextConfig
+) -> tuple[BeirDataset, Qrels, Qrels | None]:
     """Load and validate the dataset; return it with the evaluation and tuning qrels."""
-    dataset = load_beir(root, max_line_bytes=max_line_bytes)
+    dataset = load_beir(root, max_line_bytes=max_line_bytes, text=text)
     qrels = check_evaluated_split(dataset, config.split, root / "qrels")
     tune, _, _ = tuning_qrels(dataset, config.tune_split)
     return dataset, qrels, tune
@@ -62,6 +64,7 @@ def run_bench(
     force: bool = False,
     max_line_bytes: int = MAX_LINE_BYTES,
     chunking: ChunkingConfig | None = None,
+    text: TextConfig = DEFAULT_TEXT,
 ) -> BenchResult:
     """Run the bench stage over a BEIR folder and write its artifacts into the workspace.
 
@@ -69,7 +72,8 @@ def run_bench(
     ``force`` to re-run even when nothing changed, the largest accepted
     JSONL record in bytes and the ``[chunking]`` settings (None: no chunked
     systems; otherwise long documents are reported, and chunked rows and a
-    size x overlap sweep are added as configured, see `domainfit.evaluation.chunk_bench`).
+    size x overlap sweep are added as configured, see `domainfit.evaluation.chunk_bench`)
+    and the ``[text]`` settings every text is prepared under.
     Output: the `BenchResult`.
     Raises `InputError` on bad data (nothing is written then).
     """
@@ -83,12 +87,12 @@ def run_bench(
         "data_sha256": data_fingerprint(root),
         "config": config.model_dump(),
         "domainfit_version": __version__,
-        "text": text_config().fingerprint(),
+        "text": text.fingerprint(),
     }
     if chunking is not None:
         inputs["chunking"] = chunking.model_dump()
     manifest = out_dir / "manifest.json"
-    dataset, qrels, tune = _load(root, config, max_line_bytes)
+    dataset, qrels, tune = _load(root, config, max_line_bytes, text)
     with workspace.lock():  # the up-to-date check runs under the lock, so two runs cannot race
         if not force and manifest.is_file() and (out_dir / "metrics.json").is_file():
             previous = json.loads(manifest.read_text())
@@ -98,7 +102,7 @@ def run_bench(
                 return result
         _, tune_split, note = tuning_qrels(dataset, config.tune_split)
         tuned = config if note is None else config.model_copy(update={"tune_split": tune_split})
-        bench = SystemRunner(dataset, qrels, tune, tuned, workspace.cache_dir, chunking=chunking)
+        bench = SystemRunner(dataset, qrels, tune, tuned, workspace.cache_dir, chunking=chunking, text=text)
         if note is not None:
             bench.notes.append(note)
         leaks = check_qrels_leakage(dataset.qrels, dataset.queries) if len(dataset.qrels) > 1 else []
@@ -138,7 +142,7 @@ def run_bench(
                 {name: per_query(qrels, run, config.metrics) for name, run in bench.runs.items()},
             )
             atomic_write_json(tmp / "metrics.json", result.to_json())
-            resolved = {"bench": config.model_dump(), "text": text_config().model_dump(), "data": str(root)}
+            resolved = {"bench": config.model_dump(), "text": text.model_dump(), "data": str(root)}
             if chunking is not None:
                 resolved["chunking"] = chunking.model_dump()
             atomic_write_json(tmp / "config.json", resolved)

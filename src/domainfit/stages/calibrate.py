@@ -28,6 +28,7 @@ import numpy as np
 
 from domainfit.compress.config import CalibrateConfig
 from domainfit.core.errors import InputError, UsageError
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
 if TYPE_CHECKING:
     from domainfit.compress.embed import EncodedCorpus, EncodedQueries
@@ -259,13 +260,22 @@ def _split_for(queries: EncodedQueries, corpus: EncodedCorpus, config: Calibrate
 
 
 def calibrate_model(
-    model: str, dataset: Any, workspace: Workspace, config: CalibrateConfig, notes: list[str]
+    model: str,
+    dataset: Any,
+    workspace: Workspace,
+    config: CalibrateConfig,
+    notes: list[str],
+    text: TextConfig = DEFAULT_TEXT,
 ) -> ModelCalibration:
     """Calibrate every configuration of one model (embeddings through the workspace cache)."""
     from domainfit.compress.embed import encode_corpus, encode_split_queries, open_retriever
 
     retriever = open_retriever(
-        model, workspace.cache_dir / "embeddings", batch_size=config.batch_size, max_seq_length=config.max_seq_length
+        model,
+        workspace.cache_dir / "embeddings",
+        batch_size=config.batch_size,
+        max_seq_length=config.max_seq_length,
+        text=text,
     )
     corpus = encode_corpus(dataset, retriever)
     extra_depth = max(
@@ -302,11 +312,18 @@ def _cross_model_deltas(models: list[ModelCalibration]) -> None:
                 c.delta_vs_first_model = round(c.threshold - first[c.configuration], 6)
 
 
-def run_calibrate(data: Path, workspace: Workspace, config: CalibrateConfig, *, max_line_bytes: int) -> CalibrateResult:
+def run_calibrate(
+    data: Path,
+    workspace: Workspace,
+    config: CalibrateConfig,
+    *,
+    max_line_bytes: int,
+    text: TextConfig = DEFAULT_TEXT,
+) -> CalibrateResult:
     """Calibrate thresholds for every model and configuration; write ``<workspace>/calibrate/``.
 
-    Inputs: a BEIR folder, the workspace, the config and the largest JSONL
-    record. Output: the `CalibrateResult`. Raises `InputError` on bad data
+    Inputs: a BEIR folder, the workspace, the config, the largest JSONL
+    record and the ``[text]`` settings. Output: the `CalibrateResult`. Raises `InputError` on bad data
     or a missing split, `UsageError` on a malformed configuration name.
     """
     from domainfit.compress.embed import split_qrels
@@ -317,11 +334,11 @@ def run_calibrate(data: Path, workspace: Workspace, config: CalibrateConfig, *, 
     workspace.attach_data(root)  # a workspace inside, above or equal to the data is refused
     if not root.is_dir():
         raise InputError(root, 0, "-", "not a folder (expected a BEIR folder with corpus.jsonl)")
-    dataset = load_beir(root, max_line_bytes=max_line_bytes)
+    dataset = load_beir(root, max_line_bytes=max_line_bytes, text=text)
     split_qrels(dataset, config.split)
     notes: list[str] = []
     with workspace.lock():
-        models = [calibrate_model(m, dataset, workspace, config, notes) for m in config.models]
+        models = [calibrate_model(m, dataset, workspace, config, notes, text) for m in config.models]
         _cross_model_deltas(models)
         out_dir = workspace.stage_dir(STAGE)
         result = CalibrateResult(config.split, config.eval_split, config.beta, models, notes, str(out_dir))

@@ -31,6 +31,7 @@ from domainfit.data.beir import load_beir
 from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.render.compress import summary_markdown
 from domainfit.render.frontier import plot_frontier
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
 STAGE = "compress"
 OUTPUTS = ("results.json", "summary.md", "frontier.png", "config.json")
@@ -81,17 +82,20 @@ def _previous(out_dir: Path, inputs: dict[str, Any]) -> tuple[CompressResult | N
     ]
 
 
-def _measure(root: Path, workspace: Workspace, config: CompressConfig, max_line_bytes: int) -> CompressResult:
+def _measure(
+    root: Path, workspace: Workspace, config: CompressConfig, max_line_bytes: int, text: TextConfig
+) -> CompressResult:
     """Encode (through the cache) and sweep every configuration."""
     from domainfit.compress.embed import encode_corpus, encode_split_queries, open_retriever, split_qrels
 
-    dataset = load_beir(root, max_line_bytes=max_line_bytes)
+    dataset = load_beir(root, max_line_bytes=max_line_bytes, text=text)
     split_qrels(dataset, config.split)
     retriever = open_retriever(
         config.model,
         workspace.cache_dir / "embeddings",
         batch_size=config.batch_size,
         max_seq_length=config.max_seq_length,
+        text=text,
     )
     corpus = encode_corpus(dataset, retriever)
     queries = encode_split_queries(dataset, config.split, retriever)
@@ -139,11 +143,13 @@ def run_compress(
     *,
     force: bool = False,
     max_line_bytes: int = MAX_LINE_BYTES,
+    text: TextConfig = DEFAULT_TEXT,
 ) -> CompressResult:
     """Run the compress stage over a BEIR folder and write its artifacts into the workspace.
 
     Inputs: the BEIR folder, the workspace, the resolved config, ``force`` to
-    re-measure even when nothing changed, the largest accepted JSONL record.
+    re-measure even when nothing changed, the largest accepted JSONL record and
+    the ``[text]`` settings.
     Output: the `CompressResult` (``up_to_date`` when nothing had to be redone).
     Raises `InputError` on bad data or an unknown split (nothing is written then).
     """
@@ -158,7 +164,7 @@ def run_compress(
         if previous is not None and same:
             previous.up_to_date = True
             return previous
-        result = previous or _measure(root, workspace, config, max_line_bytes)
+        result = previous or _measure(root, workspace, config, max_line_bytes, text)
         basis = config.operating_point.bytes_basis
         mark_frontier(result.variants, result.primary_metric, result.latency_metric, basis)
         op = choose_operating_point(

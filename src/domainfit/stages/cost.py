@@ -19,6 +19,7 @@ from domainfit.core.files import atomic_write_json, atomic_write_text, staged_di
 from domainfit.core.workspace import Workspace
 from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.render.compress import human_bytes
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
 STAGE = "cost"
 
@@ -58,13 +59,13 @@ def fit_tiers(config: CostConfig, model_dims: int, config_path: Path | None) -> 
     return config.model_copy(update={"tiers": tiers}), notes
 
 
-def _probe_texts(data: Path | None, count: int, max_line_bytes: int) -> list[str]:
+def _probe_texts(data: Path | None, count: int, max_line_bytes: int, text: TextConfig) -> list[str]:
     """Sample ``count`` documents of DATA (or of the demo corpus), seeded."""
     from domainfit.data.beir import read_corpus
     from domainfit.data.demo import demo_path
 
     root = data if data is not None else demo_path()
-    corpus = read_corpus(root / "corpus.jsonl", max_line_bytes)
+    corpus = read_corpus(root / "corpus.jsonl", max_line_bytes, text)
     texts = [doc.full_text() for doc in corpus.values()]
     return random.Random(13).sample(texts, min(count, len(texts)))
 
@@ -77,6 +78,7 @@ def run_cost(
     config_path: Path | None = None,
     max_line_bytes: int = MAX_LINE_BYTES,
     max_seq_length: int | None = 256,
+    text: TextConfig = DEFAULT_TEXT,
 ) -> CostReport:
     """Price the index and write the cost artifacts.
 
@@ -98,7 +100,7 @@ def run_cost(
     if root is not None:  # the corpus is read (and checked) before the model loads
         from domainfit.data.beir import read_corpus
 
-        n_docs = len(read_corpus(root / "corpus.jsonl", max_line_bytes))
+        n_docs = len(read_corpus(root / "corpus.jsonl", max_line_bytes, text))
         vectors = n_docs if vectors is None else vectors
     assert vectors is not None
     model = load_bi_encoder(config.model, max_seq_length=max_seq_length)
@@ -111,7 +113,7 @@ def run_cost(
         from domainfit.compress.probe import measure_throughput
         from domainfit.core.progress import progress_bar
 
-        texts = _probe_texts(root, config.probe_documents, max_line_bytes)
+        texts = _probe_texts(root, config.probe_documents, max_line_bytes, text)
         with progress_bar("probing embedding throughput", len(texts)) as advance:
             probe = measure_throughput(model, texts)
             advance(len(texts))

@@ -22,6 +22,7 @@ from domainfit.core.files import atomic_write_json, atomic_write_text, staged_di
 from domainfit.core.workspace import Workspace
 from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.evaluation.config import DecideConfig
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
 if TYPE_CHECKING:
     from domainfit.train.config import TrainConfig
@@ -242,13 +243,19 @@ def render(decision: Decision) -> str:
 
 
 def run_decide(
-    data: Path, workspace: Workspace, cfg: DecideConfig, when: str = "auto", *, max_line_bytes: int = MAX_LINE_BYTES
+    data: Path,
+    workspace: Workspace,
+    cfg: DecideConfig,
+    when: str = "auto",
+    *,
+    max_line_bytes: int = MAX_LINE_BYTES,
+    text: TextConfig = DEFAULT_TEXT,
 ) -> Decision:
     """Decide from the workspace and write ``<workspace>/decide/decision-<when>.json`` and ``.md``.
 
     ``when``: ``before`` (needs ``bench``), ``after`` (needs ``eval``) or ``auto``
     (after when an evaluation exists, else before); ``max_line_bytes`` caps one
-    JSONL record of the BEIR folder (``[data] max_line_mib``).
+    JSONL record of the BEIR folder (``[data] max_line_mib``); ``text``: the ``[text]`` settings.
     """
     from domainfit.data.beir import load_beir
 
@@ -261,7 +268,7 @@ def run_decide(
         decision = decide_after(_read(eval_metrics, "eval", cfg.metric), cfg)
     else:
         bench = _read(workspace.stage_dir("bench") / "metrics.json", "bench", cfg.metric)
-        dataset = load_beir(data, max_line_bytes=max_line_bytes)
+        dataset = load_beir(data, max_line_bytes=max_line_bytes, text=text)
         n_pairs = training_pairs(workspace, dataset.qrels.get("train", {}))
         model = next((s["config"]["model"] for s in bench["systems"] if s["kind"] == "dense"), None)
         texts = [doc.full_text() for doc in list(dataset.corpus.values())[:32]]

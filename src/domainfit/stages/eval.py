@@ -45,7 +45,7 @@ from domainfit.render.eval_summary import BASE, MERGED, TUNED, eval_summary
 from domainfit.retrieval.dense import DenseRetriever
 from domainfit.retrieval.ranking import ranked_ids
 from domainfit.stages.bench import data_fingerprint
-from domainfit.text.config import text_config
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
 STAGE = "eval"
 
@@ -168,15 +168,20 @@ def _train_options(workspace: Workspace, cfg: EvalConfig) -> dict[str, Any] | No
     return options
 
 
-def _general_set(cfg: EvalConfig) -> BeirDataset | None:
+def _general_set(cfg: EvalConfig, text: TextConfig) -> BeirDataset | None:
     """Load the general-domain set of the forgetting check (None when ``eval.general`` turns it off)."""
     if not cfg.general or cfg.general.lower() == "none":
         return None
-    return general_dataset(cfg.general)
+    return general_dataset(cfg.general, text)
 
 
 def _forgetting(
-    cfg: EvalConfig, base_model: str, variants: dict[str, str], cache: Path, general: BeirDataset | None
+    cfg: EvalConfig,
+    base_model: str,
+    variants: dict[str, str],
+    cache: Path,
+    general: BeirDataset | None,
+    text: TextConfig = DEFAULT_TEXT,
 ) -> dict[str, Any]:
     """Forgetting on the general set (`_general_set`), for the fine-tuned model and every other variant (the merge).
 
@@ -196,6 +201,7 @@ def _forgetting(
             load_bi_encoder(name, max_seq_length=cfg.max_seq_length),
             cache_dir=cache / "embeddings",
             batch_size=cfg.batch_size,
+            text=text,
         )
         vectors[label] = dense.encode_documents(texts)
         if split is not None:
@@ -249,13 +255,15 @@ def run_eval(
     force: bool = False,
     chunking: ChunkingConfig | None = None,
     max_line_bytes: int = MAX_LINE_BYTES,
+    text: TextConfig = DEFAULT_TEXT,
 ) -> EvalResult:
     """Evaluate base vs fine-tuned on the test split and write ``<workspace>/eval``.
 
     Inputs: the BEIR folder, the workspace, the config, ``force`` and the
     ``[chunking]`` settings (None or ``none``: no chunked rows; otherwise the dense
     systems are also evaluated chunked, as in ``bench``, without the sweep);
-    ``max_line_bytes`` caps one JSONL record of the BEIR folder (``[data] max_line_mib``).
+    ``max_line_bytes`` caps one JSONL record of the BEIR folder (``[data] max_line_mib``);
+    ``text``: the ``[text]`` settings every text is prepared under.
     Raises `InputError` on bad data or a missing model (nothing is written then).
     """
     chunked = None
@@ -265,9 +273,9 @@ def run_eval(
     workspace.attach_data(root)  # a workspace inside, above or equal to the data is refused
     tuned_model = _tuned_model(workspace, cfg)
     merged = workspace.stage_dir("train") / "merged"
-    dataset = load_beir(root, max_line_bytes=max_line_bytes)
+    dataset = load_beir(root, max_line_bytes=max_line_bytes, text=text)
     check_evaluated_split(dataset, cfg.split, root / "qrels")
-    general = _general_set(cfg)  # a bad general-domain set fails here, before any model is loaded
+    general = _general_set(cfg, text)  # a bad general-domain set fails here, before any model is loaded
     out_dir = workspace.stage_dir(STAGE)
     inputs = {
         "data_sha256": data_fingerprint(root),
@@ -275,7 +283,7 @@ def run_eval(
         "merged_sha256": folder_fingerprint(merged) if merged.is_dir() else None,
         "config": cfg.model_dump(),
         "domainfit_version": __version__,
-        "text": text_config().fingerprint(),
+        "text": text.fingerprint(),
     }
     if chunked is not None:
         inputs["chunking"] = chunked.model_dump()
@@ -304,6 +312,7 @@ def run_eval(
             workspace.cache_dir,
             labels={cfg.base_model: BASE, tuned_model: TUNED, str(merged): MERGED},
             chunking=chunked,
+            text=text,
         )
         runner.run_all()
         languages = profile_languages(runner)
@@ -329,7 +338,7 @@ def run_eval(
             model=tuned_model, systems=runner.systems, slices=slices_of(runner, cfg.metrics),
             significance=significance, lift=_lift(runner.systems), improved=improved, worsened=worsened,
             forgetting=_forgetting(
-                cfg, cfg.base_model, _variants(workspace, cfg, tuned_model), workspace.cache_dir, general
+                cfg, cfg.base_model, _variants(workspace, cfg, tuned_model), workspace.cache_dir, general, text
             ),
             head_tail=_head_tail(runner, qrels, cfg.metrics),
             output_dir=str(out_dir), notes=runner.notes, languages=languages, chunking=runner.chunking,
@@ -364,7 +373,16 @@ def _deployable(
     """
     selection = None
     if tune:
-        dev = SystemRunner(dataset, tune, tune, bench_cfg, workspace.cache_dir, labels=runner.labels, chunking=chunked)
+        dev = SystemRunner(
+            dataset,
+            tune,
+            tune,
+            bench_cfg,
+            workspace.cache_dir,
+            labels=runner.labels,
+            chunking=chunked,
+            text=runner.text,
+        )
         dev.run_all()
         selection = {s.name: s.metrics[cfg.primary_metric] for s in dev.systems}
     return deployable(

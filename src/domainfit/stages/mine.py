@@ -49,6 +49,7 @@ from domainfit.core.workspace import Workspace
 from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.mine.config import MineConfig
 from domainfit.mine.outputs import _chunk_summary, _write_outputs
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -155,13 +156,13 @@ def _up_to_date(out_dir: Path, inputs: dict[str, Any]) -> MineResult | None:
 
 
 def _training_pairs(
-    root: Path, synth: Path | None, config: MineConfig, max_line_bytes: int
+    root: Path, synth: Path | None, config: MineConfig, max_line_bytes: int, text: TextConfig
 ) -> tuple[BeirDataset, list[TrainingPair], dict[str, Any]]:
     """Load the data, build the pairs (train qrels + synthetic) and run the leakage check."""
     from domainfit.data.beir import load_beir
     from domainfit.synth.datasets import cap_synthetic, check_training_leakage, labelled_pairs, read_synthetic_queries
 
-    dataset = load_beir(root, max_line_bytes=max_line_bytes)
+    dataset = load_beir(root, max_line_bytes=max_line_bytes, text=text)
     if config.train_split not in dataset.qrels and synth is None:
         available = ", ".join(sorted(dataset.qrels)) or "none"
         raise InputError(
@@ -241,6 +242,7 @@ def run_mine(
     max_line_bytes: int = MAX_LINE_BYTES,
     bi_encoder: SentenceTransformer | None = None,
     chunking: ChunkingConfig | None = None,
+    text: TextConfig = DEFAULT_TEXT,
 ) -> MineResult:
     """Run the mine stage over a BEIR folder and write its artifacts into the workspace.
 
@@ -248,8 +250,8 @@ def run_mine(
     when present and ``config.synthetic`` is on; its embedding cache is used),
     the config, ``force`` to re-run when nothing changed, the largest JSONL
     record, optionally an already loaded base model (instead of
-    ``config.model``) and the ``[chunking]`` settings (None or ``none``: long
-    documents are used whole). Output: the `MineResult`. Raises `InputError` on bad
+    ``config.model``), the ``[chunking]`` settings (None or ``none``: long
+    documents are used whole) and the ``[text]`` settings. Output: the `MineResult`. Raises `InputError` on bad
     data or leakage and `UsageError` when no pair keeps enough negatives;
     nothing is written then.
     """
@@ -269,7 +271,7 @@ def run_mine(
     synth = synth_file if config.synthetic and synth_file.is_file() else None
     out_dir = workspace.stage_dir(STAGE)
     inputs = _inputs(root, synth, config, bi_encoder, chunking)
-    dataset, pairs, leakage = _training_pairs(root, synth, config, max_line_bytes)
+    dataset, pairs, leakage = _training_pairs(root, synth, config, max_line_bytes, text)
     seconds = {"load": time.perf_counter() - started}
     settings = config.mining_settings()
     with workspace.lock():  # the up-to-date check runs under the lock, so two runs cannot race
@@ -282,6 +284,7 @@ def run_mine(
             batch_size=config.batch_size,
             max_seq_length=config.max_seq_length,
             backend=config.search_backend,
+            text=text,
         )
         seconds["load_model"] = time.perf_counter() - clock
         clock = time.perf_counter()
@@ -299,7 +302,9 @@ def run_mine(
             seconds["generate_negatives"] = time.perf_counter() - clock
             clock = time.perf_counter()
         cross = load_cross_encoder(config.cross_encoder) if config.cross_encoder else None
-        miner = NegativeMiner(doc_ids, doc_texts, vectors, dense, settings, cross_encoder=cross, chunks=chunks)
+        miner = NegativeMiner(
+            doc_ids, doc_texts, vectors, dense, settings, cross_encoder=cross, chunks=chunks, text=text
+        )
         mined = miner.mine(pairs, excluded_documents(pairs, dataset), generated)
         seconds["mine"] = time.perf_counter() - clock
         if not mined.examples:

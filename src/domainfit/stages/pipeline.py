@@ -125,7 +125,8 @@ def _run_stages(
 
     result = step.result
     limit = config.data.max_line_mib << 20
-    dataset = load_beir(data, max_line_bytes=limit)
+    text = config.text
+    dataset = load_beir(data, max_line_bytes=limit, text=text)
     plan, config, probe = step(
         "plan", lambda: make_plan(dataset, config, workspace, budget=budget, spent=0.0, phase="start", force=force)
     )
@@ -133,10 +134,12 @@ def _run_stages(
         step.say(line)
     step(
         "bench",
-        lambda: run_bench(data, workspace, config.bench, force=force, max_line_bytes=limit, chunking=config.chunking),
+        lambda: run_bench(
+            data, workspace, config.bench, force=force, max_line_bytes=limit, chunking=config.chunking, text=text
+        ),
     )
     costed = costed_as_trained(config.decide, config.train)
-    before = step("decide", lambda: run_decide(data, workspace, costed, "before", max_line_bytes=limit))
+    before = step("decide", lambda: run_decide(data, workspace, costed, "before", max_line_bytes=limit, text=text))
     result.decision_before = before.recommendation
     if before.recommendation not in (FINETUNE, DATA) and not train_anyway:
         result.stopped = f"the decision is '{before.recommendation}': not training (use --train-anyway to override)"
@@ -145,11 +148,15 @@ def _run_stages(
         return result
     step(
         "synth",
-        lambda: run_synth(data, workspace, config.synth, force=force, max_line_bytes=limit, chunking=config.chunking),
+        lambda: run_synth(
+            data, workspace, config.synth, force=force, max_line_bytes=limit, chunking=config.chunking, text=text
+        ),
     )
     step(
         "mine",
-        lambda: run_mine(data, workspace, config.mine, force=force, max_line_bytes=limit, chunking=config.chunking),
+        lambda: run_mine(
+            data, workspace, config.mine, force=force, max_line_bytes=limit, chunking=config.chunking, text=text
+        ),
     )
     plan, config, _ = make_plan(dataset, config, workspace, budget=budget, spent=step.elapsed(), phase="after mine",
                                 synthetic=_synthetic_pairs(workspace), probe=probe, done=("mine",))  # fmt: skip
@@ -159,18 +166,25 @@ def _run_stages(
     train = _sized_train(workspace, plan, config, chosen, probe, budget, step)
     step(
         "train",
-        lambda: run_train(data, workspace, train, force=force, chunking=config.chunking, max_line_bytes=limit),
+        lambda: run_train(
+            data, workspace, train, force=force, chunking=config.chunking, max_line_bytes=limit, text=text
+        ),
     )
     step(
         "eval",
-        lambda: run_eval(data, workspace, config.eval, force=force, chunking=config.chunking, max_line_bytes=limit),
+        lambda: run_eval(
+            data, workspace, config.eval, force=force, chunking=config.chunking, max_line_bytes=limit, text=text
+        ),
     )
-    after = step("decide", lambda: run_decide(data, workspace, config.decide, "after", max_line_bytes=limit))
+    after = step("decide", lambda: run_decide(data, workspace, config.decide, "after", max_line_bytes=limit, text=text))
     result.decision_after = after.recommendation
     if config.pipeline.compress:
         chosen = str(workspace.stage_dir("train") / "model") if after.recommendation == SHIP else None
         settings = config.compress.model_copy(update={"model": chosen}) if chosen else config.compress
-        step("compress", lambda: run_compress(data, workspace, settings, force=force, max_line_bytes=limit))
+        step(
+            "compress",
+            lambda: run_compress(data, workspace, settings, force=force, max_line_bytes=limit, text=text),
+        )
     record_timings(workspace, result.stages, step.elapsed())
     result.report = str(step("report", lambda: build_report(workspace))[0])
     return result
@@ -232,17 +246,17 @@ def check_pipeline_inputs(data: Path | str, config: Config, max_line_bytes: int 
 
     limit = max_line_bytes if max_line_bytes is not None else config.data.max_line_mib << 20
     root = Path(data).expanduser().resolve()
-    dataset = load_beir(root, max_line_bytes=limit or MAX_LINE_BYTES)
+    dataset = load_beir(root, max_line_bytes=limit or MAX_LINE_BYTES, text=config.text)
     check_evaluated_split(dataset, config.bench.split, root / "qrels", "bench.split")
     check_evaluated_split(dataset, config.eval.split, root / "qrels", "eval.split")
     if config.pipeline.compress:
         check_evaluated_split(dataset, config.compress.split, root / "qrels", "compress.split")
     if config.eval.general and config.eval.general.lower() != "none":
-        general_dataset(config.eval.general)
+        general_dataset(config.eval.general, config.text)
     if config.train.general_pairs and (config.train.general_share > 0 or config.train.regularize != "none"):
-        read_pairs(general_path(config.train.general_pairs))
+        read_pairs(general_path(config.train.general_pairs), config.text)
     if config.train.dataset and not Path(config.train.dataset).expanduser().is_dir():  # folders are saved datasets
-        read_pairs(config.train.dataset)
+        read_pairs(config.train.dataset, config.text)
     if config.synth.clicks.path is not None:
         read_click_log(Path(config.synth.clicks.path), dataset.corpus, limit)
     return dataset

@@ -37,6 +37,7 @@ from domainfit.core.workspace import Workspace
 from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.recipe.settings import Setting
 from domainfit.recipe.space import Recipe
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 from domainfit.train.data import Example
 
 if TYPE_CHECKING:
@@ -92,20 +93,22 @@ def trained_config(train: TrainConfig, overrides: dict[str, Any]) -> TrainConfig
     return TrainConfig.model_validate({**train.model_dump(), **overrides})
 
 
-def _examples(workspace: Workspace, dataset: BeirDataset, train: TrainConfig) -> MinedExamples:
+def _examples(
+    workspace: Workspace, dataset: BeirDataset, train: TrainConfig, text: TextConfig = DEFAULT_TEXT
+) -> MinedExamples:
     """Return the training examples with their origins: mine's dataset when it exists, else the train qrels."""
     from domainfit.train.data import examples_from_qrels
     from domainfit.train.origins import LABELLED, MinedExamples, mined_examples
 
     mine_dir = workspace.stage_dir("mine")
     if train.dataset is None and (mine_dir / "dataset").is_dir():
-        return mined_examples(mine_dir)
+        return mined_examples(mine_dir, text)
     if train.dataset is not None:
         from domainfit.train.data import examples_from_pairs
 
-        found = examples_from_pairs(Path(train.dataset).expanduser().resolve())
+        found = examples_from_pairs(Path(train.dataset).expanduser().resolve(), text)
         return MinedExamples(found, [LABELLED] * len(found))
-    found = examples_from_qrels(dataset, train.train_split)
+    found = examples_from_qrels(dataset, train.train_split, text)
     return MinedExamples(found, [LABELLED] * len(found))
 
 
@@ -164,11 +167,16 @@ def _pool_pilot(
         max(cfg.dev_pool_depth, 10),
         max_seq_length=config.eval.max_seq_length,
         cache_dir=workspace.cache_dir / "embeddings",
+        text=config.text,
     )
     pool = dev_pool(dataset.corpus, dev, runs, cfg.dev_pool_depth)
     evaluator = pool_evaluator(dataset.corpus, texts, dev, pool, batch_size=train.batch_size)
     pilot = TrainingPilot(
-        train, lambda recipe: mined.with_share(recipe.synthetic_share, train.seed), evaluator, evaluation_steps(cfg)
+        train,
+        lambda recipe: mined.with_share(recipe.synthetic_share, train.seed),
+        evaluator,
+        evaluation_steps(cfg),
+        text=config.text,
     )
     _PILOTS.append(pilot)
     full = evaluate(dev, runs[1], ["ndcg@10"])["ndcg@10"]
@@ -194,14 +202,14 @@ def _fold_pilot(dataset: BeirDataset, config: Config, train: TrainConfig) -> Pil
     pilots: list[PilotFn] = []
     for part, heldout in selection_folds(qrels, dataset.queries, cfg.folds, cfg.seed):
         examples = [
-            Example(dataset.queries[q].text, dataset.corpus[d].full_text())
+            Example(dataset.queries[q].text, dataset.corpus[d].full_text(), settings=config.text)
             for q, docs in part.items()
             for d, g in docs.items()
             if g > 0 and q in dataset.queries and d in dataset.corpus
         ]
         texts = {q: dataset.queries[q].text for q in heldout if q in dataset.queries}
         evaluator = pool_evaluator(dataset.corpus, texts, heldout, None, batch_size=train.batch_size)
-        pilots.append(TrainingPilot(train, _fixed(examples), evaluator, evaluation_steps(cfg)))
+        pilots.append(TrainingPilot(train, _fixed(examples), evaluator, evaluation_steps(cfg), text=config.text))
         _PILOTS.append(pilots[-1])
     return CrossFoldPilot(pilots, fold_steps=cfg.pilot_steps)
 
@@ -396,13 +404,13 @@ def run_recipe(
     started = time.perf_counter()
     root = Path(data).expanduser().resolve()
     workspace.attach_data(root)
-    dataset = load_beir(root, max_line_bytes=max_line_bytes)
+    dataset = load_beir(root, max_line_bytes=max_line_bytes, text=config.text)
     out_dir = workspace.stage_dir(STAGE)
     inputs = _inputs(root, workspace, config)
     with workspace.lock():
         if not force and (previous := _up_to_date(out_dir, inputs)) is not None:
             return previous
-        mined = _examples(workspace, dataset, config.train)
+        mined = _examples(workspace, dataset, config.train, config.text)
         if not mined.examples:
             raise InputError(root / "qrels", 0, config.train.train_split, "no training examples")
         seq = _seq_length(load_bi_encoder(config.train.base_model), mined, config)  # its own window, not [train]'s

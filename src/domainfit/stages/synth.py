@@ -50,6 +50,7 @@ from domainfit.data.jsonl import MAX_LINE_BYTES, dumps_line
 from domainfit.synth.base import QueryGenerator, SyntheticQuery
 from domainfit.synth.config import SynthConfig
 from domainfit.synth.filters import FILTERS, FilterSettings, apply_filters, counts_by_source
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
 if TYPE_CHECKING:
     from domainfit.data.beir import BeirDataset
@@ -196,8 +197,10 @@ class _Generation:
         corpus: list[Document],
         docs: list[Document],
         chunked: ChunkedSources | None = None,
+        text: TextConfig = DEFAULT_TEXT,
     ) -> None:
         self.config, self.workspace, self.corpus, self.docs = config, workspace, corpus, docs
+        self.text = text
         self.chunked = chunked
         self.queries: list[SyntheticQuery] = []
         self.seconds: dict[str, float] = {}
@@ -235,13 +238,13 @@ class _Generation:
             self.configs["clicks"] = self.config.clicks.model_dump(mode="json")
         if self.config.llm.base_url is not None:
             self.llm = LLMQueryGenerator(self.config.llm, self.workspace.cache_dir / "llm", seed=self.config.seed)
-            self.run(self.llm, fit=False)
+            self.run(self.llm.with_text(self.text), fit=False)
         for name in self.config.generators:
-            self.run(_offline(name, self.config), fit=True)
+            self.run(_offline(name, self.config).with_text(self.text), fit=True)
 
 
 def _read_clicks(
-    config: SynthConfig, dataset: BeirDataset, max_line_bytes: int
+    config: SynthConfig, dataset: BeirDataset, max_line_bytes: int, text: TextConfig = DEFAULT_TEXT
 ) -> tuple[list[SyntheticQuery] | None, ClickStats | None, float]:
     """Read and turn the click log into pairs (None when no log is configured)."""
     from domainfit.synth.clicks import click_pairs, read_click_log
@@ -257,12 +260,13 @@ def _read_clicks(
         min_dwell=c.min_dwell,
         skip_above=c.skip_above,
         max_negatives=c.max_negatives,
+        text=text,
     )
     return pairs, stats, time.perf_counter() - start
 
 
-def filter_settings(config: SynthConfig) -> FilterSettings:
-    """Return the filter thresholds of a `SynthConfig`."""
+def filter_settings(config: SynthConfig, text: TextConfig = DEFAULT_TEXT) -> FilterSettings:
+    """Return the filter thresholds of a `SynthConfig`, with the ``[text]`` settings texts are prepared under."""
     return FilterSettings(
         min_chars=config.min_chars,
         max_chars=config.max_chars,
@@ -275,11 +279,12 @@ def filter_settings(config: SynthConfig) -> FilterSettings:
         roundtrip_exempt=tuple(config.roundtrip_exempt),
         bm25_k1=config.bm25_k1,
         bm25_b=config.bm25_b,
+        text=text,
     )
 
 
 def _dense_factory(
-    config: SynthConfig, workspace: Workspace, loaded: DenseRetriever | None = None
+    config: SynthConfig, workspace: Workspace, loaded: DenseRetriever | None = None, text: TextConfig = DEFAULT_TEXT
 ) -> Callable[[], DenseRetriever]:
     """Return a function that loads the base model for the dense round trip (with the embedding cache).
 
@@ -296,13 +301,18 @@ def _dense_factory(
             cache_dir=workspace.cache_dir / "embeddings",
             batch_size=config.batch_size,
             max_seq_length=config.max_seq_length,
+            text=text,
         )
 
     return load
 
 
 def _chunk_plan(
-    config: SynthConfig, workspace: Workspace, chunking: ChunkingConfig | None, dataset: BeirDataset
+    config: SynthConfig,
+    workspace: Workspace,
+    chunking: ChunkingConfig | None,
+    dataset: BeirDataset,
+    text: TextConfig = DEFAULT_TEXT,
 ) -> tuple[ChunkPlan | None, ChunkedSources | None, DenseRetriever | None]:
     """Resolve ``[chunking]`` with the base model's tokenizer and window; chunk the long documents.
 
@@ -313,11 +323,11 @@ def _chunk_plan(
 
     if chunking is None or not chunking_on(chunking):
         return None, None, None
-    dense = _dense_factory(config, workspace)()
+    dense = _dense_factory(config, workspace, text=text)()
     plan = plan_chunking(dense.model, chunking, dataset.corpus, document_prompt(dense))
     if plan.chunker is None:
         return plan, None, dense
-    return plan, ChunkedSources(plan.chunker, dataset.corpus, plan.long_ids), dense
+    return plan, ChunkedSources(plan.chunker, dataset.corpus, plan.long_ids, text), dense
 
 
 def _chunk_counts(
@@ -396,14 +406,16 @@ def run_synth(
     force: bool = False,
     max_line_bytes: int = MAX_LINE_BYTES,
     chunking: ChunkingConfig | None = None,
+    text: TextConfig = DEFAULT_TEXT,
 ) -> SynthResult:
     """Run the synth stage over a BEIR folder and write its artifacts into the workspace.
 
     Inputs: the BEIR folder, the workspace, the config, ``force`` to re-run
     when nothing changed, the largest JSONL record in bytes and the ``[chunking]``
-    settings (None or ``none``: documents are generated from whole). Output: the
-    `SynthResult`. Raises `InputError` on bad data or a bad click log,
-    `UsageError` when no source is on and `LLMError` when the LLM endpoint fails; nothing is written in
+    settings (None or ``none``: documents are generated from whole) and the ``[text]``
+    settings every text is prepared under. Output: the `SynthResult`. Raises
+    `InputError` on bad data or a bad click log, `UsageError` when no source is
+    on and `LLMError` when the LLM endpoint fails; nothing is written in
     ``<workspace>/synth`` then (good LLM replies stay cached).
     """
     from domainfit.data.beir import load_beir
@@ -417,24 +429,24 @@ def run_synth(
         raise UsageError("synth has nothing to generate: list generators, set llm.base_url or clicks.path")
     out_dir = workspace.stage_dir(STAGE)
     inputs = _fingerprint_inputs(root, config, chunking)
-    dataset = load_beir(root, max_line_bytes=max_line_bytes)
+    dataset = load_beir(root, max_line_bytes=max_line_bytes, text=text)
     held = _held_out(dataset, config.train_split)
-    clicks, click_stats, click_seconds = _read_clicks(config, dataset, max_line_bytes)
+    clicks, click_stats, click_seconds = _read_clicks(config, dataset, max_line_bytes, text)
     docs = _source_documents(dataset, held, config)
     with workspace.lock():  # the up-to-date check runs under the lock, so two runs cannot race
         if not force and (previous := _up_to_date(out_dir, inputs)) is not None:
             return previous
-        plan, chunked, loaded = _chunk_plan(config, workspace, chunking, dataset)
-        gen = _Generation(config, workspace, list(dataset.corpus.values()), docs, chunked)
+        plan, chunked, loaded = _chunk_plan(config, workspace, chunking, dataset, text)
+        gen = _Generation(config, workspace, list(dataset.corpus.values()), docs, chunked, text)
         gen.all_sources(clicks, click_seconds)
         clock = time.perf_counter()
         filtered = apply_filters(
             gen.queries,
             dataset.corpus,
-            filter_settings(config),
+            filter_settings(config, text),
             held_out=held.queries,
             eval_documents=held.documents if config.exclude_eval_documents else frozenset(),
-            dense=_dense_factory(config, workspace, loaded),
+            dense=_dense_factory(config, workspace, loaded, text),
             chunker=plan.chunker if plan is not None else None,
         )
         seconds = {**{f"generate_{k}": v for k, v in gen.seconds.items()}, "filter": time.perf_counter() - clock}

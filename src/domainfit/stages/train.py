@@ -34,7 +34,8 @@ from domainfit.core.workspace import Workspace
 from domainfit.data.beir import BeirDataset, load_beir
 from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.stages.bench import data_fingerprint
-from domainfit.text.config import active_normalization, write_model_text_settings
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
+from domainfit.text.model_text import write_model_text_settings
 from domainfit.train import distributed
 from domainfit.train.checkpoints import completion_callback
 from domainfit.train.config import TrainConfig
@@ -102,16 +103,16 @@ class TrainResult:
 
 
 def _chunked_qrels_examples(
-    dataset: BeirDataset, workspace: Workspace, cfg: TrainConfig, chunking: ChunkingConfig
+    dataset: BeirDataset, workspace: Workspace, cfg: TrainConfig, chunking: ChunkingConfig, text: TextConfig
 ) -> tuple[list[Example], str]:
     """Train-qrels examples whose long documents are replaced by their best chunk under the base model."""
     from domainfit.retrieval.dense import DenseRetriever
     from domainfit.synth.chunked import chunk_pair_positives
     from domainfit.synth.datasets import labelled_pairs
 
-    examples_from_qrels(dataset, cfg.train_split)  # the same errors as without chunking
+    examples_from_qrels(dataset, cfg.train_split, text)  # the same errors as without chunking
     dense = DenseRetriever(
-        cfg.base_model, cache_dir=workspace.cache_dir / "embeddings", max_seq_length=cfg.max_seq_length
+        cfg.base_model, cache_dir=workspace.cache_dir / "embeddings", max_seq_length=cfg.max_seq_length, text=text
     )
     pairs, _, chosen, _ = chunk_pair_positives(
         dense, chunking, dataset.corpus, labelled_pairs(dataset, cfg.train_split)
@@ -119,28 +120,32 @@ def _chunked_qrels_examples(
     label = f"qrels/{cfg.train_split}.tsv"
     if chosen:
         label += f" ({len(chosen)} long documents as their best chunk)"
-    return [Example(p.query, p.positive(dataset.corpus)) for p in pairs], label
+    return [Example(p.query, p.positive(dataset.corpus), settings=text) for p in pairs], label
 
 
 def _examples(
-    dataset: BeirDataset, workspace: Workspace, cfg: TrainConfig, chunking: ChunkingConfig | None = None
+    dataset: BeirDataset,
+    workspace: Workspace,
+    cfg: TrainConfig,
+    chunking: ChunkingConfig | None = None,
+    text: TextConfig = DEFAULT_TEXT,
 ) -> tuple[list[Example], str]:
     """Training examples and a label of where they came from (explicit file, mine output, or train qrels)."""
     if cfg.dataset:
-        return examples_from_pairs(Path(cfg.dataset).expanduser().resolve()), cfg.dataset
+        return examples_from_pairs(Path(cfg.dataset).expanduser().resolve(), text), cfg.dataset
     stages = workspace.stage_dir("mine") / "curriculum"
     if cfg.curriculum and (stages / "stages.json").is_file():
-        return curriculum_examples(stages, cfg.seed), f"{stages} (easy to hard)"
+        return curriculum_examples(stages, cfg.seed, text), f"{stages} (easy to hard)"
     mined = workspace.stage_dir("mine") / "dataset"
     if mined.is_dir():
-        found = mined_examples(mined.parent)
+        found = mined_examples(mined.parent, text)
         if cfg.synthetic_share is None:
             return found.examples, str(mined)
         kept = found.with_share(cfg.synthetic_share, cfg.seed)
         return kept, f"{mined} (synthetic at most {cfg.synthetic_share:.0%}: {len(kept)} of {len(found.examples)})"
     if chunking is not None and chunking.method != "none":
-        return _chunked_qrels_examples(dataset, workspace, cfg, chunking)
-    return examples_from_qrels(dataset, cfg.train_split), f"qrels/{cfg.train_split}.tsv"
+        return _chunked_qrels_examples(dataset, workspace, cfg, chunking, text)
+    return examples_from_qrels(dataset, cfg.train_split, text), f"qrels/{cfg.train_split}.tsv"
 
 
 def _bench_alpha(workspace: Workspace) -> float:
@@ -153,15 +158,17 @@ def _bench_alpha(workspace: Workspace) -> float:
     return 0.5
 
 
-def _teacher(model: SentenceTransformer, dataset: BeirDataset, workspace: Workspace, reranker: str | None) -> Teacher:
+def _teacher(
+    model: SentenceTransformer, dataset: BeirDataset, workspace: Workspace, reranker: str | None, text: TextConfig
+) -> Teacher:
     """Return a cross-encoder teacher when one is given, else the hybrid BM25 + dense teacher."""
     if reranker:
         return CrossEncoderTeacher(load_cross_encoder(reranker))
     texts = [doc.full_text() for doc in dataset.corpus.values()]
-    return HybridTeacher(model, texts, alpha=_bench_alpha(workspace))
+    return HybridTeacher(model, texts, alpha=_bench_alpha(workspace), text=text)
 
 
-def _inputs(data: Path, cfg: TrainConfig, source: str, examples: list[Example]) -> dict[str, Any]:
+def _inputs(data: Path, cfg: TrainConfig, source: str, examples: list[Example], text: TextConfig) -> dict[str, Any]:
     """Return what decides whether a re-run is a no-op: data, examples, config, version."""
     digest = hashlib.sha256()
     for e in examples:
@@ -172,7 +179,7 @@ def _inputs(data: Path, cfg: TrainConfig, source: str, examples: list[Example]) 
         "source": source,
         "config": cfg.model_dump(),
         "domainfit_version": __version__,
-        "text_normalization": active_normalization(),
+        "text_normalization": text.normalization(),
     }
 
 
@@ -186,6 +193,7 @@ def run_train(
     reranker: str | None = None,
     chunking: ChunkingConfig | None = None,
     max_line_bytes: int = MAX_LINE_BYTES,
+    text: TextConfig = DEFAULT_TEXT,
 ) -> TrainResult:
     """Fine-tune the base model and save it into the workspace.
 
@@ -194,7 +202,8 @@ def run_train(
     changed; ``reranker`` is the cross-encoder teacher for ``margin-mse``;
     ``chunking``: the ``[chunking]`` settings, used when training straight from
     the train qrels (long documents as their best chunk); ``max_line_bytes``
-    caps one JSONL record of the BEIR folder (``[data] max_line_mib``).
+    caps one JSONL record of the BEIR folder (``[data] max_line_mib``); ``text``:
+    the ``[text]`` settings every training text is prepared under (recorded in the model folder).
     Output: a `TrainResult`. Bad input raises `InputError` before anything is written.
     """
     from sentence_transformers import SentenceTransformerTrainer
@@ -203,10 +212,10 @@ def run_train(
 
     root = Path(data).expanduser().resolve()
     workspace.attach_data(root)  # a workspace inside, above or equal to the data is refused
-    dataset = load_beir(root, max_line_bytes=max_line_bytes)
-    examples, source = _examples(dataset, workspace, cfg, chunking)
+    dataset = load_beir(root, max_line_bytes=max_line_bytes, text=text)
+    examples, source = _examples(dataset, workspace, cfg, chunking, text)
     out_dir = workspace.stage_dir(STAGE)
-    inputs = _inputs(root, cfg, source, examples)
+    inputs = _inputs(root, cfg, source, examples, text)
     world = distributed.world_size()
     if world > 1:  # the effective batch is batch_size x processes
         inputs["world_size"] = world
@@ -219,8 +228,8 @@ def run_train(
             return result
         model = load_base_model(cfg)
         loss, spec = build_loss(model, cfg)
-        teacher = _teacher(model, dataset, workspace, reranker) if spec.layout == "margin" else None
-        mixed, n_general = mix_general(examples, cfg)
+        teacher = _teacher(model, dataset, workspace, reranker, text) if spec.layout == "margin" else None
+        mixed, n_general = mix_general(examples, cfg, text)
         truncated = truncated_positives(model, mixed, cfg)
         in_order = cfg.curriculum and source.endswith("(easy to hard)")
         train_ds = to_dataset(
@@ -233,7 +242,7 @@ def run_train(
             seed=cfg.seed,
             corpus=cfg.eval_corpus,
             pool=PoolSource(
-                cfg.base_model, cfg.eval_pool_depth, cfg.max_seq_length, workspace.cache_dir / "embeddings"
+                cfg.base_model, cfg.eval_pool_depth, cfg.max_seq_length, workspace.cache_dir / "embeddings", text
             ),
         )
         base_dev = None
@@ -252,7 +261,7 @@ def run_train(
             args.batch_sampler = sequential_batches
         if cfg.separate_encoders:  # dataset columns -> query / document route
             args.router_mapping = router_mapping(train_ds.column_names)
-        regularizer = domain_regularizer(model, loss, cfg, steps)
+        regularizer = domain_regularizer(model, loss, cfg, steps, text)
         callbacks: list[Any] = [completion_callback()]  # marks each checkpoint complete once saved
         if evaluator is not None and cfg.early_stopping_patience:
             callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
@@ -295,17 +304,17 @@ def run_train(
             against_forgetting=forgetting_options(cfg, n_general, regularizer),
             separate_encoders=cfg.separate_encoders,
             world_size=world,
-            text_normalization=active_normalization(),
+            text_normalization=text.normalization(),
             truncated_positives=truncated,
         )
         if not distributed.is_main_process():
             return result
         with staged_dir(out_dir) as tmp:
             model.save(str(tmp / "model"))
-            write_model_text_settings(tmp / "model")  # how the training text was normalised
+            write_model_text_settings(tmp / "model", text)  # how the training text was normalised
             if merged is not None:
                 merged.save(str(tmp / "merged"))
-                write_model_text_settings(tmp / "merged")
+                write_model_text_settings(tmp / "merged", text)
             atomic_write_json(tmp / "history.json", loss_history(trainer.state.log_history, base_dev))
             atomic_write_json(tmp / "result.json", asdict(result))
             atomic_write_json(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from domainfit.budget.duration import format_minutes
 from domainfit.budget.probe import corpus_lengths, measure_probe, sample
 from domainfit.core.errors import UsageError
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
 if TYPE_CHECKING:
     from domainfit.core.workspace import Workspace
@@ -16,7 +17,14 @@ if TYPE_CHECKING:
 
 
 def fit_train(
-    data: Path, workspace: Workspace, cfg: TrainConfig, budget: float, *, max_line_bytes: int, min_steps: int = 20
+    data: Path,
+    workspace: Workspace,
+    cfg: TrainConfig,
+    budget: float,
+    *,
+    max_line_bytes: int,
+    min_steps: int = 20,
+    text: TextConfig = DEFAULT_TEXT,
 ) -> tuple[TrainConfig, str]:
     """Return ``cfg`` with ``max_steps`` (and evaluation steps) that fit ``budget`` seconds, and the plan line.
 
@@ -27,8 +35,8 @@ def fit_train(
     from domainfit.data.beir import load_beir
     from domainfit.stages.recipe import _examples
 
-    dataset = load_beir(data, max_line_bytes=max_line_bytes)
-    examples = _examples(workspace, dataset, cfg).examples
+    dataset = load_beir(data, max_line_bytes=max_line_bytes, text=text)
+    examples = _examples(workspace, dataset, cfg, text).examples
     if not examples:
         raise UsageError(f"{data}: no training examples in split {cfg.train_split!r}")
     triples = [(e.anchor, e.positive, (e.negatives or [e.positive])[0]) for e in sample(examples, 256, cfg.seed)]

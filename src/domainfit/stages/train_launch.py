@@ -25,9 +25,11 @@ from typing import IO
 from domainfit.core.errors import DomainfitError, UsageError
 from domainfit.core.workspace import Workspace
 from domainfit.data.beir import load_beir
+from domainfit.data.config import ChunkingConfig
 from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.stages.train import TrainResult
 from domainfit.stages.train_worker import write_spec
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 from domainfit.train.config import TrainConfig
 
 LAUNCHERS = ("torchrun", "accelerate")
@@ -133,9 +135,12 @@ def run_distributed(
     quiet: bool = False,
     sink: IO[str] | None = None,
     max_line_bytes: int = MAX_LINE_BYTES,
+    text: TextConfig = DEFAULT_TEXT,
+    chunking: ChunkingConfig | None = None,
 ) -> TrainResult:
     """Train under ``launcher`` with ``processes`` workers and return rank 0's `TrainResult`.
 
+    The ``[text]`` and ``[chunking]`` settings travel to every worker in its spec.
     Bad options or a missing launcher raise `UsageError`; a bad data folder
     raises `InputError` before anything starts; a failed worker raises the same
     error class it raised (exit 2 for input, 1 otherwise).
@@ -146,7 +151,7 @@ def run_distributed(
     root = Path(data).expanduser().resolve()
     workspace.attach_data(root)  # a workspace inside, above or equal to the data is refused
     # bad input fails here, with its file and line, not inside N processes
-    load_beir(root, max_line_bytes=max_line_bytes)
+    load_beir(root, max_line_bytes=max_line_bytes, text=text)
     with workspace.lock():  # a busy workspace fails here too (rank 0 takes the lock for the run)
         pass
     with tempfile.TemporaryDirectory(prefix="domainfit-launch-") as tmp:
@@ -162,6 +167,8 @@ def run_distributed(
             reranker=reranker,
             quiet=quiet,
             max_line_bytes=max_line_bytes,
+            text=text,
+            chunking=chunking,
         )
         code = run_command(launcher_command(launcher, count, spec, executable=exe), sink=sink)
         report = json.loads(outcome.read_text(encoding="utf-8")) if outcome.is_file() else None

@@ -5,7 +5,8 @@ Usage (built by `domainfit.stages.train_launch`, not typed by hand)::
     torchrun --standalone --nproc_per_node 2 -m domainfit.stages.train_worker --spec run.json
 
 Input: a JSON spec file (see `write_spec`) with the data folder, the workspace,
-the resolved ``[train]`` config and the run flags. Every rank joins the process
+the resolved ``[train]``, ``[text]`` and ``[chunking]`` sections and the run flags,
+so every worker prepares and chunks texts exactly as the launching command would. Every rank joins the process
 group and calls `run_train`; rank 0 alone writes the workspace artifacts and,
 at the end, the spec's ``result`` file: ``{"exit_code": 0, "result": {...}}``
 on success or ``{"exit_code": 1|2, "error": "..."}`` on failure, which the
@@ -25,7 +26,9 @@ from domainfit.core.errors import DomainfitError, InputError, UsageError
 from domainfit.core.files import atomic_write_json
 from domainfit.core.progress import set_quiet
 from domainfit.core.workspace import Workspace
+from domainfit.data.config import ChunkingConfig
 from domainfit.data.jsonl import MAX_LINE_BYTES
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 from domainfit.train import distributed
 from domainfit.train.config import TrainConfig
 
@@ -44,8 +47,10 @@ def write_spec(
     reranker: str | None = None,
     quiet: bool = False,
     max_line_bytes: int = MAX_LINE_BYTES,
+    text: TextConfig = DEFAULT_TEXT,
+    chunking: ChunkingConfig | None = None,
 ) -> None:
-    """Write the JSON spec a worker reads: what to train, where, with which config and flags."""
+    """Write the JSON spec a worker reads: what to train, where, with which settings and flags."""
     atomic_write_json(
         path,
         {
@@ -59,6 +64,8 @@ def write_spec(
             "reranker": reranker,
             "quiet": quiet,
             "max_line_bytes": max_line_bytes,
+            "text": text.model_dump(mode="json"),
+            "chunking": chunking.model_dump(mode="json") if chunking is not None else None,
         },
     )
 
@@ -77,6 +84,8 @@ def run(spec: dict[str, Any]) -> int:
     distributed.init_process_group()
     try:
         cfg = TrainConfig.model_validate(spec["train"])
+        text = TextConfig.model_validate(spec.get("text") or {})
+        chunking = ChunkingConfig.model_validate(spec["chunking"]) if spec.get("chunking") else None
         result = run_train(
             Path(spec["data"]),
             Workspace(spec["workspace"]),
@@ -85,6 +94,8 @@ def run(spec: dict[str, Any]) -> int:
             force=bool(spec.get("force")),
             reranker=spec.get("reranker"),
             max_line_bytes=int(spec.get("max_line_bytes") or MAX_LINE_BYTES),
+            chunking=chunking,
+            text=text,
         )
     except (InputError, UsageError) as exc:
         _report(spec, {"exit_code": 2, "error": str(exc)})

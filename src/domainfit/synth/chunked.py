@@ -24,6 +24,7 @@ import numpy as np
 
 from domainfit.data.chunking import Chunk, Chunker, max_seq_length, token_lengths
 from domainfit.data.config import ChunkingConfig
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
 if TYPE_CHECKING:
     from domainfit.core.types import Document
@@ -166,8 +167,15 @@ class ChunkedSources:
     #: Generators that read stand-in chunk documents instead of long documents.
     PER_CHUNK: tuple[str, ...] = ("cloze", "salient")
 
-    def __init__(self, chunker: Chunker, corpus: Mapping[str, Document], long_ids: Iterable[str]) -> None:
+    def __init__(
+        self,
+        chunker: Chunker,
+        corpus: Mapping[str, Document],
+        long_ids: Iterable[str],
+        text: TextConfig = DEFAULT_TEXT,
+    ) -> None:
         long = set(long_ids)
+        self.text = text
         self.corpus = corpus
         chunks = chunker.chunk_corpus([d for d in corpus.values() if d.id in long])
         self.by_doc: dict[str, list[Chunk]] = {}
@@ -207,21 +215,19 @@ class ChunkedSources:
         Input: the `SyntheticQuery` objects of one generator and its name; changed in place.
         Each changed query gets ``metadata["chunk"]`` (the chunk's place in its document).
         """
-        from domainfit.text.config import prepare_text
-
         for query in queries:
             chunk = self.by_id.get(query.doc_id)
             if chunk is not None:
                 query.doc_id = chunk.doc_id
                 if query.positive_text is None:
-                    query.positive_text = prepare_text(chunk.encode_text())
+                    query.positive_text = self.text.prepare(chunk.encode_text())
             elif query.doc_id in self.by_doc and source in ("title", "heading"):
                 found = self.by_doc[query.doc_id][0] if source == "title" else None
                 found = found or self._heading_chunk(query.doc_id, query.text)
                 if found is None:
                     continue
                 chunk = found
-                query.positive_text = prepare_text(chunk.encode_text())
+                query.positive_text = self.text.prepare(chunk.encode_text())
             else:
                 continue
             query.metadata["chunk"] = chunk.to_json()

@@ -36,6 +36,7 @@ from domainfit.data.checks import check_id
 from domainfit.data.jsonl import MAX_LINE_BYTES, iter_jsonl, require_str
 from domainfit.data.splits import normalise_text
 from domainfit.synth.base import SyntheticQuery
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,7 @@ def click_pairs(
     min_dwell: float | None = None,
     skip_above: bool = True,
     max_negatives: int = 8,
+    text: TextConfig = DEFAULT_TEXT,
 ) -> tuple[list[SyntheticQuery], ClickStats]:
     """Turn validated impressions into weighted (query, clicked document) pairs with skip-above negatives.
 
@@ -196,7 +198,7 @@ def click_pairs(
     with at least ``min_clicks`` session-deduplicated clicks, weight = click
     count, ``negatives`` = the documents most often skipped above it (at most
     ``max_negatives``, never a document clicked for the query); in order of
-    first appearance in the log. Also the `ClickStats`.
+    first appearance in the log, texts prepared under ``text``. Also the `ClickStats`.
     """
     stats = ClickStats(impressions=len(impressions))
     text_of: dict[str, str] = {}
@@ -230,6 +232,7 @@ def click_pairs(
                     negatives=negatives,
                     weight=float(count),
                     metadata={"clicks": count, "skips": {d: skipped[d] for d in negatives}},
+                    settings=text,
                 )
             )
     stats.kept_pairs = len(pairs)

@@ -28,6 +28,7 @@ from domainfit.core.progress import progress_bar
 from domainfit.core.types import Document
 from domainfit.data.splits import normalise_text
 from domainfit.synth.base import SyntheticQuery
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
 if TYPE_CHECKING:
     from domainfit.data.chunking import Chunker
@@ -54,6 +55,7 @@ class FilterSettings:
     roundtrip_exempt: tuple[str, ...] = ()
     bm25_k1: float = 1.2
     bm25_b: float = 0.75
+    text: TextConfig = DEFAULT_TEXT  # the [text] settings queries and documents are prepared under
 
 
 @dataclass
@@ -185,7 +187,7 @@ def bm25_hits(
 
     if not queries:
         return []
-    bm25 = BM25Retriever(k1=s.bm25_k1, b=s.bm25_b)
+    bm25 = BM25Retriever(k1=s.bm25_k1, b=s.bm25_b, text=s.text)
     bm25.index(corpus)
     position = {doc_id: n for n, doc_id in enumerate(corpus)}
     hits: list[bool] = []

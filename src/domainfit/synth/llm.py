@@ -92,7 +92,7 @@ class LLMQueryGenerator(ChatBacked, QueryGenerator):
         n = self.config.queries_per_document
         reply = self.client.complete(self.messages(doc), n, f"document {doc.id}")
         texts = parse_queries(reply.content, n, reply.truncated)
-        return [SyntheticQuery(t, doc.id, self.name, metadata={"cached": reply.cached}) for t in texts]
+        return [self.query(t, doc.id, metadata={"cached": reply.cached}) for t in texts]
 
     def _documents(self, docs: Sequence[Document]) -> list[Document]:
         """Return the documents to send: all, or a seeded sample of ``max_documents`` in corpus order."""

@@ -96,7 +96,7 @@ class TitleGenerator(QueryGenerator):
                 and self._title_counts.get(norm, 1) <= 1
                 and norm != normalise_text(doc.text)
             ):
-                out.append(SyntheticQuery(title, doc.id, self.name, positive_text=doc.text.strip()))
+                out.append(self.query(title, doc.id, positive_text=doc.text.strip()))
             advance(1)
         return out
 
@@ -133,12 +133,8 @@ class HeadingGenerator(QueryGenerator):
                 if informative(section.heading) and len(section.body.split()) >= self.min_section_words:
                     seen.add(norm)
                     out.append(
-                        SyntheticQuery(
-                            section.heading,
-                            doc.id,
-                            self.name,
-                            positive_text=section.body,
-                            metadata={"level": section.level},
+                        self.query(
+                            section.heading, doc.id, positive_text=section.body, metadata={"level": section.level}
                         )
                     )
             advance(1)
@@ -200,7 +196,7 @@ class ClozeGenerator(QueryGenerator):
             if len(rest.split()) < self.min_words:
                 continue
             positive = f"{doc.title}\n{rest}" if doc.title.strip() else rest
-            out.append(SyntheticQuery(sentence, doc.id, self.name, positive_text=positive))
+            out.append(self.query(sentence, doc.id, positive_text=positive))
         return out
 
     def generate(self, docs: Sequence[Document], advance: Advance = _no_progress) -> list[SyntheticQuery]:
@@ -376,7 +372,7 @@ class SalientGenerator(QueryGenerator):
             tokens = set(normalise_text(query).split())
             if self.min_words <= words <= self.max_words and all(_jaccard(tokens, t) < 0.5 for t in seen):
                 seen.append(tokens)
-                out.append(SyntheticQuery(query, doc.id, self.name, metadata={"identifiers": identifiers[:3]}))
+                out.append(self.query(query, doc.id, metadata={"identifiers": identifiers[:3]}))
         return out
 
     def generate(self, docs: Sequence[Document], advance: Advance = _no_progress) -> list[SyntheticQuery]:

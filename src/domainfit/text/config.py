@@ -1,17 +1,17 @@
-"""Settings of text hygiene (the ``[text]`` section of ``domainfit.toml``) and the active settings of this process.
+"""Settings of text hygiene: the ``[text]`` section of ``domainfit.toml``.
 
 Text must be treated identically at training, indexing and query time, by
-every stage, so these settings are process-wide: `domainfit.config.load_config`
-activates the ``[text]`` section of the loaded file (`set_text_config`), and
-every loader and encoder reads the active settings (`text_config`,
-`prepare_text`). Library users who never load a config get the defaults.
+every stage, so the settings travel with every call that reads or encodes text:
+loaders (`domainfit.data.beir.load_beir`, `domainfit.data.pairs.read_pairs`),
+retrievers, training examples and generated queries take a `TextConfig`
+(default: `DEFAULT_TEXT`, the defaults), and a stage passes its own ``[text]``
+section to all of them, in this process and in launched training workers alike.
+There is no process-wide setting.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -33,7 +33,7 @@ class TextConfig(BaseModel):
     (undetermined): short queries are noisy.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     normalize: bool = Field(True, description="NFKC + control-character clean-up at load, index and query time")
     language_slices: Literal["auto", "on", "off"] = Field("auto", description="slice bench/eval by language")
@@ -56,72 +56,28 @@ class TextConfig(BaseModel):
         """Return what decides how texts are treated: the settings and the normalisation id."""
         return {**self.model_dump(), "normalization": normalization_id(self.normalize)}
 
+    def normalization(self) -> str:
+        """Return the id of the normalisation these settings apply (`domainfit.text.normalize.normalization_id`)."""
+        return normalization_id(self.normalize)
 
-_ACTIVE: list[TextConfig] = [TextConfig()]
+    def prepare(self, text: str) -> str:
+        """Return ``text`` as every stage must see it: normalised when ``normalize`` is on, else unchanged."""
+        return normalize_text(text) if self.normalize else text
 
-
-def set_text_config(config: TextConfig) -> None:
-    """Make ``config`` the text settings of this process (called by `load_config`)."""
-    _ACTIVE[0] = config
-
-
-def text_config() -> TextConfig:
-    """Return the active text settings."""
-    return _ACTIVE[0]
-
-
-def prepare_text(text: str) -> str:
-    """Return ``text`` as every stage must see it: normalised when ``[text] normalize`` is on, else unchanged."""
-    return normalize_text(text) if _ACTIVE[0].normalize else text
+    def prepare_all(self, texts: list[str]) -> list[str]:
+        """Return `prepare` of every text, in order (the same list when normalisation is off)."""
+        return [normalize_text(t) for t in texts] if self.normalize else texts
 
 
-def prepare_texts(texts: list[str]) -> list[str]:
-    """Return `prepare_text` of every text, in order (the same list when normalisation is off)."""
-    return [normalize_text(t) for t in texts] if _ACTIVE[0].normalize else texts
+#: The default settings (normalisation on), for callers that were given none.
+DEFAULT_TEXT = TextConfig()
 
 
-def active_normalization() -> str:
-    """Return the id of the active normalisation (see `domainfit.text.normalize.normalization_id`)."""
-    return normalization_id(_ACTIVE[0].normalize)
+def prepare_text(text: str, settings: TextConfig = DEFAULT_TEXT) -> str:
+    """Return ``text`` prepared under ``settings`` (see `TextConfig.prepare`)."""
+    return settings.prepare(text)
 
 
-MODEL_TEXT_FILE = "domainfit_text.json"
-"""File in a saved model folder recording how its training text was normalised."""
-
-
-def write_model_text_settings(folder: Path) -> Path:
-    """Record the active text settings and normalisation id in a saved model folder; return the file written."""
-    from domainfit.core.files import atomic_write_json
-
-    path = Path(folder) / MODEL_TEXT_FILE
-    atomic_write_json(path, {"text_normalization": active_normalization(), "text": text_config().model_dump()})
-    return path
-
-
-def model_normalization(folder: Path | str | None) -> str | None:
-    """Return the normalisation id recorded in a model folder, or None when the folder records none."""
-    if folder is None:
-        return None
-    path = Path(folder) / MODEL_TEXT_FILE
-    try:
-        value = json.loads(path.read_text(encoding="utf-8")).get("text_normalization")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return value if isinstance(value, str) else None
-
-
-def normalization_mismatch(folder: Path | str | None) -> str | None:
-    """Return a warning when a model was trained on text normalised otherwise than the active settings, else None.
-
-    Only the rules are compared (on/off and `NORMALIZATION_VERSION`), not the
-    Unicode database version, which differs between Python versions only for
-    newly assigned characters.
-    """
-    trained = model_normalization(folder)
-    active = active_normalization()
-    if trained is None or trained.split("+")[0] == active.split("+")[0]:
-        return None
-    return (
-        f"model {folder} was trained on text normalised as {trained!r}, but texts are now normalised as "
-        f"{active!r}; set [text] normalize to match"
-    )
+def prepare_texts(texts: list[str], settings: TextConfig = DEFAULT_TEXT) -> list[str]:
+    """Return every text prepared under ``settings`` (see `TextConfig.prepare_all`)."""
+    return settings.prepare_all(texts)

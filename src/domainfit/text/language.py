@@ -19,7 +19,7 @@ from typing import Any
 
 from domainfit.core.errors import UsageError
 from domainfit.core.types import Document, Qrels, Query
-from domainfit.text.config import TextConfig, text_config
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 from domainfit.text.normalize import normalize_text
 
 UNDETERMINED = "und"
@@ -135,9 +135,8 @@ class LanguageDetector:
 _DETECTORS: dict[str, LanguageDetector] = {}
 
 
-def active_detector() -> LanguageDetector:
-    """Return the detector of the active ``[text]`` settings, shared (with its cache) within the process."""
-    config = text_config()
+def shared_detector(config: TextConfig = DEFAULT_TEXT) -> LanguageDetector:
+    """Return the detector of these ``[text]`` settings, shared (with its cache of answers) within the process."""
     key = repr((config.languages, config.language_min_confidence, config.language_min_letters))
     if key not in _DETECTORS:
         _DETECTORS[key] = LanguageDetector.from_config(config)
@@ -232,7 +231,7 @@ def language_profile(
     """Detect the language of the judged queries and of the documents, and flag cross-language queries.
 
     Inputs: the corpus, the queries, the qrels whose queries are profiled, a
-    detector (default: `active_detector`) and how many documents to read at
+    detector (default: `shared_detector` of the default settings) and how many documents to read at
     most (every relevant document is read; the rest are sampled evenly).
     Output: a `LanguageProfile`.
 
@@ -242,7 +241,7 @@ def language_profile(
     language the detector knows, then only among the dataset's main languages
     (those of at least 2 texts and 2% of the documents or of the queries).
     """
-    detector = detector or active_detector()
+    detector = detector or shared_detector()
     doc_ids = _documents_to_read(corpus, qrels, max_documents)
     doc_texts = {did: corpus[did].full_text() for did in doc_ids}
     query_texts = {qid: queries[qid].text for qid in qrels if qid in queries}
@@ -275,9 +274,9 @@ def language_profile(
     )
 
 
-def wants_language_slices(profile: LanguageProfile, config: TextConfig | None = None) -> bool:
+def wants_language_slices(profile: LanguageProfile, config: TextConfig = DEFAULT_TEXT) -> bool:
     """Tell whether the language slices are added: ``[text] language_slices`` on, or auto and multilingual."""
-    mode = (config or text_config()).language_slices
+    mode = config.language_slices
     return mode == "on" or (mode == "auto" and profile.multilingual)
 
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from domainfit.core.errors import InputError
 from domainfit.data.beir import BeirDataset
 from domainfit.data.pairs import read_pairs
-from domainfit.text.config import prepare_text, prepare_texts
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 from domainfit.train.losses import Layout
 
 #: ``teacher(queries, documents) -> scores``, one score per (query, document) pair.
@@ -28,37 +28,38 @@ Teacher = Callable[[Sequence[str], Sequence[str]], Sequence[float]]
 class Example:
     """One training example: anchor (query), positive text, hard-negative texts and an optional score.
 
-    Every text is normalised on creation (`prepare_text`), whatever its source
-    (qrels, pair files, saved datasets, generated queries), exactly as texts are
-    at indexing and query time.
+    Every text is prepared on creation under ``settings`` (the ``[text]``
+    section; not a field), whatever its source (qrels, pair files, saved
+    datasets, generated queries), exactly as texts are at indexing and query time.
     """
 
     anchor: str
     positive: str
     negatives: list[str] = field(default_factory=list)
     score: float | None = None
+    settings: InitVar[TextConfig] = DEFAULT_TEXT
 
-    def __post_init__(self) -> None:
-        """Normalise the texts."""
-        self.anchor, self.positive = prepare_text(self.anchor), prepare_text(self.positive)
-        self.negatives = prepare_texts(list(self.negatives))
+    def __post_init__(self, settings: TextConfig) -> None:
+        """Prepare the texts."""
+        self.anchor, self.positive = settings.prepare(self.anchor), settings.prepare(self.positive)
+        self.negatives = settings.prepare_all(list(self.negatives))
 
 
-def examples_from_qrels(dataset: BeirDataset, split: str) -> list[Example]:
-    """(query, relevant document) examples from one split's qrels (grade > 0), no negatives."""
+def examples_from_qrels(dataset: BeirDataset, split: str, text: TextConfig = DEFAULT_TEXT) -> list[Example]:
+    """(query, relevant document) examples from one split's qrels (grade > 0), no negatives, prepared under ``text``."""
     if split not in dataset.qrels:
         raise InputError(dataset.root or "-", 0, "split", f"no qrels/{split}.tsv to train on")
     out = []
     for qid, docs in dataset.qrels[split].items():
         for did, grade in docs.items():
             if grade > 0:
-                out.append(Example(dataset.queries[qid].text, dataset.corpus[did].full_text()))
+                out.append(Example(dataset.queries[qid].text, dataset.corpus[did].full_text(), settings=text))
     if not out:
         raise InputError(dataset.root or "-", 0, split, "no relevant (query, document) pairs to train on")
     return out
 
 
-def examples_from_saved(path: Path) -> list[Example]:
+def examples_from_saved(path: Path, text: TextConfig = DEFAULT_TEXT) -> list[Example]:
     """Examples from a dataset saved with ``save_to_disk`` (columns anchor, positive, negative_1..n)."""
     import datasets
 
@@ -70,19 +71,19 @@ def examples_from_saved(path: Path) -> list[Example]:
         raise InputError(path, 0, "-", f"dataset needs columns anchor and positive, has {', '.join(columns)}")
     negative_columns = sorted((c for c in columns if c.startswith("negative")), key=_negative_index)
     return [
-        Example(row["anchor"], row["positive"], [row[c] for c in negative_columns if row[c]], row.get("score"))
+        Example(row["anchor"], row["positive"], [row[c] for c in negative_columns if row[c]], row.get("score"), text)
         for row in loaded
     ]
 
 
-def curriculum_examples(folder: Path, seed: int = 13) -> list[Example]:
+def curriculum_examples(folder: Path, seed: int = 13, text: TextConfig = DEFAULT_TEXT) -> list[Example]:
     """Examples of every curriculum stage in ``stages.json`` order (easy first), shuffled within each stage."""
     import json
 
     stages = json.loads((folder / "stages.json").read_text())["stages"]
     out: list[Example] = []
     for number, stage in enumerate(stages):
-        examples = examples_from_saved(folder / stage["name"])
+        examples = examples_from_saved(folder / stage["name"], text)
         random.Random(seed + number).shuffle(examples)
         out += examples
     return out
@@ -116,11 +117,12 @@ def _negative_index(column: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-def examples_from_pairs(path: Path) -> list[Example]:
-    """Examples from a JSONL/CSV pair file or a saved dataset folder."""
+def examples_from_pairs(path: Path, text: TextConfig = DEFAULT_TEXT) -> list[Example]:
+    """Examples from a JSONL/CSV pair file or a saved dataset folder, prepared under ``text``."""
     if path.is_dir() and any((path / m).exists() for m in ("dataset_info.json", "dataset_dict.json")):
-        return examples_from_saved(path)
-    return [Example(p.query, p.positive, [p.negative] if p.negative else [], p.score) for p in read_pairs(path)]
+        return examples_from_saved(path, text)
+    pairs = read_pairs(path, text)
+    return [Example(p.query, p.positive, [p.negative] if p.negative else [], p.score, text) for p in pairs]
 
 
 def _ranking_rows(examples: Sequence[Example], n_negatives: int) -> dict[str, list[Any]]:

@@ -8,18 +8,20 @@ from pathlib import Path
 from typing import Any
 
 from domainfit.data.beir import BeirDataset
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
 EVALUATOR_NAME = "dev"
 
 
 @dataclass(frozen=True)
 class PoolSource:
-    """How the dev pool is ranked: the base model (name or path), depth, window and embedding cache."""
+    """How the dev pool is ranked: the base model (name or path), depth, window, embedding cache, text settings."""
 
     model: str
     depth: int = 20
     max_seq_length: int | None = None
     cache_dir: Path | None = None
+    text: TextConfig = DEFAULT_TEXT
 
 
 def dev_evaluator(
@@ -64,6 +66,7 @@ def dev_evaluator(
             pool.depth,
             max_seq_length=pool.max_seq_length,
             cache_dir=pool.cache_dir,
+            text=pool.text,
         )
         keep = dev_pool(dataset.corpus, {q: qrels[q] for q in relevant}, runs, pool.depth)
     else:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 from domainfit.train.data import Example, examples_from_pairs
 
 LABELLED, SYNTHETIC = "labelled", "synthetic"
@@ -72,7 +73,7 @@ def read_origins(mine_dir: Path, n_rows: int) -> list[str]:
     return origins
 
 
-def mined_examples(mine_dir: Path) -> MinedExamples:
-    """Read the ``mine`` stage's dataset and the origin of each of its rows."""
-    examples = examples_from_pairs(mine_dir / "dataset")
+def mined_examples(mine_dir: Path, text: TextConfig = DEFAULT_TEXT) -> MinedExamples:
+    """Read the ``mine`` stage's dataset (texts prepared under ``text``) and the origin of each of its rows."""
+    examples = examples_from_pairs(mine_dir / "dataset", text)
     return MinedExamples(examples, read_origins(mine_dir, len(examples)))

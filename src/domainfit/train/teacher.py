@@ -15,6 +15,7 @@ import numpy as np
 
 from domainfit.retrieval.dense import encode_texts
 from domainfit.retrieval.lexical import BM25Retriever
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder, SentenceTransformer
@@ -37,19 +38,26 @@ class HybridTeacher:
     """Scores pairs with the convex mix of base-model cosine and per-query normalised BM25.
 
     Inputs: the base bi-encoder, the corpus texts (BM25 statistics come from the
-    whole corpus) and the dense weight ``alpha`` (use the value ``bench`` tuned).
+    whole corpus), the dense weight ``alpha`` (use the value ``bench`` tuned) and
+    the ``[text]`` settings texts are prepared under.
     """
 
-    def __init__(self, model: SentenceTransformer, corpus_texts: Sequence[str], alpha: float = 0.5) -> None:
-        self.model, self.alpha = model, alpha
-        self.bm25 = BM25Retriever()
+    def __init__(
+        self,
+        model: SentenceTransformer,
+        corpus_texts: Sequence[str],
+        alpha: float = 0.5,
+        text: TextConfig = DEFAULT_TEXT,
+    ) -> None:
+        self.model, self.alpha, self.text = model, alpha, text
+        self.bm25 = BM25Retriever(text=text)
         self.bm25.index_texts([str(i) for i in range(len(corpus_texts))], list(corpus_texts))
         self.position = {text: i for i, text in enumerate(corpus_texts)}
 
     def __call__(self, queries: Sequence[str], docs: Sequence[str]) -> list[float]:
         """Return one hybrid score per (query, document) pair (a text not in the corpus gets BM25 0)."""
-        q = encode_texts(self.model, list(queries), description="teacher: queries")
-        d = encode_texts(self.model, list(docs), description="teacher: documents")
+        q = encode_texts(self.model, list(queries), description="teacher: queries", text=self.text)
+        d = encode_texts(self.model, list(docs), description="teacher: documents", text=self.text)
         cosine = np.sum(q * d, axis=1)
         lexical = np.zeros(len(queries), dtype=np.float32)
         cache: dict[str, np.ndarray] = {}

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from domainfit.core.models import load_bi_encoder
 from domainfit.core.progress import is_quiet
 from domainfit.data.general_set import BUNDLED, general_path
+from domainfit.text.config import DEFAULT_TEXT, TextConfig
 from domainfit.train import distributed
 from domainfit.train.checkpoints import IncompleteCheckpointWarning, last_complete_checkpoint
 from domainfit.train.config import TrainConfig
@@ -31,11 +32,13 @@ if TYPE_CHECKING:
     from domainfit.train.regularize import Regularizer
 
 
-def mix_general(examples: list[Example], cfg: TrainConfig) -> tuple[list[Example], int]:
-    """Add general-domain pairs so they make up ``general_share`` of the mix (sampled with the seed)."""
+def mix_general(
+    examples: list[Example], cfg: TrainConfig, text: TextConfig = DEFAULT_TEXT
+) -> tuple[list[Example], int]:
+    """Add general-domain pairs (prepared under ``text``) so they make up ``general_share`` of the mix (seeded)."""
     if not cfg.general_pairs or cfg.general_share <= 0:
         return examples, 0
-    general = examples_from_pairs(general_path(cfg.general_pairs))
+    general = examples_from_pairs(general_path(cfg.general_pairs), text)
     wanted = round(len(examples) * cfg.general_share / (1 - cfg.general_share))
     rng = random.Random(cfg.seed)
     picked = (
@@ -135,18 +138,21 @@ def load_base_model(cfg: TrainConfig) -> SentenceTransformer:
     return separate_encoders(model) if cfg.separate_encoders else model
 
 
-def domain_regularizer(model: SentenceTransformer, loss: Any, cfg: TrainConfig, steps: int) -> Regularizer | None:
+def domain_regularizer(
+    model: SentenceTransformer, loss: Any, cfg: TrainConfig, steps: int, text: TextConfig = DEFAULT_TEXT
+) -> Regularizer | None:
     """Return the domain loss wrapped with the MSE pull towards the base model (``regularize = "mse"``), or None.
 
     Call before training: the model's current embeddings are the teacher. The
-    general pairs are the user's (``general_pairs``) or, without them, the bundled set.
+    general pairs are the user's (``general_pairs``) or, without them, the bundled set,
+    prepared under ``text``.
     """
     if cfg.regularize != "mse":
         return None
     from domainfit.train.regularize import build_regularizer
 
     source = cfg.general_pairs or BUNDLED
-    pairs = [(e.anchor, e.positive) for e in examples_from_pairs(general_path(source))]
+    pairs = [(e.anchor, e.positive) for e in examples_from_pairs(general_path(source), text)]
     return build_regularizer(
         model, loss, pairs, steps=steps, batch_size=cfg.batch_size, share=cfg.regularize_share,
         weight=cfg.regularize_weight, seed=cfg.seed, source=source,
