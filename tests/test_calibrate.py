@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from domainfit.cli import app
+from domainfit.compress.calibrate import build_pairs
 from domainfit.compress.embed import EncodedCorpus, EncodedQueries
 from domainfit.compress.threshold import (
     best_threshold,
@@ -17,7 +18,6 @@ from domainfit.compress.threshold import (
     pr_curve,
     precision_recall_at,
 )
-from domainfit.stages.calibrate import build_pairs
 
 runner = CliRunner()
 

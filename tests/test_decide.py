@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from domainfit.cli import app
 from domainfit.evaluation.config import DecideConfig
-from domainfit.stages.decide import DATA, FINETUNE, HYBRID, KEEP, NO_SHIP, SHIP, decide_after, decide_before
+from domainfit.evaluation.decision import DATA, FINETUNE, HYBRID, KEEP, NO_SHIP, SHIP, decide_after, decide_before
 
 
 def bench(bm25, dense, hybrid):
@@ -68,7 +68,7 @@ def test_decide_cli_before_training(tmp_path, mini_beir):
 def test_cost_follows_the_configured_training_budget():
     from domainfit.core.models import DEFAULT_MODEL
     from domainfit.evaluation.config import DecideConfig
-    from domainfit.stages.decide import costed_as_trained, probe_cost
+    from domainfit.evaluation.decision import costed_as_trained, probe_cost
     from domainfit.train.config import TrainConfig
 
     cfg = costed_as_trained(DecideConfig(), TrainConfig(max_steps=60, batch_size=16, epochs=2.0))

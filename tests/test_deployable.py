@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from domainfit.evaluation.config import DecideConfig
+from domainfit.evaluation.decision import NO_SHIP, SHIP, decide_after
 from domainfit.evaluation.deployable import choose, deployable, is_base_system
-from domainfit.stages.decide import NO_SHIP, SHIP, decide_after
 
 
 def _qrels(n: int) -> dict[str, dict[str, int]]:

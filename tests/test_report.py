@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from domainfit.cli import app
 from domainfit.config import load_config
-from domainfit.stages.report import config_toml
+from domainfit.render.report import config_toml
 
 runner = CliRunner()
 

@@ -10,7 +10,7 @@ from domainfit.core.workspace import Workspace
 from domainfit.data.beir import write_beir
 from domainfit.data.structured_demo import build_structured_demo
 from domainfit.stages.bench import run_bench
-from domainfit.stages.report import build_report
+from domainfit.stages.registry import build_report
 
 
 @pytest.fixture(scope="module")

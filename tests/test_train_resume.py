@@ -112,8 +112,8 @@ def test_saved_model_reproduces_domainfit_embeddings_in_bare_sentence_transforme
 
 def test_training_positives_longer_than_the_window_are_counted_and_warned(minilm):
     from domainfit.data.truncation import TruncationWarning
-    from domainfit.stages.train import _truncated_positives
     from domainfit.train.data import Example
+    from domainfit.train.trainer import truncated_positives as _truncated_positives
 
     long_text = "refund policy " * 60  # about 120 tokens
     examples = [Example("q1", "short answer"), Example("q2", long_text), Example("q3", long_text + "x")]

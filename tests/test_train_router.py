@@ -55,7 +55,7 @@ def test_training_separate_encoders_saves_a_routed_model(tmp_path, mini_beir, mi
 def test_eval_and_report_show_forgetting_per_variant(tmp_path, mini_beir):
     from domainfit.evaluation.config import EvalConfig
     from domainfit.stages.eval import run_eval
-    from domainfit.stages.report import build_report
+    from domainfit.stages.registry import build_report
 
     ws = Workspace(tmp_path / "ws")
     cfg = TrainConfig(max_steps=2, separate_encoders=True, merge=True, **TINY)

@@ -230,24 +230,23 @@ def test_another_process_is_refused_while_the_lock_is_held(tmp_path):
 def test_run_holds_one_lock_across_its_stages(mini_beir, tmp_path, monkeypatch):
     """Every stage `run` calls, decide and report included, runs while the run's lock is held."""
     from domainfit.config import load_config
-    from domainfit.stages import bench, decide, pipeline
-    from domainfit.stages import report as build
+    from domainfit.stages import bench, decide, pipeline, report
 
     seen: dict[str, bool] = {}
     ws = Workspace(tmp_path / "w")
 
-    def spy(module, name):
-        original = getattr(module, name)
+    def spy(stage, label):
+        original = stage.compute
 
         def wrapped(*args, **kwargs):
-            seen[name] = ws.holds_lock()
+            seen[label] = ws.holds_lock()
             return original(*args, **kwargs)
 
-        monkeypatch.setattr(module, name, wrapped)
+        monkeypatch.setattr(stage, "compute", wrapped)
 
-    spy(bench, "run_bench")
-    spy(pipeline, "run_decide")
-    spy(build, "build_report")
+    spy(bench.BenchStage, "run_bench")
+    spy(decide.DecideStage, "run_decide")
+    spy(report.ReportStage, "build_report")
     cfg = load_config(None, {"bench": {"hybrid": False}, "decide": {}})
     monkeypatch.setattr(decide, "probe_cost", lambda *a, **k: None)
     result = pipeline.run_pipeline(mini_beir, ws, cfg)

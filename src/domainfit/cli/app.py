@@ -1,8 +1,9 @@
 """The domainfit command line: ``domainfit <command> [DATA] [options]``.
 
 Every command is a thin wrapper over a stage or a library function, in its own
-module; `COMMANDS` lists them in the order of the loop, grouped into help panels
-(prepare, measure, train, ship, operate). Errors become exit codes in one place,
+module; `commands` lists them in the order of the loop, grouped into help panels
+(prepare, measure, train, ship, operate): a stage's command and panel are those
+it declares (`domainfit.stages.registry`). Errors become exit codes in one place,
 `domainfit.cli.errors.MappedErrors`: 0 success, 1 a failure of the tool, 2 bad
 input or usage.
 """
@@ -19,26 +20,22 @@ import typer
 
 from domainfit.cli.errors import DEBUG_ENV, MappedErrors
 from domainfit.core.errors import DomainfitWarning
+from domainfit.stages.contract import OPERATE, PREPARE
+from domainfit.stages.registry import STAGES
 
-PREPARE, MEASURE, TRAIN, SHIP, OPERATE = "Prepare", "Measure", "Train", "Ship", "Operate"
+#: The commands that are not a stage, before and after the stages: (command, module under domainfit.cli, panel).
+_BEFORE = (("validate", "validate", PREPARE), ("split", "split", PREPARE))
+_AFTER = (("run", "run", OPERATE), ("version", "version", OPERATE))
 
-#: Every command in loop order: (command, module under domainfit.cli, function, help panel).
-COMMANDS: tuple[tuple[str, str, str, str], ...] = (
-    ("validate", "validate", "validate", PREPARE),
-    ("split", "split", "split", PREPARE),
-    ("bench", "bench", "bench", MEASURE),
-    ("decide", "decide", "decide", MEASURE),
-    ("synth", "synth", "synth", TRAIN),
-    ("mine", "mine", "mine", TRAIN),
-    ("train", "train", "train", TRAIN),
-    ("eval", "eval", "evaluate", TRAIN),
-    ("compress", "compress", "compress", SHIP),
-    ("cost", "cost", "cost", SHIP),
-    ("calibrate", "calibrate", "calibrate", SHIP),
-    ("report", "report", "report", SHIP),
-    ("run", "run", "run", OPERATE),
-    ("version", "version", "version", OPERATE),
-)
+
+def commands() -> list[tuple[str, str, str]]:
+    """Return every command in loop order with its module and help panel; a stage's come from its declaration.
+
+    A stage's command lives in ``domainfit.cli.<command>``, whose ``command`` is the function.
+    """
+    staged = [(s.command, s.command, s.panel) for s in STAGES if s.command is not None]
+    return [*_BEFORE, *staged, *_AFTER]
+
 
 app = typer.Typer(
     name="domainfit",
@@ -62,10 +59,10 @@ def _options(
 
 
 def _register() -> None:
-    """Add every command of `COMMANDS` to `app`, in order, each in its help panel."""
-    for name, module, function, panel in COMMANDS:
-        command = getattr(importlib.import_module(f"domainfit.cli.{module}"), function)
-        app.command(name, rich_help_panel=panel)(command)
+    """Add every command of `commands` to `app`, in order, each in its help panel."""
+    for name, module, panel in commands():
+        loaded = importlib.import_module(f"domainfit.cli.{module}")
+        app.command(name, rich_help_panel=panel)(getattr(loaded, "command", None) or getattr(loaded, name))
 
 
 _register()

@@ -78,3 +78,7 @@ def bench(
     for line in similarity_verdicts(result):
         console.print(f"similarity: {line}", markup=False)
     console.print(f"wrote {result.output_dir}/summary.md, metrics.json and runs/*.trec")
+
+
+#: The function `domainfit.cli.app` registers as this stage's command.
+command = bench

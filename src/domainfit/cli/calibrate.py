@@ -32,6 +32,7 @@ def calibrate(
         list[str] | None,
         typer.Option("--configuration", "-C", help="compression configuration, e.g. pca-128/int8 (repeatable)"),
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help="calibrate again even if inputs did not change")] = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -47,14 +48,23 @@ def calibrate(
         {"calibrate": {"models": model, "split": split, "beta": beta, "configurations": configuration}},
     )
     result = run_calibrate(
-        folder, Workspace(workspace), cfg.calibrate, max_line_bytes=cfg.data.max_line_mib << 20, text=cfg.text
+        folder,
+        Workspace(workspace),
+        cfg.calibrate,
+        max_line_bytes=cfg.data.max_line_mib << 20,
+        text=cfg.text,
+        force=force,
     )
     if as_json:
         print_json(result.to_json())
         return
     from rich.console import Console
 
-    from domainfit.stages.calibrate import calibrate_markdown
+    from domainfit.render.calibrate import calibrate_markdown
 
     Console().print(calibrate_markdown(result), markup=False, highlight=False)
     typer.echo(f"wrote {result.output_dir}/thresholds.json and summary.md")
+
+
+#: The function `domainfit.cli.app` registers as this stage's command.
+command = calibrate

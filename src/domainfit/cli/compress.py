@@ -94,3 +94,7 @@ def compress(
     for note in result.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
     console.print(f"wrote {result.output_dir}/results.json, summary.md and frontier.png")
+
+
+#: The function `domainfit.cli.app` registers as this stage's command.
+command = compress

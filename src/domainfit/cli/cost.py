@@ -28,6 +28,9 @@ def cost(
     model: Annotated[str | None, typer.Option("--model", "-m", help="bi-encoder name or path")] = None,
     vectors: Annotated[int | None, typer.Option(help="vectors to price (default: the corpus size)")] = None,
     docs_per_second: Annotated[float | None, typer.Option(help="embedding throughput (default: probe)")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="measure and price again even if inputs did not change")
+    ] = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -48,13 +51,18 @@ def cost(
         config_path=config,
         max_line_bytes=cfg.data.max_line_mib << 20,
         text=cfg.text,
+        force=force,
     )
     if as_json:
         print_json(report.to_json())
         return
     from rich.console import Console
 
-    from domainfit.stages.cost import cost_markdown
+    from domainfit.render.cost import cost_markdown
 
     Console().print(cost_markdown(report), markup=False, highlight=False)
     typer.echo(f"wrote {Workspace(workspace).stage_dir('cost')}/cost.json and summary.md")
+
+
+#: The function `domainfit.cli.app` registers as this stage's command.
+command = cost

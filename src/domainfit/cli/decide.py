@@ -27,7 +27,9 @@ def decide(
 ) -> None:
     """Recommend keep / hybrid / generate data / fine-tune, or ship / do not ship, with reasons."""
     from domainfit.config import load_config
-    from domainfit.stages.decide import costed_as_trained, render, run_decide
+    from domainfit.evaluation.decision import costed_as_trained
+    from domainfit.render.decision import render
+    from domainfit.stages.decide import run_decide
 
     data = resolve_data(data, demo, quiet or as_json)
     cfg = load_config(config, {"decide": {"target": target, "min_lift": min_lift, "usd_per_hour": usd_per_hour}})
@@ -46,3 +48,7 @@ def decide(
     from rich.markdown import Markdown
 
     Console().print(Markdown(render(decision)))
+
+
+#: The function `domainfit.cli.app` registers as this stage's command.
+command = decide

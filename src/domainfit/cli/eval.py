@@ -53,3 +53,7 @@ def evaluate(
     if result.up_to_date:
         console.print("[dim]eval is up to date (inputs unchanged)[/dim]")
     console.print(Markdown((Path(result.output_dir) / "summary.md").read_text()))
+
+
+#: The function `domainfit.cli.app` registers as this stage's command.
+command = evaluate

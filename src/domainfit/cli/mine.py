@@ -148,3 +148,7 @@ def mine(
     for note in result.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
     console.print(f"wrote {result.output_dir}/dataset, curriculum/, negatives.jsonl and summary.json")
+
+
+#: The function `domainfit.cli.app` registers as this stage's command.
+command = mine

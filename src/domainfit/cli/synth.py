@@ -173,3 +173,7 @@ def synth(
     for note in result.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
     console.print(f"wrote {result.output_dir}/queries.jsonl and summary.json")
+
+
+#: The function `domainfit.cli.app` registers as this stage's command.
+command = synth

@@ -122,3 +122,7 @@ def train(
         f"dev NDCG@10 base {base} -> best {best} (step {result.best_step})"
     )
     typer.echo(f"model: {result.model_path}")
+
+
+#: The function `domainfit.cli.app` registers as this stage's command.
+command = train

@@ -69,6 +69,11 @@ class CostBreakdown:
         """Plain-dict form."""
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CostBreakdown:
+        """Rebuild a breakdown from its plain-dict form."""
+        return cls(**{**data, "tiers": [TierCost(**t) for t in data["tiers"]]})
+
 
 def storage_bytes(vectors: int, dims: int, precision: str) -> int:
     """Exact bytes of ``vectors`` vectors of ``dims`` dimensions at ``precision`` (integer arithmetic)."""
@@ -164,6 +169,12 @@ class CostComparison:
         """Plain-dict form."""
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CostComparison:
+        """Rebuild a comparison from its plain-dict form."""
+        tiered, baseline = CostBreakdown.from_json(data["tiered"]), CostBreakdown.from_json(data["baseline"])
+        return cls(data["vectors"], tiered, baseline, data["saving_usd_per_year"], data["saving_share"])
+
 
 def compare(vectors: int, config: CostConfig, model_dims: int, docs_per_second: float) -> CostComparison:
     """Tiered and baseline cost for ``vectors`` vectors, and the saving (baseline − tiered)."""
@@ -192,6 +203,16 @@ class CostReport:
         data = asdict(self)
         data["format_version"] = 1
         return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CostReport:
+        """Rebuild a report from ``cost.json`` (raises ValueError for another format version)."""
+        if data.get("format_version") != 1:
+            raise ValueError(f"cost.json format_version {data.get('format_version')!r} is not 1")
+        fields = {k: v for k, v in data.items() if k != "format_version"}
+        fields["corpus"] = CostComparison.from_json(data["corpus"])
+        fields["projections"] = [CostComparison.from_json(p) for p in data["projections"]]
+        return cls(**fields)
 
 
 def cost_report(

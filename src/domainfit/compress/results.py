@@ -37,7 +37,9 @@ class CompressResult:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CompressResult:
-        """Rebuild a result from ``results.json``."""
+        """Rebuild a result from ``results.json`` (raises ValueError for another format version)."""
+        if data.get("format_version") != 1:
+            raise ValueError(f"format_version {data.get('format_version')!r} is not 1")
         data = {k: v for k, v in data.items() if k != "format_version"}
         data["variants"] = [VariantResult.from_json(v) for v in data["variants"]]
         return cls(**data)

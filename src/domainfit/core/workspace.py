@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from domainfit.core.files import atomic_write_json, sha256_file
+from domainfit.core.files import atomic_write_json
 
 DEFAULT_WORKSPACE = Path("domainfit-work")
 
@@ -262,23 +262,3 @@ class Workspace:
         with contextlib.suppress(OSError):
             if {p.name for p in self.root.iterdir()} <= {MARKER, ".lock"}:
                 shutil.rmtree(self.root)
-
-    def write_manifest(self, stage_path: Path, stage: str, inputs: dict[str, Any], outputs: list[str]) -> None:
-        """Write ``manifest.json`` for a stage: its inputs (hashes, config) and output files."""
-        from domainfit import __version__
-
-        files = {}
-        for name in outputs:
-            file = stage_path / name
-            if file.is_file():
-                files[name] = {"sha256": sha256_file(file), "bytes": file.stat().st_size}
-        atomic_write_json(
-            stage_path / "manifest.json",
-            {
-                "format_version": 1,
-                "stage": stage,
-                "domainfit_version": __version__,
-                "inputs": inputs,
-                "outputs": files,
-            },
-        )

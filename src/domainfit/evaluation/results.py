@@ -34,7 +34,9 @@ class BenchResult:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BenchResult:
-        """Rebuild a result from ``metrics.json``."""
+        """Rebuild a result from ``metrics.json`` (raises ValueError for another format version)."""
+        if data.get("format_version") != 1:
+            raise ValueError(f"format_version {data.get('format_version')!r} is not 1")
         data = {k: v for k, v in data.items() if k != "format_version"}
         data["systems"] = [SystemResult(**s) for s in data["systems"]]
         return cls(**data)
@@ -70,7 +72,9 @@ class EvalResult:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> EvalResult:
-        """Rebuild a result from ``metrics.json``."""
+        """Rebuild a result from ``metrics.json`` (raises ValueError for another format version)."""
+        if data.get("format_version") != 1:
+            raise ValueError(f"format_version {data.get('format_version')!r} is not 1")
         data = {k: v for k, v in data.items() if k != "format_version"}
         data["systems"] = [SystemResult(**s) for s in data["systems"]]
         return cls(**data)

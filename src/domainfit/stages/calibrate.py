@@ -1,315 +1,111 @@
-"""The ``calibrate`` stage: similarity thresholds from labelled (query, document) pairs, by F-beta.
+"""The ``calibrate`` stage: similarity thresholds by F-beta, per model and compression configuration.
 
-For each judged query of the calibration split the pairs are: every relevant
-document (qrels grade > 0) labelled 1; the ``hard_negatives`` top-ranked
-non-relevant documents the model retrieves (float32, full dimension) and
-``random_negatives`` random non-relevant documents, labelled 0. For each model
-and each compression configuration the pairs are scored the way that
-configuration scores them, and the threshold maximising F-beta is chosen
-(`domainfit.compress.threshold`). Reported with it: precision, recall and the
-empty-result rate (share of queries whose best document in the whole corpus
-scores below the threshold), on the calibration split and on ``eval_split``
-when set. Thresholds move when the model or the configuration changes; the
-output gives each move against the model's first configuration and against
-the first model.
-
-Output, in ``<workspace>/calibrate/``: ``thresholds.json``, ``summary.md``,
-``config.json`` and ``manifest.json``.
+Input: a BEIR folder, the workspace (compress's operating point, when it ran
+for one of the models) and a `CalibrateConfig`. Output, in
+``<workspace>/calibrate/``: ``thresholds.json``, ``summary.md``, ``config.json``
+and ``manifest.json``. The calibration itself is `domainfit.compress.calibrate`.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import ClassVar
 
-import numpy as np
-
+from domainfit import __version__
+from domainfit.compress.calibrate import CalibrateResult, calibrate_model, cross_model_deltas
 from domainfit.compress.config import CalibrateConfig
-from domainfit.core.errors import InputError, UsageError
+from domainfit.core.files import atomic_write_json, atomic_write_text
+from domainfit.core.workspace import Workspace
+from domainfit.data.beir import BeirDataset
+from domainfit.data.jsonl import MAX_LINE_BYTES
+from domainfit.render.calibrate import calibrate_markdown
+from domainfit.stages.contract import SHIP, Previous, Stage, StaleOutput, run_stage
+from domainfit.stages.inputs import DataFiles, Input, Models, Section, Text, Upstream, Value
 from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
-if TYPE_CHECKING:
-    from domainfit.compress.embed import EncodedCorpus, EncodedQueries
-    from domainfit.compress.spec import VariantSpec
-    from domainfit.core.workspace import Workspace
 
-STAGE = "calibrate"
-
-
-@dataclass
-class PairSet:
-    """Labelled pairs, one row per query: document rows (padded with -1) and labels (1 relevant, 0 not)."""
-
-    query_ids: list[str]
-    rows: np.ndarray
-    labels: np.ndarray
-
-    def valid(self) -> np.ndarray:
-        """Mask of real (non-padding) pairs."""
-        return self.rows >= 0
-
-    @property
-    def n_pairs(self) -> int:
-        """Number of real pairs."""
-        return int(self.valid().sum())
-
-
-def build_pairs(
-    queries: EncodedQueries,
-    corpus: EncodedCorpus,
-    ranked: np.ndarray,
-    hard_negatives: int,
-    random_negatives: int,
-    seed: int,
-) -> PairSet:
-    """Positives, hard negatives (from ``ranked``, each query's documents best first) and random negatives.
-
-    Queries with no relevant document in the corpus are left out.
-    """
-    position = {doc_id: i for i, doc_id in enumerate(corpus.doc_ids)}
-    rng = np.random.default_rng(seed)
-    kept, per_query = [], []
-    for row, qid in enumerate(queries.query_ids):
-        positives = [position[d] for d, g in queries.qrels.get(qid, {}).items() if g > 0 and d in position]
-        if not positives:
-            continue
-        taken = set(positives)
-        hard = [int(i) for i in ranked[row] if i >= 0 and int(i) not in taken][:hard_negatives]
-        taken.update(hard)
-        pool = np.setdiff1d(np.arange(len(corpus.doc_ids)), np.fromiter(taken, dtype=np.int64))
-        randoms = rng.choice(pool, size=min(random_negatives, pool.size), replace=False).tolist()
-        kept.append(row)
-        per_query.append((positives, hard + randoms))
-    width = max((len(p) + len(n) for p, n in per_query), default=0)
-    rows = np.full((len(kept), width), -1, dtype=np.int64)
-    labels = np.zeros((len(kept), width), dtype=np.int8)
-    for i, (positives, negatives) in enumerate(per_query):
-        rows[i, : len(positives) + len(negatives)] = positives + negatives
-        labels[i, : len(positives)] = 1
-    return PairSet([queries.query_ids[r] for r in kept], rows, labels)
-
-
-@dataclass
-class ConfigCalibration:
-    """The calibrated threshold of one (model, configuration) and how far it moved."""
-
-    configuration: str
-    threshold: float
-    precision: float
-    recall: float
-    f_beta: float
-    n_positive: int
-    n_negative: int
-    empty_rate: float
-    delta_vs_reference: float = 0.0
-    delta_vs_first_model: float | None = None
-    held_out: dict[str, Any] | None = None
-    curve: dict[str, list[float]] = field(default_factory=dict)
-
-
-@dataclass
-class ModelCalibration:
-    """Every configuration's calibration for one model."""
-
-    model: str
-    fingerprint: str
-    n_queries: int
-    n_pairs: int
-    configurations: list[ConfigCalibration]
-
-
-@dataclass
-class CalibrateResult:
-    """What ``calibrate`` measured; also the content of ``thresholds.json``."""
-
-    split: str
-    eval_split: str | None
-    beta: float
-    models: list[ModelCalibration]
-    notes: list[str]
-    output_dir: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the JSON-serialisable form."""
-        data = asdict(self)
-        data["format_version"] = 1
-        return data
-
-
-@dataclass
-class _Split:
-    """One split's queries, pairs and flattened pair arrays."""
-
-    queries: EncodedQueries
-    pairs: PairSet
-
-
-def _rows_of(queries: EncodedQueries, pairs: PairSet) -> np.ndarray:
-    """Query embeddings in the order of the pair set's queries."""
-    where = {qid: i for i, qid in enumerate(queries.query_ids)}
-    return queries.vectors[[where[q] for q in pairs.query_ids]]
-
-
-def _score_split(
-    index: Any, split: _Split, threshold: float | None, beta: float, depth: int
-) -> tuple[Any, float, np.ndarray]:
-    """Score a split's pairs with one configuration; return (threshold result or (P, R), empty rate, scores).
-
-    The empty-result rate uses the best score among the ``depth`` documents
-    the configuration retrieves (so rescoring sees as many candidates as it would in service).
-    """
-    from domainfit.compress.threshold import best_threshold, empty_result_rate, precision_recall_at
-
-    vectors = _rows_of(split.queries, split.pairs)
-    scores = index.pair_scores(vectors, split.pairs.rows)
-    valid = split.pairs.valid()
-    flat_labels, flat_scores = split.pairs.labels[valid], scores[valid]
-    _, top = index.search(vectors, depth)
-    chosen = best_threshold(flat_labels, flat_scores, beta) if threshold is None else None
-    cut = chosen.threshold if chosen is not None else threshold
-    assert cut is not None
-    empty = empty_result_rate(top[:, 0], cut)
-    measured = chosen if chosen is not None else precision_recall_at(flat_labels, flat_scores, cut)
-    return measured, empty, flat_scores
-
-
-def calibrate_configuration(
-    spec: VariantSpec, corpus: EncodedCorpus, calib: _Split, held_out: _Split | None, config: CalibrateConfig
-) -> ConfigCalibration:
-    """Calibrate one configuration on ``calib`` and check it on ``held_out``."""
-    from domainfit.compress.pipeline import build_index
-    from domainfit.compress.threshold import downsample_curve, f_beta, pr_curve
-
-    beta, depth = config.beta, config.result_depth
-    index = build_index(spec, corpus.vectors, seed=config.seed)
-    chosen, empty, scores = _score_split(index, calib, None, beta, depth)
-    result = ConfigCalibration(
-        configuration=spec.name,
-        threshold=round(chosen.threshold, 6),
-        precision=round(chosen.precision, 6),
-        recall=round(chosen.recall, 6),
-        f_beta=round(chosen.f_beta, 6),
-        n_positive=chosen.n_positive,
-        n_negative=chosen.n_negative,
-        empty_rate=round(empty, 6),
-        curve=downsample_curve(pr_curve(calib.pairs.labels[calib.pairs.valid()], scores)),
-    )
-    if held_out is not None and held_out.pairs.n_pairs:
-        (precision, recall), held_empty, _ = _score_split(index, held_out, chosen.threshold, beta, depth)
-        result.held_out = {
-            "split": held_out.queries.split,
-            "n_queries": len(held_out.pairs.query_ids),
-            "precision": round(precision, 6),
-            "recall": round(recall, 6),
-            "f_beta": round(float(f_beta(np.array([precision]), np.array([recall]), beta)[0]), 6),
-            "empty_rate": round(held_empty, 6),
-        }
-    return result
-
-
-def _specs(config: CalibrateConfig, extra: list[str], full_dim: int, n_docs: int, notes: list[str]) -> list[Any]:
-    """Parse the configurations (malformed names are errors; ones this corpus cannot build are skipped)."""
-    from domainfit.compress.spec import parse_spec
-
-    specs: list[VariantSpec] = []
-    for name in [*config.configurations, *extra]:
-        try:
-            spec = parse_spec(name, full_dim)
-        except UsageError as exc:
-            if "configurations" in config.model_fields_set:
-                raise UsageError(f"calibrate.configurations: {exc}") from None
-            notes.append(f"skipped default configuration {name!r}: {exc}")
-            continue
-        too_small = (spec.reduction == "pca" and spec.dim > n_docs) or (
-            spec.store in ("pq", "ivfpq") and n_docs < 2**spec.pq_nbits
-        )
-        if too_small:
-            notes.append(f"skipped {spec.name}: the corpus ({n_docs} documents) is too small to train it")
-        elif spec not in specs:
-            specs.append(spec)
-    if not specs:
-        raise UsageError("no configuration to calibrate")
-    return specs
-
-
-def _operating_point(workspace: Workspace, fingerprint: str) -> list[str]:
-    """Return the compress stage's operating point, when it was chosen for this model."""
+def operating_points(workspace: Workspace) -> dict[str, str]:
+    """Return compress's operating point by the fingerprint of the model it was chosen for (empty: none)."""
     path = workspace.stage_dir("compress") / "results.json"
     if not path.is_file():
-        return []
+        return {}
     data = json.loads(path.read_text())
     name = (data.get("operating_point") or {}).get("name")
-    return [name] if name and data.get("model_fingerprint") == fingerprint else []
+    return {data["model_fingerprint"]: name} if name and data.get("model_fingerprint") else {}
 
 
-def _ranked(corpus: EncodedCorpus, queries: EncodedQueries, depth: int) -> np.ndarray:
-    """Each query's documents by float32 cosine, best first (exact search)."""
-    from domainfit.retrieval.dense import exact_search
+class CalibrateStage(Stage[CalibrateResult]):
+    """Calibrate the thresholds of every model and configuration of ``[calibrate]``.
 
-    ids, _ = exact_search(queries.vectors, corpus.vectors, depth)
-    return ids
+    Inputs: the workspace, the BEIR folder, the settings, the largest JSONL
+    record and the ``[text]`` settings. Output: the `CalibrateResult`.
+    """
 
+    name: ClassVar[str] = "calibrate"
+    command: ClassVar[str | None] = "calibrate"
+    panel: ClassVar[str] = SHIP
+    reads: ClassVar[tuple[str, ...]] = ("compress",)
 
-def _split_for(queries: EncodedQueries, corpus: EncodedCorpus, config: CalibrateConfig, extra_depth: int) -> _Split:
-    """Pair each query of a split with its labelled documents."""
-    ranked = _ranked(corpus, queries, config.hard_negatives + extra_depth)
-    pairs = build_pairs(queries, corpus, ranked, config.hard_negatives, config.random_negatives, config.seed)
-    return _Split(queries, pairs)
+    def __init__(
+        self,
+        workspace: Workspace,
+        data: Path | str,
+        config: CalibrateConfig,
+        *,
+        max_line_bytes: int = MAX_LINE_BYTES,
+        text: TextConfig = DEFAULT_TEXT,
+    ) -> None:
+        super().__init__(workspace, data)
+        self.config, self.max_line_bytes, self.text = config, max_line_bytes, text
+        self.dataset: BeirDataset | None = None
 
+    def check(self) -> None:
+        """Load the data and check the calibration split (before any model loads)."""
+        from domainfit.compress.embed import split_qrels
+        from domainfit.data.beir import load_beir
 
-def calibrate_model(
-    model: str,
-    dataset: Any,
-    workspace: Workspace,
-    config: CalibrateConfig,
-    notes: list[str],
-    text: TextConfig = DEFAULT_TEXT,
-) -> ModelCalibration:
-    """Calibrate every configuration of one model (embeddings through the workspace cache)."""
-    from domainfit.compress.embed import encode_corpus, encode_split_queries, open_retriever
+        assert self.data is not None
+        self.dataset = load_beir(self.data, max_line_bytes=self.max_line_bytes, text=self.text)
+        split_qrels(self.dataset, self.config.split)
 
-    retriever = open_retriever(
-        model,
-        workspace.cache_dir / "embeddings",
-        batch_size=config.batch_size,
-        max_seq_length=config.max_seq_length,
-        text=text,
-    )
-    corpus = encode_corpus(dataset, retriever)
-    extra_depth = max(
-        (sum(1 for g in d.values() if g > 0) for q in dataset.qrels.values() for d in q.values()), default=0
-    )
-    calib = _split_for(encode_split_queries(dataset, config.split, retriever), corpus, config, extra_depth)
-    if not calib.pairs.n_pairs:
-        raise InputError(dataset.root / "qrels" / f"{config.split}.tsv", 0, "-", "no query with a relevant document")
-    held_out = None
-    if config.eval_split and config.eval_split in dataset.qrels:
-        held_out = _split_for(encode_split_queries(dataset, config.eval_split, retriever), corpus, config, extra_depth)
-    elif config.eval_split:
-        notes.append(f"no '{config.eval_split}' split: thresholds are not checked on held-out queries")
-    extra = _operating_point(workspace, retriever.fingerprint) if config.include_operating_point else []
-    specs = _specs(config, extra, corpus.vectors.shape[1], len(corpus.doc_ids), notes)
-    from domainfit.core.progress import progress_bar
+    def inputs(self) -> dict[str, Input]:
+        """Declare the data, the settings, every model and (when used) compress's results."""
+        assert self.data is not None
+        compress = self.workspace.stage_dir("compress") / "results.json"
+        return {
+            "data": Value(str(self.data)),
+            "data_sha256": DataFiles(self.data),
+            "config": Section(self.config),
+            "models": Models(tuple(self.config.models)),
+            "compress_sha256": Upstream("compress", compress) if self.config.include_operating_point else Value(None),
+            "text_normalization": Text(self.text, only_normalization=True),
+            "domainfit_version": Value(__version__),
+        }
 
-    results = []
-    with progress_bar(f"calibrating {model}", len(specs)) as advance:
-        for spec in specs:
-            results.append(calibrate_configuration(spec, corpus, calib, held_out, config))
-            advance(1)
-    for result in results:
-        result.delta_vs_reference = round(result.threshold - results[0].threshold, 6)
-    return ModelCalibration(model, retriever.fingerprint, len(calib.pairs.query_ids), calib.pairs.n_pairs, results)
+    def compute(self, out: Path, previous: Previous | None) -> CalibrateResult:
+        """Calibrate each model; write the thresholds, the summary and the resolved config."""
+        assert self.dataset is not None and self.data is not None
+        notes: list[str] = []
+        chosen = operating_points(self.workspace)
+        cache = self.workspace.cache_dir / "embeddings"
+        models = [
+            calibrate_model(m, self.dataset, cache, self.config, notes, self.text, chosen) for m in self.config.models
+        ]
+        cross_model_deltas(models)
+        cfg = self.config
+        result = CalibrateResult(cfg.split, cfg.eval_split, cfg.beta, models, notes, str(self.folder))
+        atomic_write_json(out / "thresholds.json", result.to_json())
+        atomic_write_text(out / "summary.md", calibrate_markdown(result))
+        atomic_write_json(out / "config.json", {"calibrate": cfg.model_dump(), "data": str(self.data)})
+        return result
 
-
-def _cross_model_deltas(models: list[ModelCalibration]) -> None:
-    """Set each configuration's threshold move against the first model's same configuration."""
-    first = {c.configuration: c.threshold for c in models[0].configurations} if models else {}
-    for calibration in models[1:]:
-        for c in calibration.configurations:
-            if c.configuration in first:
-                c.delta_vs_first_model = round(c.threshold - first[c.configuration], 6)
+    def load(self, folder: Path) -> CalibrateResult:
+        """Read ``thresholds.json`` back."""
+        try:
+            return CalibrateResult.from_json(json.loads((folder / "thresholds.json").read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StaleOutput(str(exc)) from None
 
 
 def run_calibrate(
@@ -317,71 +113,16 @@ def run_calibrate(
     workspace: Workspace,
     config: CalibrateConfig,
     *,
-    max_line_bytes: int,
+    max_line_bytes: int = MAX_LINE_BYTES,
     text: TextConfig = DEFAULT_TEXT,
+    force: bool = False,
 ) -> CalibrateResult:
     """Calibrate thresholds for every model and configuration; write ``<workspace>/calibrate/``.
 
     Inputs: a BEIR folder, the workspace, the config, the largest JSONL
-    record and the ``[text]`` settings. Output: the `CalibrateResult`. Raises `InputError` on bad data
-    or a missing split, `UsageError` on a malformed configuration name.
+    record and the ``[text]`` settings. Output: the `CalibrateResult`. Raises
+    `InputError` on bad data or a missing split, `UsageError` on a malformed
+    configuration name; nothing is written then. ``force`` calibrates again when nothing changed.
     """
-    from domainfit.compress.embed import split_qrels
-    from domainfit.core.files import atomic_write_json, atomic_write_text, staged_dir
-    from domainfit.data.beir import load_beir
-
-    root = Path(data).expanduser().resolve()
-    workspace.attach_data(root)  # a workspace inside, above or equal to the data is refused
-    if not root.is_dir():
-        raise InputError(root, 0, "-", "not a folder (expected a BEIR folder with corpus.jsonl)")
-    dataset = load_beir(root, max_line_bytes=max_line_bytes, text=text)
-    split_qrels(dataset, config.split)
-    notes: list[str] = []
-    with workspace.lock():
-        models = [calibrate_model(m, dataset, workspace, config, notes, text) for m in config.models]
-        _cross_model_deltas(models)
-        out_dir = workspace.stage_dir(STAGE)
-        result = CalibrateResult(config.split, config.eval_split, config.beta, models, notes, str(out_dir))
-        with staged_dir(out_dir) as tmp:
-            atomic_write_json(tmp / "thresholds.json", result.to_json())
-            atomic_write_text(tmp / "summary.md", calibrate_markdown(result))
-            atomic_write_json(tmp / "config.json", {"calibrate": config.model_dump(), "data": str(root)})
-            workspace.write_manifest(
-                tmp,
-                STAGE,
-                {"data": str(root), "config": config.model_dump()},
-                ["thresholds.json", "summary.md", "config.json"],
-            )
-    return result
-
-
-def _signed(value: float | None) -> str:
-    """Format a signed number, or '-'."""
-    return "-" if value is None else f"{value:+.4f}"
-
-
-def calibrate_markdown(result: CalibrateResult) -> str:
-    """Render the ``summary.md`` of a calibrate run: one row per (model, configuration)."""
-    held = f" | P ({result.eval_split}) | R ({result.eval_split}) | empty ({result.eval_split})"
-    lines = [
-        f"# Similarity thresholds (F{result.beta:g}, calibrated on '{result.split}')",
-        "",
-        "A pair is returned when its score is >= the threshold. 'empty' is the share of queries whose best "
-        "document scores below it. Δ ref: move against the model's first configuration; Δ model: against "
-        "the first model's same configuration.",
-        "",
-        f"| model | configuration | threshold | Δ ref | Δ model | precision | recall | F | empty{held} |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for model in result.models:
-        for c in model.configurations:
-            h = c.held_out or {}
-            held_cells = " | ".join(f"{h[k]:.3f}" if k in h else "-" for k in ("precision", "recall", "empty_rate"))
-            lines.append(
-                f"| {model.model} | `{c.configuration}` | {c.threshold:.4f} | {_signed(c.delta_vs_reference)} | "
-                f"{_signed(c.delta_vs_first_model)} | {c.precision:.3f} | {c.recall:.3f} | {c.f_beta:.3f} | "
-                f"{c.empty_rate:.3f} | {held_cells} |"
-            )
-    if result.notes:
-        lines += ["", "## Notes", "", *[f"- {n}" for n in result.notes]]
-    return "\n".join(lines) + "\n"
+    stage = CalibrateStage(workspace, data, config, max_line_bytes=max_line_bytes, text=text)
+    return run_stage(stage, force=force).result

@@ -16,7 +16,7 @@ import json
 import os
 import platform
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from domainfit import __version__
 from domainfit.compress.config import CompressConfig
@@ -24,16 +24,16 @@ from domainfit.compress.pareto import choose_operating_point, mark_frontier
 from domainfit.compress.results import CompressResult
 from domainfit.compress.sweep import run_sweep
 from domainfit.core.errors import InputError
-from domainfit.core.files import atomic_write_json, atomic_write_text, staged_dir
-from domainfit.core.models import folder_fingerprint, resolve_model
+from domainfit.core.files import atomic_write_json, atomic_write_text
 from domainfit.core.workspace import Workspace
-from domainfit.data.beir import load_beir
+from domainfit.data.beir import BeirDataset, load_beir
 from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.render.compress import summary_markdown
 from domainfit.render.frontier import plot_frontier
+from domainfit.stages.contract import SHIP, Previous, ReportSection, Stage, StaleOutput, run_stage
+from domainfit.stages.inputs import DataFiles, Input, Model, Section, Text, Value, fingerprint
 from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
-STAGE = "compress"
 OUTPUTS = ("results.json", "summary.md", "frontier.png", "config.json")
 
 
@@ -52,44 +52,10 @@ def _machine() -> dict[str, Any]:
     }
 
 
-def _inputs(root: Path, config: CompressConfig) -> dict[str, Any]:
-    """Collect what the sweep depends on (the operating-point rule is kept apart)."""
-    from domainfit.stages.bench import data_fingerprint
-
-    sweep = config.model_dump(exclude={"operating_point"})
-    return {
-        "data": str(root),
-        "data_sha256": data_fingerprint(root),
-        "model_sha256": folder_fingerprint(resolve_model(config.model).path),
-        "sweep": sweep,
-        "operating_point": config.operating_point.model_dump(),
-        "domainfit_version": __version__,
-    }
-
-
-def _previous(out_dir: Path, inputs: dict[str, Any]) -> tuple[CompressResult | None, bool]:
-    """Return the stored result when its sweep inputs match, and whether the operating point matches too."""
-    manifest, results = out_dir / "manifest.json", out_dir / "results.json"
-    if not (manifest.is_file() and results.is_file()):
-        return None, False
-    old = json.loads(manifest.read_text()).get("inputs", {})
-    if {k: v for k, v in old.items() if k != "operating_point"} != {
-        k: v for k, v in inputs.items() if k != "operating_point"
-    }:
-        return None, False
-    return CompressResult.from_json(json.loads(results.read_text())), old.get("operating_point") == inputs[
-        "operating_point"
-    ]
-
-
-def _measure(
-    root: Path, workspace: Workspace, config: CompressConfig, max_line_bytes: int, text: TextConfig
-) -> CompressResult:
+def _measure(dataset: BeirDataset, workspace: Workspace, config: CompressConfig, text: TextConfig) -> CompressResult:
     """Encode (through the cache) and sweep every configuration."""
-    from domainfit.compress.embed import encode_corpus, encode_split_queries, open_retriever, split_qrels
+    from domainfit.compress.embed import encode_corpus, encode_split_queries, open_retriever
 
-    dataset = load_beir(root, max_line_bytes=max_line_bytes, text=text)
-    split_qrels(dataset, config.split)
     retriever = open_retriever(
         config.model,
         workspace.cache_dir / "embeddings",
@@ -118,22 +84,116 @@ def _measure(
     )
 
 
-def _write(out_dir: Path, workspace: Workspace, result: CompressResult, config: CompressConfig, inputs: dict) -> None:
-    """Write every artifact into a staged folder and swap it in."""
-    with staged_dir(out_dir) as tmp:
-        atomic_write_json(tmp / "results.json", result.to_json())
-        atomic_write_text(tmp / "summary.md", summary_markdown(result))
-        plot_frontier(
-            result.variants,
-            result.primary_metric,
-            result.latency_metric,
-            result.operating_point.get("name"),
-            tmp / "frontier.png",
-            title=f"{result.model} on '{result.split}': {result.primary_metric} retention vs bytes and latency",
-            basis=config.operating_point.bytes_basis,
+def _write(out: Path, result: CompressResult, config: CompressConfig, data: Path) -> None:
+    """Write every artifact into the (staged) folder ``out``."""
+    atomic_write_json(out / "results.json", result.to_json())
+    atomic_write_text(out / "summary.md", summary_markdown(result))
+    plot_frontier(
+        result.variants,
+        result.primary_metric,
+        result.latency_metric,
+        result.operating_point.get("name"),
+        out / "frontier.png",
+        title=f"{result.model} on '{result.split}': {result.primary_metric} retention vs bytes and latency",
+        basis=config.operating_point.bytes_basis,
+    )
+    atomic_write_json(out / "config.json", {"compress": config.model_dump(), "data": str(data)})
+
+
+class CompressStage(Stage[CompressResult]):
+    """Sweep compression configurations of one model, draw the frontier and choose an operating point.
+
+    Inputs: the workspace, the BEIR folder, the ``[compress]`` settings, the
+    largest accepted JSONL record and the ``[text]`` settings. Re-running with
+    the same data, model and sweep settings re-uses the measured sweep; when only
+    the operating-point rule changed, the point is re-chosen and the artifacts
+    re-written without re-measuring. Output: the `CompressResult`. Raises
+    `InputError` on bad data or an unknown split (nothing is written then).
+    """
+
+    name: ClassVar[str] = "compress"
+    command: ClassVar[str | None] = "compress"
+    panel: ClassVar[str] = SHIP
+    reads: ClassVar[tuple[str, ...]] = ("train",)
+    report: ClassVar[tuple[ReportSection, ...]] = (ReportSection("summary.md", 50),)
+    report_config: ClassVar[tuple[str, ...]] = ("compress",)
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        data: Path | str,
+        config: CompressConfig,
+        *,
+        max_line_bytes: int = MAX_LINE_BYTES,
+        text: TextConfig = DEFAULT_TEXT,
+    ) -> None:
+        super().__init__(workspace, data)
+        self.config, self.max_line_bytes, self.text = config, max_line_bytes, text
+
+    def check(self) -> None:
+        """Load the data and check the evaluated split."""
+        from domainfit.compress.embed import split_qrels
+
+        assert self.data is not None
+        if not self.data.is_dir():
+            raise InputError(self.data, 0, "-", "not a folder (expected a BEIR folder with corpus.jsonl)")
+        self.dataset = load_beir(self.data, max_line_bytes=self.max_line_bytes, text=self.text)
+        split_qrels(self.dataset, self.config.split)
+
+    def inputs(self) -> dict[str, Input]:
+        """Declare what the sweep depends on, and the operating-point rule apart from it."""
+        assert self.data is not None
+        return {
+            "data": Value(str(self.data)),
+            "data_sha256": DataFiles(self.data),
+            "model_sha256": Model(self.config.model),
+            "sweep": Section(self.config, exclude=frozenset({"operating_point"})),
+            "operating_point": Section(self.config.operating_point),
+            "domainfit_version": Value(__version__),
+            "text_normalization": Text(self.text, only_normalization=True),
+        }
+
+    def _reusable(self, previous: Previous | None) -> CompressResult | None:
+        """Return the earlier sweep when only the operating-point rule changed since (else None)."""
+        if previous is None:
+            return None
+        current = fingerprint(self.inputs())
+        if {k: v for k, v in previous.inputs.items() if k != "operating_point"} != {
+            k: v for k, v in current.items() if k != "operating_point"
+        }:
+            return None
+        try:
+            return self.load(previous.folder)
+        except StaleOutput:
+            return None
+
+    def compute(self, out: Path, previous: Previous | None) -> CompressResult:
+        """Measure the sweep (or re-use the earlier one), mark the frontier, choose the point, write everything."""
+        config = self.config
+        result = self._reusable(previous) or _measure(self.dataset, self.workspace, config, self.text)
+        basis = config.operating_point.bytes_basis
+        mark_frontier(result.variants, result.primary_metric, result.latency_metric, basis)
+        op = choose_operating_point(
+            result.variants, config.operating_point, result.primary_metric, result.latency_metric
         )
-        atomic_write_json(tmp / "config.json", {"compress": config.model_dump(), "data": inputs["data"]})
-        workspace.write_manifest(tmp, STAGE, inputs, list(OUTPUTS))
+        result.operating_point = op.to_json()
+        result.frontier = [v.name for v in result.variants if v.pareto]
+        result.output_dir = str(self.folder)
+        result.up_to_date = False
+        assert self.data is not None
+        _write(out, result, config, self.data)
+        return result
+
+    def outputs(self, out: Path) -> list[str]:
+        """List the results, summary, frontier plot and config."""
+        return list(OUTPUTS)
+
+    def load(self, folder: Path) -> CompressResult:
+        """Read ``results.json`` back."""
+        try:
+            return CompressResult.from_json(json.loads((folder / "results.json").read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StaleOutput(str(exc)) from None
 
 
 def run_compress(
@@ -145,33 +205,10 @@ def run_compress(
     max_line_bytes: int = MAX_LINE_BYTES,
     text: TextConfig = DEFAULT_TEXT,
 ) -> CompressResult:
-    """Run the compress stage over a BEIR folder and write its artifacts into the workspace.
+    """Run the compress stage over a BEIR folder and write its artifacts into the workspace (see `CompressStage`).
 
-    Inputs: the BEIR folder, the workspace, the resolved config, ``force`` to
-    re-measure even when nothing changed, the largest accepted JSONL record and
-    the ``[text]`` settings.
-    Output: the `CompressResult` (``up_to_date`` when nothing had to be redone).
-    Raises `InputError` on bad data or an unknown split (nothing is written then).
+    ``force`` re-measures even when nothing changed. Output: the `CompressResult`
+    (``up_to_date`` when nothing had to be redone).
     """
-    root = Path(data).expanduser().resolve()
-    workspace.attach_data(root)  # a workspace inside, above or equal to the data is refused
-    if not root.is_dir():
-        raise InputError(root, 0, "-", "not a folder (expected a BEIR folder with corpus.jsonl)")
-    out_dir = workspace.stage_dir(STAGE)
-    inputs = _inputs(root, config)
-    with workspace.lock():  # the up-to-date check runs under the lock, so two runs cannot race
-        previous, same = (None, False) if force else _previous(out_dir, inputs)
-        if previous is not None and same:
-            previous.up_to_date = True
-            return previous
-        result = previous or _measure(root, workspace, config, max_line_bytes, text)
-        basis = config.operating_point.bytes_basis
-        mark_frontier(result.variants, result.primary_metric, result.latency_metric, basis)
-        op = choose_operating_point(
-            result.variants, config.operating_point, result.primary_metric, result.latency_metric
-        )
-        result.operating_point = op.to_json()
-        result.frontier = [v.name for v in result.variants if v.pareto]
-        result.output_dir = str(out_dir)
-        _write(out_dir, workspace, result, config, inputs)
-    return result
+    stage = CompressStage(workspace, data, config, max_line_bytes=max_line_bytes, text=text)
+    return run_stage(stage, force=force).result

@@ -1,67 +1,32 @@
-"""The fine-tune decision: whether training is worth it before, and whether the result is worth shipping after.
+"""The ``decide`` stage: the decision before training (from ``bench``) or after it (from ``eval``).
 
-Before training (from ``bench``): the gap between the best baseline and the
-target, the labelled and synthetic pairs available, the corpus size and the
-estimated cost (train and re-index time measured by a short probe on this
-machine, money at a configurable $/hour) give one recommendation — keep the
-baseline, hybrid first, generate data first, or fine-tune — with its reasons.
-After training (from ``eval``): ship or do not ship, with the measured lift,
-its p-value and the forgetting check.
+Output, in ``<workspace>/decide/``: ``decision-before.json`` and ``.md``,
+``decision-after.json`` and ``.md`` (each run writes its own and keeps the
+other), ``decision.json`` (the latest) and ``manifest.json``. The folder is
+written by two runs (before and after), so its manifest records the inputs
+of each part (format version 2): ``{"before": {...}, "after": {...}}``. The
+decision itself is `domainfit.evaluation.decision`.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
+from domainfit import __version__
 from domainfit.core.errors import InputError
-from domainfit.core.files import atomic_write_json, atomic_write_text, staged_dir
+from domainfit.core.files import atomic_write_json, atomic_write_text
 from domainfit.core.workspace import Workspace
 from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.evaluation.config import DecideConfig
+from domainfit.evaluation.decision import Decision, decide_after, decide_before, probe_cost
+from domainfit.render.decision import render
+from domainfit.stages.contract import MEASURE, Previous, ReportSection, Stage, StaleOutput, run_stage
+from domainfit.stages.inputs import DataFiles, Input, Section, Upstream, Value
 from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
-if TYPE_CHECKING:
-    from domainfit.train.config import TrainConfig
-
-KEEP, HYBRID, DATA, FINETUNE = "keep the baseline", "hybrid first", "generate data first", "fine-tune"
-SHIP, NO_SHIP = "ship", "do not ship"
-
-
-def costed_as_trained(cfg: DecideConfig, train: TrainConfig) -> DecideConfig:
-    """Return ``cfg`` with ``[train]``'s batch size, epochs and max_steps: the cost of the run as configured."""
-    return cfg.model_copy(update={"batch_size": train.batch_size, "epochs": train.epochs, "max_steps": train.max_steps})
-
-
-@dataclass
-class Cost:
-    """Estimated cost of fine-tuning and re-indexing on this machine."""
-
-    train_pairs: int
-    train_steps: int
-    seconds_per_step: float
-    train_hours: float
-    docs_per_second: float
-    reindex_hours: float
-    usd: float
-
-
-@dataclass
-class Decision:
-    """A recommendation, the reasons behind it and the numbers it used."""
-
-    when: str
-    recommendation: str
-    reasons: list[str]
-    numbers: dict[str, Any] = field(default_factory=dict)
-    cost: Cost | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the JSON form written to ``decision.json``."""
-        return asdict(self)
+WHEN = ("auto", "before", "after")
 
 
 def _read(path: Path, stage: str, metric: str | None = None) -> dict[str, Any]:
@@ -84,149 +49,6 @@ def _read(path: Path, stage: str, metric: str | None = None) -> dict[str, Any]:
     return data
 
 
-def probe_cost(model_name: str, texts: list[str], n_pairs: int, n_docs: int, cfg: DecideConfig) -> Cost:
-    """Measure encoding speed on a few texts and derive train and re-index time and money.
-
-    One training step is taken as three forward passes (forward + backward) over
-    the batch's queries and positives; re-indexing encodes every document once.
-    """
-    from domainfit.core.models import load_bi_encoder
-
-    model = load_bi_encoder(model_name)
-    sample = texts[:32] or ["probe"]
-    model.encode(sample[:4], show_progress_bar=False)  # warm-up
-    start = time.perf_counter()
-    model.encode(sample, batch_size=len(sample), show_progress_bar=False)
-    per_text = (time.perf_counter() - start) / len(sample)
-    steps = cfg.max_steps if cfg.max_steps > 0 else max(1, round(n_pairs * cfg.epochs / cfg.batch_size))
-    step_seconds = 3.0 * per_text * 2 * cfg.batch_size
-    train_hours = steps * step_seconds / 3600
-    reindex_hours = n_docs * per_text / 3600
-    return Cost(
-        train_pairs=n_pairs,
-        train_steps=steps,
-        seconds_per_step=round(step_seconds, 3),
-        train_hours=round(train_hours, 4),
-        docs_per_second=round(1 / per_text, 1),
-        reindex_hours=round(reindex_hours, 4),
-        usd=round((train_hours + reindex_hours) * cfg.usd_per_hour, 4),
-    )
-
-
-def decide_before(bench: dict[str, Any], n_pairs: int, cost: Cost | None, cfg: DecideConfig) -> Decision:
-    """Recommend what to do next from the baselines (``bench/metrics.json``) and the data available."""
-    scores = {s["name"]: s["metrics"][cfg.metric] for s in bench["systems"]}
-    dense = max((v for k, v in scores.items() if k.startswith("dense")), default=None)
-    hybrid = max((v for k, v in scores.items() if k.startswith("hybrid")), default=None)
-    best_name = max(scores, key=lambda k: scores[k])
-    best = scores[best_name]
-    numbers = {"scores": scores, "best": best_name, "target": cfg.target, "train_pairs": n_pairs}
-    reasons = [f"best baseline is {best_name} with {cfg.metric} {best:.4f}"]
-    single = max((v for k, v in scores.items() if not k.startswith("hybrid")), default=0.0)
-    if cfg.target is not None and single >= cfg.target:
-        reasons.append(f"a single retriever ({single:.4f}) already meets the target {cfg.target:.4f}")
-        return Decision("before", KEEP, reasons, numbers, cost)
-    if cfg.target is not None and hybrid is not None and hybrid >= cfg.target:
-        reasons.append(f"hybrid ({hybrid:.4f}) meets the target {cfg.target:.4f} with no training")
-        return Decision("before", HYBRID, reasons, numbers, cost)
-    if cfg.target is not None:
-        reasons.append(f"gap to the target {cfg.target:.4f}: {cfg.target - best:.4f}")
-    if hybrid is not None and dense is not None and hybrid - dense >= cfg.min_lift:
-        reasons.append(f"hybrid beats dense by {hybrid - dense:+.4f} (>= {cfg.min_lift}): deploy it whatever follows")
-    if n_pairs < cfg.min_pairs:
-        reasons.append(f"only {n_pairs} training pairs (< {cfg.min_pairs}): run `domainfit synth` and `mine`")
-        return Decision("before", DATA, reasons, numbers, cost)
-    reasons.append(f"{n_pairs} training pairs available (>= {cfg.min_pairs})")
-    if cost is not None:
-        reasons.append(
-            f"estimated cost: {cost.train_hours * 60:.1f} min training + {cost.reindex_hours * 60:.1f} min "
-            f"re-indexing on this machine, ${cost.usd:.2f} at ${cfg.usd_per_hour}/hour"
-        )
-    return Decision("before", FINETUNE, reasons, numbers, cost)
-
-
-def decide_after(evaluation: dict[str, Any], cfg: DecideConfig) -> Decision:
-    """Ship or not, from ``eval/metrics.json``: lift, its significance and the forgetting check."""
-    lift = evaluation["lift"]["dense"][cfg.metric]
-    comparison = next(c for c in evaluation["significance"]["dense"]["comparisons"] if c["metric"] == cfg.metric)
-    p = comparison["p_value"]
-    numbers: dict[str, Any] = {"lift": lift, "p_value": p, "n_queries": evaluation["n_queries"]}
-    reasons = [f"fine-tuned minus base {cfg.metric}: {lift:+.4f} over {evaluation['n_queries']} queries (p={p:.3g})"]
-    ok = True
-    if lift < cfg.min_lift:
-        reasons.append(f"the lift is below the {cfg.min_lift} worth shipping")
-        ok = False
-    if p > cfg.alpha:
-        reasons.append(f"not significant at alpha={cfg.alpha}")
-        ok = False
-    forgetting = evaluation.get("forgetting", {})
-    if forgetting.get("measured"):
-        if "labelled" in forgetting:
-            drop = forgetting["labelled"]["drop"]
-            numbers["forgetting_drop"] = drop
-            if drop > cfg.max_forgetting:
-                reasons.append(f"general-set {cfg.metric} dropped {drop:.4f} (> {cfg.max_forgetting})")
-                ok = False
-        overlap = forgetting["neighbour_overlap"]["mean"]
-        numbers["neighbour_overlap"] = overlap
-        if overlap < cfg.min_neighbour_overlap:
-            reasons.append(f"general-text neighbour overlap {overlap:.3f} (< {cfg.min_neighbour_overlap})")
-            ok = False
-    else:
-        reasons.append("forgetting was not measured (no general set): check before shipping widely")
-    if ok:
-        reasons.append("the lift is large enough and significant")
-    _deploy_reasons(evaluation.get("deployable"), cfg, reasons, numbers)
-    return Decision("after", SHIP if ok else NO_SHIP, reasons, numbers)
-
-
-def _deploy_reasons(
-    chosen: dict[str, Any] | None, cfg: DecideConfig, reasons: list[str], numbers: dict[str, Any]
-) -> None:
-    """Name what to deploy among everything measured, with its test lift over today's system.
-
-    The deployable system was chosen on the selection split (`domainfit.evaluation.deployable`).
-    A fine-tuned system is only named when its lift over today's system is at
-    least ``min_lift`` and significant; otherwise the best system that needs no
-    training is, so "do not ship" still says what to run.
-    """
-    if not chosen:
-        return
-    name, versus = chosen["chosen"], chosen.get("versus", {})
-    today = (
-        cfg.current
-        if cfg.current in chosen["test"]
-        else max((n for n in chosen["test"] if n == "bm25" or n.endswith(":base")), key=lambda n: chosen["test"][n])
-    )
-    against = versus.get(today)
-    trained = not (name == "bm25" or name.endswith(":base"))
-    if trained and (against is None or against["lift"] < cfg.min_lift or against["p_value"] > cfg.alpha):
-        base = {k: v for k, v in chosen["selection"].items() if k == "bm25" or k.endswith(":base")}
-        if base:
-            fallback = max(base, key=lambda k: base[k])
-            reasons.append(
-                f"{name} was best on {chosen['chosen_on']} but does not beat today's {today} on test by "
-                f"{cfg.min_lift} significantly; deploy {fallback} (no training needed)"
-            )
-            name = fallback
-            against = versus.get(today) if fallback != today else None
-    lift = chosen["test"][name] - chosen["test"][today] if today in chosen["test"] else None
-    numbers["deploy"] = {"system": name, "chosen_on": chosen["chosen_on"], "today": today, "lift": lift}
-    if name == today:
-        reasons.append(f"deploy: keep {today} (best on {chosen['chosen_on']} among what needs no change)")
-        return
-    p_text = ""
-    if against is not None and name == chosen["chosen"]:
-        numbers["deploy"]["p_value"] = against["p_value"]
-        p_text = f", p={against['p_value']:.3g}"
-    lift_text = f"{lift:+.4f}" if lift is not None else "n/a"
-    reasons.append(
-        f"deploy: {name} (best on {chosen['chosen_on']}); test {cfg.metric} {chosen['test'][name]:.4f}, "
-        f"{lift_text} over today's {today}{p_text}"
-    )
-    reasons.extend(chosen.get("notes", []))
-
-
 def training_pairs(workspace: Workspace, train_qrels: dict[str, dict[str, int]]) -> int:
     """Count labelled train positives plus synthetic queries already generated in the workspace."""
     labelled = sum(1 for docs in train_qrels.values() for g in docs.values() if g > 0)
@@ -235,11 +57,94 @@ def training_pairs(workspace: Workspace, train_qrels: dict[str, dict[str, int]])
     return labelled + synthetic
 
 
-def render(decision: Decision) -> str:
-    """Render a decision as Markdown: the recommendation, then its reasons."""
-    title = "Before training" if decision.when == "before" else "After training"
-    lines = [f"# {title}: {decision.recommendation}", ""] + [f"- {reason}" for reason in decision.reasons]
-    return "\n".join(lines) + "\n"
+class DecideStage(Stage[Decision]):
+    """Decide before training (reads ``bench`` and ``synth``) or after it (reads ``eval``).
+
+    Inputs: the workspace, the BEIR folder (its train qrels and documents feed
+    the cost probe), the ``[decide]`` settings, ``when`` (``before``, ``after``
+    or ``auto``: after when an evaluation exists), the largest JSONL record and
+    the ``[text]`` settings. Output: the `Decision`.
+    """
+
+    name: ClassVar[str] = "decide"
+    command: ClassVar[str | None] = "decide"
+    panel: ClassVar[str] = MEASURE
+    reads: ClassVar[tuple[str, ...]] = ("bench", "synth", "eval")
+    report: ClassVar[tuple[ReportSection, ...]] = (
+        ReportSection("decision-before.md", 0),
+        ReportSection("decision-after.md", 30),
+    )
+    manifest_format: ClassVar[int] = 2
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        data: Path | str,
+        config: DecideConfig,
+        when: str = "auto",
+        *,
+        max_line_bytes: int = MAX_LINE_BYTES,
+        text: TextConfig = DEFAULT_TEXT,
+    ) -> None:
+        super().__init__(workspace, data)
+        self.config, self.when, self.max_line_bytes, self.text = config, when, max_line_bytes, text
+        self._read: dict[str, Any] = {}
+
+    def _metrics(self, stage: str) -> Path:
+        """Return the path of ``stage``'s metrics.json in the workspace."""
+        return self.workspace.stage_dir(stage) / "metrics.json"
+
+    def check(self) -> None:
+        """Resolve ``when`` and read (and check) the metrics the decision needs."""
+        if self.when not in WHEN:
+            raise InputError("--when", 0, "when", "must be auto, before or after")
+        after = self.when == "after" or (self.when == "auto" and self._metrics("eval").is_file())
+        self.part = "after" if after else "before"
+        source = "eval" if after else "bench"
+        self._read = _read(self._metrics(source), source, self.config.metric)
+
+    def inputs(self) -> dict[str, Input]:
+        """Declare, after: eval's metrics; before: the data, bench's metrics and synth's queries; and the settings."""
+        settings: dict[str, Input] = {"config": Section(self.config), "domainfit_version": Value(__version__)}
+        if self.part == "after":
+            return {"eval_metrics_sha256": Upstream("eval", self._metrics("eval")), **settings}
+        assert self.data is not None
+        return {
+            "data_sha256": DataFiles(self.data),
+            "bench_metrics_sha256": Upstream("bench", self._metrics("bench")),
+            "synthetic_sha256": Upstream("synth", self.workspace.stage_dir("synth") / "queries.jsonl"),
+            **settings,
+        }
+
+    def compute(self, out: Path, previous: Previous | None) -> Decision:
+        """Decide, and write ``decision-<when>.json`` and ``.md`` and ``decision.json``."""
+        if self.part == "after":
+            decision = decide_after(self._read, self.config)
+        else:
+            from domainfit.data.beir import load_beir
+
+            assert self.data is not None
+            dataset = load_beir(self.data, max_line_bytes=self.max_line_bytes, text=self.text)
+            n_pairs = training_pairs(self.workspace, dataset.qrels.get("train", {}))
+            model = next((s["config"]["model"] for s in self._read["systems"] if s["kind"] == "dense"), None)
+            texts = [doc.full_text() for doc in list(dataset.corpus.values())[:32]]
+            cost = probe_cost(model, texts, n_pairs, len(dataset.corpus), self.config) if model else None
+            decision = decide_before(self._read, n_pairs, cost, self.config)
+        atomic_write_json(out / f"decision-{decision.when}.json", decision.to_json())
+        atomic_write_text(out / f"decision-{decision.when}.md", render(decision))
+        atomic_write_json(out / "decision.json", decision.to_json())
+        return decision
+
+    def load(self, folder: Path) -> Decision:
+        """Read ``decision-<when>.json`` back."""
+        try:
+            return Decision.from_json(json.loads((folder / f"decision-{self.part}.json").read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError) as exc:
+            raise StaleOutput(str(exc)) from None
+
+    def keep(self) -> tuple[str, ...]:
+        """Keep the other part's decision (before or after)."""
+        return ("decision-*",)
 
 
 def run_decide(
@@ -257,32 +162,5 @@ def run_decide(
     (after when an evaluation exists, else before); ``max_line_bytes`` caps one
     JSONL record of the BEIR folder (``[data] max_line_mib``); ``text``: the ``[text]`` settings.
     """
-    from domainfit.data.beir import load_beir
-
-    workspace.attach_data(data)  # a workspace inside, above or equal to the data is refused
-    workspace.check()  # and a folder domainfit did not create, before anything is read from it
-    eval_metrics = workspace.stage_dir("eval") / "metrics.json"
-    if when not in ("auto", "before", "after"):
-        raise InputError("--when", 0, "when", "must be auto, before or after")
-    if when == "after" or (when == "auto" and eval_metrics.is_file()):
-        decision = decide_after(_read(eval_metrics, "eval", cfg.metric), cfg)
-    else:
-        bench = _read(workspace.stage_dir("bench") / "metrics.json", "bench", cfg.metric)
-        dataset = load_beir(data, max_line_bytes=max_line_bytes, text=text)
-        n_pairs = training_pairs(workspace, dataset.qrels.get("train", {}))
-        model = next((s["config"]["model"] for s in bench["systems"] if s["kind"] == "dense"), None)
-        texts = [doc.full_text() for doc in list(dataset.corpus.values())[:32]]
-        cost = probe_cost(model, texts, n_pairs, len(dataset.corpus), cfg) if model else None
-        decision = decide_before(bench, n_pairs, cost, cfg)
-    folder = workspace.stage_dir("decide")
-    with workspace.lock():
-        keep = {p.name: p.read_bytes() for p in folder.glob("decision-*")} if folder.is_dir() else {}
-        with staged_dir(folder) as tmp:
-            for name, content in keep.items():  # the other decision (before/after) stays
-                (tmp / name).write_bytes(content)
-            atomic_write_json(tmp / f"decision-{decision.when}.json", decision.to_json())
-            atomic_write_text(tmp / f"decision-{decision.when}.md", render(decision))
-            atomic_write_json(tmp / "decision.json", decision.to_json())
-            outputs = sorted(p.name for p in tmp.iterdir() if p.is_file())
-            workspace.write_manifest(tmp, "decide", {"when": decision.when, "config": cfg.model_dump()}, outputs)
-    return decision
+    stage = DecideStage(workspace, data, cfg, when, max_line_bytes=max_line_bytes, text=text)
+    return run_stage(stage).result

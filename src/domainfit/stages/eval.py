@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from domainfit import __version__
 from domainfit.core.errors import InputError
-from domainfit.core.files import atomic_write_json, atomic_write_text, staged_dir
-from domainfit.core.models import folder_fingerprint, load_bi_encoder, resolve_model
+from domainfit.core.files import atomic_write_json, atomic_write_text
+from domainfit.core.models import load_bi_encoder
 from domainfit.core.types import Qrels, Run
 from domainfit.core.workspace import Workspace
 from domainfit.data.beir import BeirDataset, load_beir
@@ -44,10 +44,9 @@ from domainfit.evaluation.trec import write_trec_run
 from domainfit.render.eval_summary import BASE, MERGED, TUNED, eval_summary
 from domainfit.retrieval.dense import DenseRetriever
 from domainfit.retrieval.ranking import ranked_ids
-from domainfit.stages.bench import data_fingerprint
+from domainfit.stages.contract import TRAIN, Previous, ReportSection, Stage, StaleOutput, run_stage
+from domainfit.stages.inputs import DataFiles, Input, Model, Section, Text, Value
 from domainfit.text.config import DEFAULT_TEXT, TextConfig
-
-STAGE = "eval"
 
 
 def _tuned_model(workspace: Workspace, cfg: EvalConfig) -> str:
@@ -247,115 +246,6 @@ def _lift(systems: list[SystemResult]) -> dict[str, dict[str, float]]:
     return lift
 
 
-def run_eval(
-    data: Path,
-    workspace: Workspace,
-    cfg: EvalConfig,
-    *,
-    force: bool = False,
-    chunking: ChunkingConfig | None = None,
-    max_line_bytes: int = MAX_LINE_BYTES,
-    text: TextConfig = DEFAULT_TEXT,
-) -> EvalResult:
-    """Evaluate base vs fine-tuned on the test split and write ``<workspace>/eval``.
-
-    Inputs: the BEIR folder, the workspace, the config, ``force`` and the
-    ``[chunking]`` settings (None or ``none``: no chunked rows; otherwise the dense
-    systems are also evaluated chunked, as in ``bench``, without the sweep);
-    ``max_line_bytes`` caps one JSONL record of the BEIR folder (``[data] max_line_mib``);
-    ``text``: the ``[text]`` settings every text is prepared under.
-    Raises `InputError` on bad data or a missing model (nothing is written then).
-    """
-    chunked = None
-    if chunking is not None and chunking.method != "none":
-        chunked = chunking.model_copy(update={"sweep": False})
-    root = Path(data).expanduser().resolve()
-    workspace.attach_data(root)  # a workspace inside, above or equal to the data is refused
-    tuned_model = _tuned_model(workspace, cfg)
-    merged = workspace.stage_dir("train") / "merged"
-    dataset = load_beir(root, max_line_bytes=max_line_bytes, text=text)
-    check_evaluated_split(dataset, cfg.split, root / "qrels")
-    general = _general_set(cfg, text)  # a bad general-domain set fails here, before any model is loaded
-    out_dir = workspace.stage_dir(STAGE)
-    inputs = {
-        "data_sha256": data_fingerprint(root),
-        "model_sha256": folder_fingerprint(resolve_model(tuned_model).path),
-        "merged_sha256": folder_fingerprint(merged) if merged.is_dir() else None,
-        "config": cfg.model_dump(),
-        "domainfit_version": __version__,
-        "text": text.fingerprint(),
-    }
-    if chunked is not None:
-        inputs["chunking"] = chunked.model_dump()
-    manifest = out_dir / "manifest.json"
-    models = [cfg.base_model, tuned_model] + ([str(merged)] if cfg.model is None and merged.is_dir() else [])
-    bench_cfg = BenchConfig(
-        split=cfg.split, tune_split=cfg.tune_split, models=models, depth=cfg.depth,
-        metrics=cfg.metrics, primary_metric=cfg.primary_metric, batch_size=cfg.batch_size,
-        max_seq_length=cfg.max_seq_length, significance_test=cfg.significance_test,
-    )  # fmt: skip
-    qrels = dataset.qrels[cfg.split]
-    tune, tune_split, tune_note = tuning_qrels(dataset, cfg.tune_split)
-    if tune_note is not None:  # the fine-tuned model saw these queries in training: its hybrid weight is optimistic
-        tune_note += "; the fine-tuned model was trained on them, so its hybrid weight is optimistic"
-        bench_cfg = bench_cfg.model_copy(update={"tune_split": tune_split})
-    with workspace.lock():  # the up-to-date check runs under the lock, so two runs cannot race
-        if not force and manifest.is_file() and json.loads(manifest.read_text()).get("inputs") == inputs:
-            result = EvalResult.from_json(json.loads((out_dir / "metrics.json").read_text()))
-            result.up_to_date = True
-            return result
-        runner = SystemRunner(
-            dataset,
-            qrels,
-            tune,
-            bench_cfg,
-            workspace.cache_dir,
-            labels={cfg.base_model: BASE, tuned_model: TUNED, str(merged): MERGED},
-            chunking=chunked,
-            text=text,
-        )
-        runner.run_all()
-        languages = profile_languages(runner)
-        significance = {
-            kind: compare_runs(
-                qrels,
-                {f"{kind}:{BASE}": runner.runs[f"{kind}:{BASE}"], f"{kind}:{TUNED}": runner.runs[f"{kind}:{TUNED}"]},
-                metrics=cfg.metrics,
-                test=cfg.significance_test,
-            ).to_dict()
-            for kind in SIGNIFICANCE_KINDS
-            if f"{kind}:{BASE}" in runner.runs and f"{kind}:{TUNED}" in runner.runs
-        }
-        if tune_note is not None:
-            runner.notes.append(tune_note)
-        selection = tune if tune_note is None else None  # never choose what to deploy on queries trained on
-        chosen = _deployable(runner, dataset, selection, bench_cfg, workspace, cfg, chunked)
-        improved, worsened = _examples(
-            dataset, qrels, runner.runs[f"dense:{BASE}"], runner.runs[f"dense:{TUNED}"], cfg.examples
-        )
-        result = EvalResult(
-            split=cfg.split, n_queries=len(qrels), n_documents=len(dataset.corpus), base_model=cfg.base_model,
-            model=tuned_model, systems=runner.systems, slices=slices_of(runner, cfg.metrics),
-            significance=significance, lift=_lift(runner.systems), improved=improved, worsened=worsened,
-            forgetting=_forgetting(
-                cfg, cfg.base_model, _variants(workspace, cfg, tuned_model), workspace.cache_dir, general, text
-            ),
-            head_tail=_head_tail(runner, qrels, cfg.metrics),
-            output_dir=str(out_dir), notes=runner.notes, languages=languages, chunking=runner.chunking,
-        )  # fmt: skip
-        result.deployable = chosen.to_json()
-        result.forgetting["train_options"] = _train_options(workspace, cfg)
-        if not result.forgetting["measured"]:
-            result.notes.append(f"forgetting not measured: {result.forgetting['reason']}")
-        with staged_dir(out_dir) as tmp:
-            for name, run in runner.runs.items():
-                write_trec_run(tmp / "runs" / f"{name.replace(':', '__')}.trec", run, tag=name)
-            atomic_write_json(tmp / "metrics.json", result.to_json())
-            atomic_write_text(tmp / "summary.md", eval_summary(result, cfg.primary_metric))
-            workspace.write_manifest(tmp, STAGE, inputs, ["metrics.json", "summary.md"])
-    return result
-
-
 def _deployable(
     runner: SystemRunner,
     dataset: BeirDataset,
@@ -394,3 +284,152 @@ def _deployable(
         significance_test=cfg.significance_test,
         base_label=BASE,
     )
+
+
+class EvalStage(Stage[EvalResult]):
+    """Evaluate the fine-tuned model (and the merge) against its base on the test split.
+
+    Inputs: the workspace (``train/model`` by default), the BEIR folder, the
+    ``[eval]`` settings, the ``[chunking]`` settings (None or ``none``: no chunked
+    rows; otherwise the dense systems are also evaluated chunked, as in
+    ``bench``, without the sweep), the largest JSONL record and the ``[text]``
+    settings every text is prepared under. Output: the `EvalResult`. Raises
+    `InputError` on bad data or a missing model (nothing is written then).
+    """
+
+    name: ClassVar[str] = "eval"
+    command: ClassVar[str | None] = "eval"
+    panel: ClassVar[str] = TRAIN
+    reads: ClassVar[tuple[str, ...]] = ("train",)
+    report: ClassVar[tuple[ReportSection, ...]] = (ReportSection("summary.md", 40),)
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        data: Path | str,
+        cfg: EvalConfig,
+        *,
+        chunking: ChunkingConfig | None = None,
+        max_line_bytes: int = MAX_LINE_BYTES,
+        text: TextConfig = DEFAULT_TEXT,
+    ) -> None:
+        super().__init__(workspace, data)
+        self.cfg, self.max_line_bytes, self.text = cfg, max_line_bytes, text
+        self.chunked = chunking.model_copy(update={"sweep": False}) if chunking and chunking.method != "none" else None
+
+    def check(self) -> None:
+        """Find the fine-tuned model; load the data, the evaluated split and the general-domain set."""
+        assert self.data is not None
+        self.tuned_model = _tuned_model(self.workspace, self.cfg)
+        self.merged = self.workspace.stage_dir("train") / "merged"
+        self.dataset = load_beir(self.data, max_line_bytes=self.max_line_bytes, text=self.text)
+        check_evaluated_split(self.dataset, self.cfg.split, self.data / "qrels")
+        self.general = _general_set(self.cfg, self.text)  # a bad general-domain set fails here, before any model
+
+    def inputs(self) -> dict[str, Input]:
+        """Declare the data, the fine-tuned (and merged) model, the settings and (when on) chunking."""
+        assert self.data is not None
+        inputs: dict[str, Input] = {
+            "data_sha256": DataFiles(self.data),
+            "model_sha256": Model(self.tuned_model),
+            "merged_sha256": Model(str(self.merged)) if self.merged.is_dir() else Value(None, of="model"),
+            "config": Section(self.cfg),
+            "domainfit_version": Value(__version__),
+            "text": Text(self.text),
+        }
+        if self.chunked is not None:
+            inputs["chunking"] = Section(self.chunked)
+        return inputs
+
+    def compute(self, out: Path, previous: Previous | None) -> EvalResult:
+        """Run base, fine-tuned (and merged) systems; compare; measure forgetting; write runs, metrics, summary."""
+        cfg, dataset, workspace, text, chunked = self.cfg, self.dataset, self.workspace, self.text, self.chunked
+        tuned_model, merged, general = self.tuned_model, self.merged, self.general
+        models = [cfg.base_model, tuned_model] + ([str(merged)] if cfg.model is None and merged.is_dir() else [])
+        bench_cfg = BenchConfig(
+            split=cfg.split, tune_split=cfg.tune_split, models=models, depth=cfg.depth,
+            metrics=cfg.metrics, primary_metric=cfg.primary_metric, batch_size=cfg.batch_size,
+            max_seq_length=cfg.max_seq_length, significance_test=cfg.significance_test,
+        )  # fmt: skip
+        qrels = dataset.qrels[cfg.split]
+        tune, tune_split, tune_note = tuning_qrels(dataset, cfg.tune_split)
+        if tune_note is not None:  # the fine-tuned model saw these queries in training: its hybrid weight is optimistic
+            tune_note += "; the fine-tuned model was trained on them, so its hybrid weight is optimistic"
+            bench_cfg = bench_cfg.model_copy(update={"tune_split": tune_split})
+        runner = SystemRunner(
+            dataset,
+            qrels,
+            tune,
+            bench_cfg,
+            workspace.cache_dir,
+            labels={cfg.base_model: BASE, tuned_model: TUNED, str(merged): MERGED},
+            chunking=chunked,
+            text=text,
+        )
+        runner.run_all()
+        languages = profile_languages(runner)
+        significance = {
+            kind: compare_runs(
+                qrels,
+                {f"{kind}:{BASE}": runner.runs[f"{kind}:{BASE}"], f"{kind}:{TUNED}": runner.runs[f"{kind}:{TUNED}"]},
+                metrics=cfg.metrics,
+                test=cfg.significance_test,
+            ).to_dict()
+            for kind in SIGNIFICANCE_KINDS
+            if f"{kind}:{BASE}" in runner.runs and f"{kind}:{TUNED}" in runner.runs
+        }
+        if tune_note is not None:
+            runner.notes.append(tune_note)
+        selection = tune if tune_note is None else None  # never choose what to deploy on queries trained on
+        chosen = _deployable(runner, dataset, selection, bench_cfg, workspace, cfg, chunked)
+        improved, worsened = _examples(
+            dataset, qrels, runner.runs[f"dense:{BASE}"], runner.runs[f"dense:{TUNED}"], cfg.examples
+        )
+        result = EvalResult(
+            split=cfg.split, n_queries=len(qrels), n_documents=len(dataset.corpus), base_model=cfg.base_model,
+            model=tuned_model, systems=runner.systems, slices=slices_of(runner, cfg.metrics),
+            significance=significance, lift=_lift(runner.systems), improved=improved, worsened=worsened,
+            forgetting=_forgetting(
+                cfg, cfg.base_model, _variants(workspace, cfg, tuned_model), workspace.cache_dir, general, text
+            ),
+            head_tail=_head_tail(runner, qrels, cfg.metrics),
+            output_dir=str(self.folder), notes=runner.notes, languages=languages, chunking=runner.chunking,
+        )  # fmt: skip
+        result.deployable = chosen.to_json()
+        result.forgetting["train_options"] = _train_options(workspace, cfg)
+        if not result.forgetting["measured"]:
+            result.notes.append(f"forgetting not measured: {result.forgetting['reason']}")
+        for name, run in runner.runs.items():
+            write_trec_run(out / "runs" / f"{name.replace(':', '__')}.trec", run, tag=name)
+        atomic_write_json(out / "metrics.json", result.to_json())
+        atomic_write_text(out / "summary.md", eval_summary(result, cfg.primary_metric))
+        return result
+
+    def outputs(self, out: Path) -> list[str]:
+        """List the metrics and the summary."""
+        return ["metrics.json", "summary.md"]
+
+    def load(self, folder: Path) -> EvalResult:
+        """Read ``metrics.json`` back."""
+        try:
+            return EvalResult.from_json(json.loads((folder / "metrics.json").read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StaleOutput(str(exc)) from None
+
+
+def run_eval(
+    data: Path,
+    workspace: Workspace,
+    cfg: EvalConfig,
+    *,
+    force: bool = False,
+    chunking: ChunkingConfig | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
+    text: TextConfig = DEFAULT_TEXT,
+) -> EvalResult:
+    """Evaluate base vs fine-tuned on the test split and write ``<workspace>/eval`` (see `EvalStage`).
+
+    ``force`` re-runs even when nothing changed. Output: the `EvalResult`.
+    """
+    stage = EvalStage(workspace, data, cfg, chunking=chunking, max_line_bytes=max_line_bytes, text=text)
+    return run_stage(stage, force=force).result

@@ -30,25 +30,25 @@ would silently truncate. ``summary.json`` → ``chunking`` counts what was repla
 
 Everything is built in a temporary folder swapped in on success. Re-running
 with unchanged data, synthetic queries, models and config is a no-op.
-This module is imported by `domainfit.config`, so its top-level imports stay light.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from domainfit import __version__
 from domainfit.core.errors import InputError, UsageError
-from domainfit.core.files import atomic_write_json, sha256_file, staged_dir
+from domainfit.core.files import atomic_write_json
 from domainfit.core.workspace import Workspace
 from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.mine.config import MineConfig
 from domainfit.mine.outputs import _chunk_summary, _write_outputs
+from domainfit.stages.contract import TRAIN, Previous, Stage, StaleOutput, run_stage
+from domainfit.stages.inputs import DataFiles, Input, Model, Section, Text, Upstream, Value
 from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
 if TYPE_CHECKING:
@@ -58,8 +58,6 @@ if TYPE_CHECKING:
     from domainfit.data.config import ChunkingConfig
     from domainfit.mine.negatives import MiningResult
     from domainfit.synth.datasets import TrainingPair
-
-STAGE = "mine"
 
 
 @dataclass
@@ -95,64 +93,10 @@ class MineResult:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> MineResult:
-        """Rebuild a result from ``summary.json``."""
+        """Rebuild a result from ``summary.json`` (raises ValueError for another format version)."""
+        if data.get("format_version") != 1:
+            raise ValueError(f"format_version {data.get('format_version')!r} is not 1")
         return cls(**{k: v for k, v in data.items() if k != "format_version"})
-
-
-def _fingerprint(files: list[Path]) -> str:
-    """Hash the names and contents of the files that exist."""
-    digest = hashlib.sha256()
-    for path in files:
-        if path.is_file():
-            digest.update(path.name.encode())
-            digest.update(sha256_file(path).encode())
-    return digest.hexdigest()
-
-
-def _model_id(name: str) -> str:
-    """Content fingerprint of a model folder (resolved offline first)."""
-    from domainfit.core.models import folder_fingerprint, resolve_model
-
-    return folder_fingerprint(resolve_model(name).path)[:16]
-
-
-def _inputs(
-    root: Path,
-    synth: Path | None,
-    config: MineConfig,
-    bi_encoder: SentenceTransformer | None,
-    chunking: ChunkingConfig | None = None,
-) -> dict[str, Any]:
-    """Everything the stage's output depends on (compared with the last manifest; ``chunking`` only when on)."""
-    from domainfit.core.models import model_fingerprint
-    from domainfit.synth.chunked import chunking_on
-
-    data_files = [root / "corpus.jsonl", root / "queries.jsonl", *sorted((root / "qrels").glob("*.tsv"))]
-    inputs = {
-        "data": str(root),
-        "data_sha256": _fingerprint(data_files),
-        "synthetic_queries": str(synth) if synth else None,
-        "synthetic_sha256": sha256_file(synth) if synth else None,
-        "config": config.model_dump(),
-        "model": model_fingerprint(bi_encoder) if bi_encoder is not None else _model_id(config.model),
-        "cross_encoder": _model_id(config.cross_encoder) if config.cross_encoder else None,
-        "domainfit_version": __version__,
-    }
-    if chunking is not None and chunking_on(chunking):
-        inputs["chunking"] = chunking.model_dump()
-    return inputs
-
-
-def _up_to_date(out_dir: Path, inputs: dict[str, Any]) -> MineResult | None:
-    """Return the previous result when the last run had exactly these inputs and its outputs exist."""
-    manifest, summary = out_dir / "manifest.json", out_dir / "summary.json"
-    if not (manifest.is_file() and summary.is_file() and (out_dir / "dataset").is_dir()):
-        return None
-    if json.loads(manifest.read_text()).get("inputs") != inputs:
-        return None
-    result = MineResult.from_json(json.loads(summary.read_text()))
-    result.up_to_date = True
-    return result
 
 
 def _training_pairs(
@@ -233,54 +177,93 @@ def _notes(mined: MiningResult, leakage: dict[str, Any], pairs: int) -> list[str
     return notes
 
 
-def run_mine(
-    data: Path,
-    workspace: Workspace,
-    config: MineConfig,
-    *,
-    force: bool = False,
-    max_line_bytes: int = MAX_LINE_BYTES,
-    bi_encoder: SentenceTransformer | None = None,
-    chunking: ChunkingConfig | None = None,
-    text: TextConfig = DEFAULT_TEXT,
-) -> MineResult:
-    """Run the mine stage over a BEIR folder and write its artifacts into the workspace.
+class MineStage(Stage[MineResult]):
+    """Mine hard negatives for every training pair and build the curriculum and trainer datasets.
 
-    Inputs: the BEIR folder, the workspace (its ``synth/queries.jsonl`` is read
-    when present and ``config.synthetic`` is on; its embedding cache is used),
-    the config, ``force`` to re-run when nothing changed, the largest JSONL
-    record, optionally an already loaded base model (instead of
-    ``config.model``), the ``[chunking]`` settings (None or ``none``: long
-    documents are used whole) and the ``[text]`` settings. Output: the `MineResult`. Raises `InputError` on bad
-    data or leakage and `UsageError` when no pair keeps enough negatives;
-    nothing is written then.
+    Inputs: the workspace (its ``synth/queries.jsonl`` is read when present and
+    ``config.synthetic`` is on; its embedding cache is used), the BEIR folder,
+    the ``[mine]`` settings, the largest JSONL record, optionally an already
+    loaded base model (instead of ``config.model``), the ``[chunking]`` settings
+    (None or ``none``: long documents are used whole) and the ``[text]``
+    settings. Output: the `MineResult`. Raises `InputError` on bad data or
+    leakage and `UsageError` when no pair keeps enough negatives; nothing is
+    written then.
     """
-    from domainfit.core.models import load_cross_encoder
-    from domainfit.mine.curriculum import build_stages, difficulty
-    from domainfit.mine.negatives import NegativeMiner
-    from domainfit.retrieval.dense import DenseRetriever
-    from domainfit.synth.chunked import chunk_pair_positives
-    from domainfit.synth.datasets import excluded_documents
 
-    started = time.perf_counter()
-    root = Path(data).expanduser().resolve()
-    workspace.attach_data(root)  # a workspace inside, above or equal to the data is refused
-    if not root.is_dir():
-        raise InputError(root, 0, "-", "not a folder (expected a BEIR folder with corpus.jsonl)")
-    synth_file = workspace.root / "synth" / "queries.jsonl"
-    synth = synth_file if config.synthetic and synth_file.is_file() else None
-    out_dir = workspace.stage_dir(STAGE)
-    inputs = _inputs(root, synth, config, bi_encoder, chunking)
-    dataset, pairs, leakage = _training_pairs(root, synth, config, max_line_bytes, text)
-    seconds = {"load": time.perf_counter() - started}
-    settings = config.mining_settings()
-    with workspace.lock():  # the up-to-date check runs under the lock, so two runs cannot race
-        if not force and (previous := _up_to_date(out_dir, inputs)) is not None:
-            return previous
+    name: ClassVar[str] = "mine"
+    command: ClassVar[str | None] = "mine"
+    panel: ClassVar[str] = TRAIN
+    reads: ClassVar[tuple[str, ...]] = ("synth",)
+    report_config: ClassVar[tuple[str, ...]] = ("mine",)
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        data: Path | str,
+        config: MineConfig,
+        *,
+        max_line_bytes: int = MAX_LINE_BYTES,
+        bi_encoder: SentenceTransformer | None = None,
+        chunking: ChunkingConfig | None = None,
+        text: TextConfig = DEFAULT_TEXT,
+    ) -> None:
+        super().__init__(workspace, data)
+        self.config, self.max_line_bytes, self.bi_encoder = config, max_line_bytes, bi_encoder
+        self.chunking, self.text = chunking, text
+        self._outputs: list[str] = []
+
+    def check(self) -> None:
+        """Load the data and the synthetic queries, build the training pairs and check them for leakage."""
+        self._started = time.perf_counter()
+        assert self.data is not None
+        if not self.data.is_dir():
+            raise InputError(self.data, 0, "-", "not a folder (expected a BEIR folder with corpus.jsonl)")
+        found = self.workspace.stage_dir("synth") / "queries.jsonl"
+        self.synth = found if self.config.synthetic and found.is_file() else None
+        self.dataset, self.pairs, self.leakage = _training_pairs(
+            self.data, self.synth, self.config, self.max_line_bytes, self.text
+        )
+        self._load_seconds = time.perf_counter() - self._started
+
+    def inputs(self) -> dict[str, Input]:
+        """Declare the data, synth's queries, the settings, the models and (when on) chunking."""
+        from domainfit.core.models import model_fingerprint
+        from domainfit.synth.chunked import chunking_on
+
+        config = self.config
+        assert self.data is not None
+        encoder = self.bi_encoder
+        inputs: dict[str, Input] = {
+            "data": Value(str(self.data)),
+            "data_sha256": DataFiles(self.data),
+            "synthetic_queries": Value(str(self.synth) if self.synth else None),
+            "synthetic_sha256": Upstream("synth", self.synth) if self.synth else Value(None, of="upstream"),
+            "config": Section(config),
+            "model": Value(model_fingerprint(encoder), of="model") if encoder is not None else Model(config.model, 16),
+            "cross_encoder": Model(config.cross_encoder, 16),
+            "domainfit_version": Value(__version__),
+            "text_normalization": Text(self.text, only_normalization=True),
+        }
+        if self.chunking is not None and chunking_on(self.chunking):
+            inputs["chunking"] = Section(self.chunking)
+        return inputs
+
+    def compute(self, out: Path, previous: Previous | None) -> MineResult:
+        """Encode, mine, filter and order the examples; write the datasets, negatives, summary and config."""
+        from domainfit.core.models import load_cross_encoder
+        from domainfit.mine.curriculum import build_stages, difficulty
+        from domainfit.mine.negatives import NegativeMiner
+        from domainfit.retrieval.dense import DenseRetriever
+        from domainfit.synth.chunked import chunk_pair_positives
+        from domainfit.synth.datasets import excluded_documents
+
+        config, dataset, pairs, leakage, text = self.config, self.dataset, self.pairs, self.leakage, self.text
+        seconds = {"load": self._load_seconds}
+        settings = config.mining_settings()
         clock = time.perf_counter()
         dense = DenseRetriever(
-            bi_encoder if bi_encoder is not None else config.model,
-            cache_dir=workspace.cache_dir / "embeddings",
+            self.bi_encoder if self.bi_encoder is not None else config.model,
+            cache_dir=self.workspace.cache_dir / "embeddings",
             batch_size=config.batch_size,
             max_seq_length=config.max_seq_length,
             backend=config.search_backend,
@@ -293,11 +276,11 @@ def run_mine(
         vectors = dense.encode_documents(doc_texts)
         seconds["encode_documents"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        pairs, chunks, positive_chunks, plan = chunk_pair_positives(dense, chunking, dataset.corpus, pairs)
+        pairs, chunks, positive_chunks, plan = chunk_pair_positives(dense, self.chunking, dataset.corpus, pairs)
         if plan is not None:
             seconds["chunk"] = time.perf_counter() - clock
             clock = time.perf_counter()
-        generated, llm_usage = _generate_negatives(config, workspace, pairs, dataset)
+        generated, llm_usage = _generate_negatives(config, self.workspace, pairs, dataset)
         if generated is not None:
             seconds["generate_negatives"] = time.perf_counter() - clock
             clock = time.perf_counter()
@@ -335,19 +318,50 @@ def run_mine(
             mining=settings.get_config_dict(),
             models={"bi_encoder": dense.get_config_dict(), "cross_encoder": config.cross_encoder},
             seconds={},
-            output_dir=str(out_dir),
+            output_dir=str(self.folder),
             notes=_notes(mined, leakage, len(pairs)),
             llm=llm_usage,
             chunking=_chunk_summary(plan, chunks, mined, positive_chunks) if plan is not None else None,
         )
-        with staged_dir(out_dir) as tmp:
-            outputs = _write_outputs(
-                tmp, dataset, pairs, mined, stages, difficulties, positive_chunks if plan is not None else None
-            )
-            atomic_write_json(tmp / "config.json", {"mine": config.model_dump(), "data": str(root)})
-            seconds["write"] = time.perf_counter() - clock
-            seconds["total"] = time.perf_counter() - started
-            result.seconds = {k: round(v, 3) for k, v in seconds.items()}
-            atomic_write_json(tmp / "summary.json", result.to_json())
-            workspace.write_manifest(tmp, STAGE, inputs, [*outputs, "config.json", "summary.json"])
-    return result
+        self._outputs = _write_outputs(
+            out, dataset, pairs, mined, stages, difficulties, positive_chunks if plan is not None else None
+        )
+        atomic_write_json(out / "config.json", {"mine": config.model_dump(), "data": str(self.data)})
+        seconds["write"] = time.perf_counter() - clock
+        seconds["total"] = time.perf_counter() - self._started
+        result.seconds = {k: round(v, 3) for k, v in seconds.items()}
+        atomic_write_json(out / "summary.json", result.to_json())
+        return result
+
+    def outputs(self, out: Path) -> list[str]:
+        """List the files the datasets were written as, the config and the summary."""
+        return [*self._outputs, "config.json", "summary.json"]
+
+    def load(self, folder: Path) -> MineResult:
+        """Read ``summary.json`` back (the dataset must be there too)."""
+        if not (folder / "dataset").is_dir():
+            raise StaleOutput("no dataset")
+        try:
+            return MineResult.from_json(json.loads((folder / "summary.json").read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StaleOutput(str(exc)) from None
+
+
+def run_mine(
+    data: Path,
+    workspace: Workspace,
+    config: MineConfig,
+    *,
+    force: bool = False,
+    max_line_bytes: int = MAX_LINE_BYTES,
+    bi_encoder: SentenceTransformer | None = None,
+    chunking: ChunkingConfig | None = None,
+    text: TextConfig = DEFAULT_TEXT,
+) -> MineResult:
+    """Run the mine stage over a BEIR folder and write its artifacts into the workspace (see `MineStage`).
+
+    ``force`` re-runs even when nothing changed. Output: the `MineResult`.
+    """
+    stage = MineStage(workspace, data, config, max_line_bytes=max_line_bytes, bi_encoder=bi_encoder,
+                      chunking=chunking, text=text)  # fmt: skip
+    return run_stage(stage, force=force).result

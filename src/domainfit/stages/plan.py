@@ -29,6 +29,7 @@ from domainfit.budget.probe import Probe, corpus_lengths, measure_probe
 from domainfit.core.errors import UsageError
 from domainfit.core.files import atomic_write_json, staged_dir
 from domainfit.core.workspace import Workspace
+from domainfit.stages.manifest import write_manifest
 
 if TYPE_CHECKING:
     from domainfit.config import Config
@@ -308,7 +309,7 @@ def _write(workspace: Workspace, plan: Plan) -> None:
         plan.history = [*previous.history, {k: v for k, v in asdict(previous).items() if k != "history"}]
     with workspace.lock(), staged_dir(out_dir) as tmp:
         atomic_write_json(tmp / "plan.json", plan.to_json())
-        workspace.write_manifest(tmp, STAGE, {"phase": plan.phase}, ["plan.json"])
+        write_manifest(tmp, STAGE, {"phase": plan.phase}, ["plan.json"])
 
 
 def read_plan(workspace: Workspace) -> Plan | None:

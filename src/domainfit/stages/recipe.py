@@ -27,16 +27,18 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from domainfit import __version__
 from domainfit.core.errors import InputError
-from domainfit.core.files import atomic_write_json, atomic_write_text, sha256_file, staged_dir
+from domainfit.core.files import atomic_write_json, atomic_write_text
 from domainfit.core.progress import progress_bar
 from domainfit.core.workspace import Workspace
 from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.recipe.settings import Setting
 from domainfit.recipe.space import Recipe
+from domainfit.stages.contract import Previous, ReportSection, Stage, StaleOutput, run_stage
+from domainfit.stages.inputs import DataFiles, Input, Section, Text, Upstream, Value
 from domainfit.text.config import DEFAULT_TEXT, TextConfig
 from domainfit.train.data import Example
 
@@ -48,7 +50,6 @@ if TYPE_CHECKING:
     from domainfit.train.config import TrainConfig
     from domainfit.train.origins import MinedExamples
 
-STAGE = "recipe"
 FORMAT_VERSION = 1
 
 #: The pilots of the search under way (their measured step and evaluation times make the plan).
@@ -110,21 +111,6 @@ def _examples(
         return MinedExamples(found, [LABELLED] * len(found))
     found = examples_from_qrels(dataset, train.train_split, text)
     return MinedExamples(found, [LABELLED] * len(found))
-
-
-def _inputs(root: Path, workspace: Workspace, config: Config) -> dict[str, Any]:
-    """Everything the stage's choice depends on (compared with the last manifest)."""
-    from domainfit.stages.bench import data_fingerprint
-
-    mine = workspace.stage_dir("mine") / "manifest.json"
-    return {
-        "data_sha256": data_fingerprint(root),
-        "mine_manifest_sha256": sha256_file(mine) if mine.is_file() else None,
-        "recipe": config.recipe.model_dump(),
-        "train": config.train.model_dump(),
-        "eval_max_seq_length": config.eval.max_seq_length,
-        "domainfit_version": __version__,
-    }
 
 
 def _seq_length(model: Any, mined: MinedExamples, config: Config) -> Setting:
@@ -373,46 +359,56 @@ def _summary(result: RecipeResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _up_to_date(out_dir: Path, inputs: dict[str, Any]) -> RecipeResult | None:
-    """Return the previous result when its manifest's inputs equal ``inputs`` (else None)."""
-    manifest, found = out_dir / "manifest.json", out_dir / "search.json"
-    if not (manifest.is_file() and found.is_file()):
-        return None
-    if json.loads(manifest.read_text(encoding="utf-8")).get("inputs") != inputs:
-        return None
-    try:
-        result = RecipeResult.from_json(json.loads(found.read_text(encoding="utf-8")))
-    except (ValueError, TypeError):
-        return None
-    result.up_to_date = True
-    return result
+class RecipeStage(Stage[RecipeResult]):
+    """Read settings from the data and choose the training recipe on dev (or on folds of the train queries).
 
-
-def run_recipe(
-    data: Path, workspace: Workspace, config: Config, *, force: bool = False, max_line_bytes: int = MAX_LINE_BYTES
-) -> RecipeResult:
-    """Read settings from the data and choose the training recipe on dev; write ``<workspace>/recipe/``.
-
-    Inputs: the BEIR folder, the workspace, the root config, ``force`` to
-    search again when nothing changed and the largest JSONL record.
-    Output: a `RecipeResult` whose ``train_overrides`` the train stage applies
-    (`trained_config`). Raises `InputError` on bad data (nothing is written).
+    Inputs: the workspace (``mine/`` when it ran), the BEIR folder, the root
+    config (``[train]``, ``[recipe]``, ``[eval]``, ``[text]``) and the largest
+    JSONL record. Output: a `RecipeResult` whose ``train_overrides`` the train
+    stage applies (`trained_config`). Raises `InputError` on bad data (nothing is written).
     """
-    from domainfit.core.models import load_bi_encoder
-    from domainfit.data.beir import load_beir
 
-    started = time.perf_counter()
-    root = Path(data).expanduser().resolve()
-    workspace.attach_data(root)
-    dataset = load_beir(root, max_line_bytes=max_line_bytes, text=config.text)
-    out_dir = workspace.stage_dir(STAGE)
-    inputs = _inputs(root, workspace, config)
-    with workspace.lock():
-        if not force and (previous := _up_to_date(out_dir, inputs)) is not None:
-            return previous
+    name: ClassVar[str] = "recipe"
+    reads: ClassVar[tuple[str, ...]] = ("mine",)
+    report: ClassVar[tuple[ReportSection, ...]] = (ReportSection("summary.md", 20),)
+
+    def __init__(
+        self, workspace: Workspace, data: Path | str, config: Config, *, max_line_bytes: int = MAX_LINE_BYTES
+    ) -> None:
+        super().__init__(workspace, data)
+        self.config, self.max_line_bytes = config, max_line_bytes
+
+    def check(self) -> None:
+        """Load (and check) the data."""
+        from domainfit.data.beir import load_beir
+
+        self._started = time.perf_counter()
+        assert self.data is not None
+        self.dataset = load_beir(self.data, max_line_bytes=self.max_line_bytes, text=self.config.text)
+
+    def inputs(self) -> dict[str, Input]:
+        """Declare the data, mine's output (its manifest), the settings the choice depends on."""
+        assert self.data is not None
+        config = self.config
+        return {
+            "data_sha256": DataFiles(self.data),
+            "mine_manifest_sha256": Upstream("mine", self.workspace.stage_dir("mine") / "manifest.json"),
+            "recipe": Section(config.recipe),
+            "train": Section(config.train),
+            "eval_max_seq_length": Value(config.eval.max_seq_length, of="config"),
+            "domainfit_version": Value(__version__),
+            "text_normalization": Text(config.text, only_normalization=True),
+        }
+
+    def compute(self, out: Path, previous: Previous | None) -> RecipeResult:
+        """Measure, choose and search; write ``search.json`` and ``summary.md``."""
+        from domainfit.core.models import load_bi_encoder
+
+        config, dataset, workspace, started = self.config, self.dataset, self.workspace, self._started
+        assert self.data is not None
         mined = _examples(workspace, dataset, config.train, config.text)
         if not mined.examples:
-            raise InputError(root / "qrels", 0, config.train.train_split, "no training examples")
+            raise InputError(self.data / "qrels", 0, config.train.train_split, "no training examples")
         seq = _seq_length(load_bi_encoder(config.train.base_model), mined, config)  # its own window, not [train]'s
         train = config.train.model_copy(update={"max_seq_length": seq.value})
         clock = time.perf_counter()
@@ -427,15 +423,31 @@ def run_recipe(
             train_overrides=_overrides(winner, seq, bool(selection.get("searched"))),
             examples=mined.counts(),
             seconds={"search": round(time.perf_counter() - clock, 1), "total": 0.0},
-            output_dir=str(out_dir),
+            output_dir=str(self.folder),
         )
         final = trained_config(config.train, result.train_overrides)
         n_examples = len(mined.with_share(final.synthetic_share, final.seed))
         n_dev = len(dataset.qrels.get(final.eval_split, {}))
         result.plan = _plan(final, n_examples, n_dev, pool)
         result.seconds["total"] = round(time.perf_counter() - started, 1)
-        with staged_dir(out_dir) as tmp:
-            atomic_write_json(tmp / "search.json", result.to_json())
-            atomic_write_text(tmp / "summary.md", _summary(result))
-            workspace.write_manifest(tmp, STAGE, inputs, ["search.json", "summary.md"])
-    return result
+        atomic_write_json(out / "search.json", result.to_json())
+        atomic_write_text(out / "summary.md", _summary(result))
+        return result
+
+    def load(self, folder: Path) -> RecipeResult:
+        """Read ``search.json`` back (another format version is stale)."""
+        try:
+            return RecipeResult.from_json(json.loads((folder / "search.json").read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError) as exc:
+            raise StaleOutput(str(exc)) from None
+
+
+def run_recipe(
+    data: Path, workspace: Workspace, config: Config, *, force: bool = False, max_line_bytes: int = MAX_LINE_BYTES
+) -> RecipeResult:
+    """Read settings from the data and choose the training recipe on dev; write ``<workspace>/recipe/``.
+
+    Inputs: the BEIR folder, the workspace, the root config, ``force`` to
+    search again when nothing changed and the largest JSONL record (see `RecipeStage`).
+    """
+    return run_stage(RecipeStage(workspace, data, config, max_line_bytes=max_line_bytes), force=force).result

@@ -38,15 +38,17 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from domainfit import __version__
 from domainfit.core.errors import InputError, UsageError
-from domainfit.core.files import atomic_write_json, atomic_write_text, sha256_file, staged_dir
+from domainfit.core.files import atomic_write_json, atomic_write_text
 from domainfit.core.progress import progress_bar
 from domainfit.core.types import Document
 from domainfit.core.workspace import Workspace
 from domainfit.data.jsonl import MAX_LINE_BYTES, dumps_line
+from domainfit.stages.contract import TRAIN, Previous, Stage, StaleOutput, run_stage
+from domainfit.stages.inputs import DataFiles, Input, Model, Section, Text, UserFile, Value
 from domainfit.synth.base import QueryGenerator, SyntheticQuery
 from domainfit.synth.config import SynthConfig
 from domainfit.synth.filters import FILTERS, FilterSettings, apply_filters, counts_by_source
@@ -97,7 +99,9 @@ class SynthResult:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SynthResult:
-        """Rebuild a result from ``summary.json``."""
+        """Rebuild a result from ``summary.json`` (raises ValueError for another format version)."""
+        if data.get("format_version") != 1:
+            raise ValueError(f"format_version {data.get('format_version')!r} is not 1")
         return cls(**{k: v for k, v in data.items() if k != "format_version"})
 
 
@@ -147,44 +151,6 @@ def _offline(name: str, config: SynthConfig) -> QueryGenerator:
             config.salient_per_document, config.salient_min_words, config.salient_max_words, seed=config.seed
         )
     raise ValueError(f"unknown generator {name!r}")
-
-
-def _fingerprint_inputs(root: Path, config: SynthConfig, chunking: ChunkingConfig | None = None) -> dict[str, Any]:
-    """Everything the stage's output depends on (compared with the last manifest; ``chunking`` only when on)."""
-    from domainfit.stages.bench import data_fingerprint
-    from domainfit.synth.chunked import chunking_on
-
-    clicks = config.clicks.path
-    model = None
-    if config.roundtrip in ("dense", "either") or chunking_on(chunking):
-        from domainfit.core.models import folder_fingerprint, resolve_model
-
-        model = folder_fingerprint(resolve_model(config.model).path)[:16]
-    if clicks is not None and not Path(clicks).is_file():
-        raise InputError(clicks, 0, "-", "click log not found")
-    inputs = {
-        "data": str(root),
-        "data_sha256": data_fingerprint(root),
-        "clicks_sha256": sha256_file(Path(clicks)) if clicks is not None else None,
-        "config": config.model_dump(mode="json"),
-        "model": model,
-        "domainfit_version": __version__,
-    }
-    if chunking is not None and chunking_on(chunking):
-        inputs["chunking"] = chunking.model_dump(mode="json")
-    return inputs
-
-
-def _up_to_date(out_dir: Path, inputs: dict[str, Any]) -> SynthResult | None:
-    """Return the previous result when the last run had exactly these inputs and its outputs exist."""
-    manifest, summary = out_dir / "manifest.json", out_dir / "summary.json"
-    if not (manifest.is_file() and summary.is_file() and (out_dir / "queries.jsonl").is_file()):
-        return None
-    if json.loads(manifest.read_text()).get("inputs") != inputs:
-        return None
-    result = SynthResult.from_json(json.loads(summary.read_text()))
-    result.up_to_date = True
-    return result
 
 
 class _Generation:
@@ -387,57 +353,83 @@ def _notes(result: SynthResult, gen: _Generation, config: SynthConfig) -> list[s
     return notes
 
 
-def _write(out_dir: Path, workspace: Workspace, kept: list[SyntheticQuery], result: SynthResult, inputs: Any) -> None:
-    """Write queries, summary, config and manifest into a staged folder swapped in at the end."""
-    with staged_dir(out_dir) as tmp:
-        width = max(6, len(str(len(kept))))
-        lines = "".join(dumps_line(q.to_record(f"s{n:0{width}d}")) for n, q in enumerate(kept, start=1))
-        atomic_write_text(tmp / "queries.jsonl", lines)
-        atomic_write_json(tmp / "summary.json", result.to_json())
-        atomic_write_json(tmp / "config.json", {"synth": result.config, "data": inputs["data"]})
-        workspace.write_manifest(tmp, STAGE, inputs, list(OUTPUTS))
+class SynthStage(Stage[SynthResult]):
+    """Generate and filter synthetic queries (and click pairs) from a BEIR folder.
 
-
-def run_synth(
-    data: Path,
-    workspace: Workspace,
-    config: SynthConfig,
-    *,
-    force: bool = False,
-    max_line_bytes: int = MAX_LINE_BYTES,
-    chunking: ChunkingConfig | None = None,
-    text: TextConfig = DEFAULT_TEXT,
-) -> SynthResult:
-    """Run the synth stage over a BEIR folder and write its artifacts into the workspace.
-
-    Inputs: the BEIR folder, the workspace, the config, ``force`` to re-run
-    when nothing changed, the largest JSONL record in bytes and the ``[chunking]``
-    settings (None or ``none``: documents are generated from whole) and the ``[text]``
-    settings every text is prepared under. Output: the `SynthResult`. Raises
-    `InputError` on bad data or a bad click log, `UsageError` when no source is
-    on and `LLMError` when the LLM endpoint fails; nothing is written in
-    ``<workspace>/synth`` then (good LLM replies stay cached).
+    Inputs: the workspace, the BEIR folder, the ``[synth]`` settings, the largest
+    JSONL record, the ``[chunking]`` settings (None or ``none``: documents are
+    generated from whole) and the ``[text]`` settings every text is prepared
+    under. Output: the `SynthResult`. Raises `InputError` on bad data or a bad
+    click log, `UsageError` when no source is on and `LLMError` when the LLM
+    endpoint fails; nothing is written in ``<workspace>/synth`` then (good LLM
+    replies stay cached).
     """
-    from domainfit.data.beir import load_beir
 
-    started = time.perf_counter()
-    root = Path(data).expanduser().resolve()
-    workspace.attach_data(root)  # a workspace inside, above or equal to the data is refused
-    if not root.is_dir():
-        raise InputError(root, 0, "-", "not a folder (expected a BEIR folder with corpus.jsonl)")
-    if not config.sources():
-        raise UsageError("synth has nothing to generate: list generators, set llm.base_url or clicks.path")
-    out_dir = workspace.stage_dir(STAGE)
-    inputs = _fingerprint_inputs(root, config, chunking)
-    dataset = load_beir(root, max_line_bytes=max_line_bytes, text=text)
-    held = _held_out(dataset, config.train_split)
-    clicks, click_stats, click_seconds = _read_clicks(config, dataset, max_line_bytes, text)
-    docs = _source_documents(dataset, held, config)
-    with workspace.lock():  # the up-to-date check runs under the lock, so two runs cannot race
-        if not force and (previous := _up_to_date(out_dir, inputs)) is not None:
-            return previous
-        plan, chunked, loaded = _chunk_plan(config, workspace, chunking, dataset, text)
-        gen = _Generation(config, workspace, list(dataset.corpus.values()), docs, chunked, text)
+    name: ClassVar[str] = "synth"
+    command: ClassVar[str | None] = "synth"
+    panel: ClassVar[str] = TRAIN
+    report_config: ClassVar[tuple[str, ...]] = ("synth",)
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        data: Path | str,
+        config: SynthConfig,
+        *,
+        max_line_bytes: int = MAX_LINE_BYTES,
+        chunking: ChunkingConfig | None = None,
+        text: TextConfig = DEFAULT_TEXT,
+    ) -> None:
+        super().__init__(workspace, data)
+        self.config, self.max_line_bytes, self.chunking, self.text = config, max_line_bytes, chunking, text
+        self._started = time.perf_counter()
+
+    def check(self) -> None:
+        """Check the sources and the click log; load the data, the held-out side and the click pairs."""
+        from domainfit.data.beir import load_beir
+
+        self._started = time.perf_counter()
+        config = self.config
+        assert self.data is not None
+        if not self.data.is_dir():
+            raise InputError(self.data, 0, "-", "not a folder (expected a BEIR folder with corpus.jsonl)")
+        if not config.sources():
+            raise UsageError("synth has nothing to generate: list generators, set llm.base_url or clicks.path")
+        clicks = config.clicks.path
+        if clicks is not None and not Path(clicks).is_file():
+            raise InputError(clicks, 0, "-", "click log not found")
+        self.dataset = load_beir(self.data, max_line_bytes=self.max_line_bytes, text=self.text)
+        self.held = _held_out(self.dataset, config.train_split)
+        self.clicks = _read_clicks(config, self.dataset, self.max_line_bytes, self.text)
+        self.docs = _source_documents(self.dataset, self.held, config)
+
+    def inputs(self) -> dict[str, Input]:
+        """Declare the data, the click log, the settings and (for the dense round trip or chunking) the model."""
+        from domainfit.synth.chunked import chunking_on
+
+        config = self.config
+        assert self.data is not None
+        dense = config.roundtrip in ("dense", "either") or chunking_on(self.chunking)
+        clicks = config.clicks.path
+        inputs: dict[str, Input] = {
+            "data": Value(str(self.data)),
+            "data_sha256": DataFiles(self.data),
+            "clicks_sha256": UserFile(Path(clicks) if clicks is not None else None),
+            "config": Section(config, mode="json"),
+            "model": Model(config.model, digits=16) if dense else Value(None, of="model"),
+            "domainfit_version": Value(__version__),
+            "text_normalization": Text(self.text, only_normalization=True),
+        }
+        if self.chunking is not None and chunking_on(self.chunking):
+            inputs["chunking"] = Section(self.chunking, mode="json")
+        return inputs
+
+    def compute(self, out: Path, previous: Previous | None) -> SynthResult:
+        """Generate from every source, filter, and write the queries, the summary and the resolved config."""
+        config, dataset, held, docs, text = self.config, self.dataset, self.held, self.docs, self.text
+        clicks, click_stats, click_seconds = self.clicks
+        plan, chunked, loaded = _chunk_plan(config, self.workspace, self.chunking, dataset, text)
+        gen = _Generation(config, self.workspace, list(dataset.corpus.values()), docs, chunked, text)
         gen.all_sources(clicks, click_seconds)
         clock = time.perf_counter()
         filtered = apply_filters(
@@ -446,7 +438,7 @@ def run_synth(
             filter_settings(config, text),
             held_out=held.queries,
             eval_documents=held.documents if config.exclude_eval_documents else frozenset(),
-            dense=_dense_factory(config, workspace, loaded, text),
+            dense=_dense_factory(config, self.workspace, loaded, text),
             chunker=plan.chunker if plan is not None else None,
         )
         seconds = {**{f"generate_{k}": v for k, v in gen.seconds.items()}, "filter": time.perf_counter() - clock}
@@ -471,12 +463,47 @@ def run_synth(
             config=config.model_dump(mode="json"),
             generators=gen.configs,
             seconds={},
-            output_dir=str(out_dir),
+            output_dir=str(self.folder),
         )
         if plan is not None:
             result.chunking = _chunk_counts(plan, chunked, gen.queries, kept)
         result.notes = _notes(result, gen, config)
-        seconds["total"] = time.perf_counter() - started
+        seconds["total"] = time.perf_counter() - self._started
         result.seconds = {k: round(v, 3) for k, v in seconds.items()}
-        _write(out_dir, workspace, kept, result, inputs)
-    return result
+        width = max(6, len(str(len(kept))))
+        lines = "".join(dumps_line(q.to_record(f"s{n:0{width}d}")) for n, q in enumerate(kept, start=1))
+        atomic_write_text(out / "queries.jsonl", lines)
+        atomic_write_json(out / "summary.json", result.to_json())
+        atomic_write_json(out / "config.json", {"synth": result.config, "data": str(self.data)})
+        return result
+
+    def outputs(self, out: Path) -> list[str]:
+        """List the queries, the summary and the resolved config."""
+        return list(OUTPUTS)
+
+    def load(self, folder: Path) -> SynthResult:
+        """Read ``summary.json`` back (the queries must be there too)."""
+        try:
+            if not (folder / "queries.jsonl").is_file():
+                raise StaleOutput("no queries.jsonl")
+            return SynthResult.from_json(json.loads((folder / "summary.json").read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StaleOutput(str(exc)) from None
+
+
+def run_synth(
+    data: Path,
+    workspace: Workspace,
+    config: SynthConfig,
+    *,
+    force: bool = False,
+    max_line_bytes: int = MAX_LINE_BYTES,
+    chunking: ChunkingConfig | None = None,
+    text: TextConfig = DEFAULT_TEXT,
+) -> SynthResult:
+    """Run the synth stage over a BEIR folder and write its artifacts into the workspace (see `SynthStage`).
+
+    ``force`` re-runs even when nothing changed. Output: the `SynthResult`.
+    """
+    stage = SynthStage(workspace, data, config, max_line_bytes=max_line_bytes, chunking=chunking, text=text)
+    return run_stage(stage, force=force).result

@@ -15,25 +15,24 @@ then replaced by its chunk closest to the query (`domainfit.synth.chunked`), as
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from domainfit import __version__
-from domainfit.core.files import atomic_write_json, staged_dir
+from domainfit.core.files import atomic_write_json
 from domainfit.core.models import load_cross_encoder
 from domainfit.core.progress import is_quiet
 from domainfit.core.workspace import Workspace
 from domainfit.data.beir import BeirDataset, load_beir
 from domainfit.data.jsonl import MAX_LINE_BYTES
-from domainfit.stages.bench import data_fingerprint
+from domainfit.stages.contract import TRAIN, Previous, Stage, StaleOutput, run_stage
+from domainfit.stages.inputs import DataFiles, Input, Model, Section, Text, Value
 from domainfit.text.config import DEFAULT_TEXT, TextConfig
 from domainfit.text.model_text import write_model_text_settings
 from domainfit.train import distributed
@@ -72,7 +71,6 @@ if TYPE_CHECKING:
 
     from domainfit.data.config import ChunkingConfig
 
-STAGE = "train"
 CHECKPOINTS = "train-checkpoints"
 
 
@@ -168,67 +166,85 @@ def _teacher(
     return HybridTeacher(model, texts, alpha=_bench_alpha(workspace), text=text)
 
 
-def _inputs(data: Path, cfg: TrainConfig, source: str, examples: list[Example], text: TextConfig) -> dict[str, Any]:
-    """Return what decides whether a re-run is a no-op: data, examples, config, version."""
-    digest = hashlib.sha256()
-    for e in examples:
-        digest.update(f"{e.anchor}\x00{e.positive}\x00{'|'.join(e.negatives)}\x00{e.score}\x01".encode())
-    return {
-        "data_sha256": data_fingerprint(data),
-        "examples_sha256": digest.hexdigest(),
-        "source": source,
-        "config": cfg.model_dump(),
-        "domainfit_version": __version__,
-        "text_normalization": text.normalization(),
-    }
+class TrainStage(Stage[TrainResult]):
+    """Fine-tune the base model on the workspace's training data and save it.
 
-
-def run_train(
-    data: Path,
-    workspace: Workspace,
-    cfg: TrainConfig,
-    *,
-    resume: bool = False,
-    force: bool = False,
-    reranker: str | None = None,
-    chunking: ChunkingConfig | None = None,
-    max_line_bytes: int = MAX_LINE_BYTES,
-    text: TextConfig = DEFAULT_TEXT,
-) -> TrainResult:
-    """Fine-tune the base model and save it into the workspace.
-
-    Inputs: the BEIR folder, the workspace, the train config; ``resume``
-    continues from the last checkpoint; ``force`` re-runs even when nothing
-    changed; ``reranker`` is the cross-encoder teacher for ``margin-mse``;
-    ``chunking``: the ``[chunking]`` settings, used when training straight from
-    the train qrels (long documents as their best chunk); ``max_line_bytes``
-    caps one JSONL record of the BEIR folder (``[data] max_line_mib``); ``text``:
-    the ``[text]`` settings every training text is prepared under (recorded in the model folder).
+    Inputs: the workspace, the BEIR folder, the ``[train]`` settings; ``resume``
+    continues from the last checkpoint (and runs even when nothing changed);
+    ``reranker`` is the cross-encoder teacher for ``margin-mse``; ``chunking``:
+    the ``[chunking]`` settings, used when training straight from the train qrels
+    (long documents as their best chunk); the largest JSONL record; ``text``: the
+    ``[text]`` settings every training text is prepared under (recorded in the
+    model folder). Under a launcher every rank trains; only rank 0 writes.
     Output: a `TrainResult`. Bad input raises `InputError` before anything is written.
     """
-    from sentence_transformers import SentenceTransformerTrainer
-    from transformers import EarlyStoppingCallback
-    from transformers.trainer_callback import PrinterCallback
 
-    root = Path(data).expanduser().resolve()
-    workspace.attach_data(root)  # a workspace inside, above or equal to the data is refused
-    dataset = load_beir(root, max_line_bytes=max_line_bytes, text=text)
-    examples, source = _examples(dataset, workspace, cfg, chunking, text)
-    out_dir = workspace.stage_dir(STAGE)
-    inputs = _inputs(root, cfg, source, examples, text)
-    world = distributed.world_size()
-    if world > 1:  # the effective batch is batch_size x processes
-        inputs["world_size"] = world
-    manifest = out_dir / "manifest.json"
-    with _main_process_lock(workspace):  # only rank 0 writes; the up-to-date check runs under the lock
-        previous = json.loads(manifest.read_text()) if manifest.is_file() else {}
-        if not force and not resume and previous.get("inputs") == inputs and (out_dir / "result.json").is_file():
-            result = TrainResult(**json.loads((out_dir / "result.json").read_text()))
-            result.up_to_date = True
-            return result
+    name: ClassVar[str] = "train"
+    command: ClassVar[str | None] = "train"
+    panel: ClassVar[str] = TRAIN
+    reads: ClassVar[tuple[str, ...]] = ("mine", "bench")
+    report_config: ClassVar[tuple[str, ...]] = ("train",)
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        data: Path | str,
+        cfg: TrainConfig,
+        *,
+        resume: bool = False,
+        reranker: str | None = None,
+        chunking: ChunkingConfig | None = None,
+        max_line_bytes: int = MAX_LINE_BYTES,
+        text: TextConfig = DEFAULT_TEXT,
+    ) -> None:
+        super().__init__(workspace, data)
+        self.cfg, self.resume, self.reranker, self.chunking = cfg, resume, reranker, chunking
+        self.max_line_bytes, self.text = max_line_bytes, text
+
+    def check(self) -> None:
+        """Load the data and the training examples (mine's dataset, a pair file or the train qrels)."""
+        assert self.data is not None
+        self.dataset = load_beir(self.data, max_line_bytes=self.max_line_bytes, text=self.text)
+        self.examples, self.source = _examples(self.dataset, self.workspace, self.cfg, self.chunking, self.text)
+
+    def inputs(self) -> dict[str, Input]:
+        """Declare the data, the examples (their content), the settings, the teacher and the world size."""
+        assert self.data is not None
+        digest = hashlib.sha256()
+        for e in self.examples:
+            digest.update(f"{e.anchor}\x00{e.positive}\x00{'|'.join(e.negatives)}\x00{e.score}\x01".encode())
+        inputs: dict[str, Input] = {
+            "data_sha256": DataFiles(self.data),
+            "examples_sha256": Value(digest.hexdigest(), of="upstream"),
+            "source": Value(self.source, of="upstream"),
+            "config": Section(self.cfg),
+            "domainfit_version": Value(__version__),
+            "text_normalization": Text(self.text, only_normalization=True),
+        }
+        if self.cfg.loss == "margin-mse":  # the teacher: a cross-encoder, or bench's tuned hybrid weight
+            inputs["teacher"] = (
+                Model(self.reranker, 16) if self.reranker else Value(_bench_alpha(self.workspace), of="upstream")
+            )
+        world = distributed.world_size()
+        if world > 1:  # the effective batch is batch_size x processes
+            inputs["world_size"] = Value(world)
+        return inputs
+
+    def writes(self) -> bool:
+        """Only the main process (rank 0) writes."""
+        return distributed.is_main_process()
+
+    def compute(self, out: Path, previous: Previous | None) -> TrainResult:
+        """Build the loss, data, evaluator and trainer; train; choose a merge; save the model and records."""
+        from sentence_transformers import SentenceTransformerTrainer
+        from transformers import EarlyStoppingCallback
+        from transformers.trainer_callback import PrinterCallback
+
+        cfg, dataset, workspace, text, resume = self.cfg, self.dataset, self.workspace, self.text, self.resume
+        examples, source, world = self.examples, self.source, distributed.world_size()
         model = load_base_model(cfg)
         loss, spec = build_loss(model, cfg)
-        teacher = _teacher(model, dataset, workspace, reranker, text) if spec.layout == "margin" else None
+        teacher = _teacher(model, dataset, workspace, self.reranker, text) if spec.layout == "margin" else None
         mixed, n_general = mix_general(examples, cfg, text)
         truncated = truncated_positives(model, mixed, cfg)
         in_order = cfg.curriculum and source.endswith("(easy to hard)")
@@ -287,7 +303,7 @@ def run_train(
             base_model = load_base_model(cfg)
             merged, choice = choose_merge(base_model, model, lambda m: float(evaluator(m)[evaluator.primary_metric]))
         result = TrainResult(
-            model_path=str(out_dir / "model"),
+            model_path=str(self.folder / "model"),
             training_source=source,
             train_examples=len(train_ds),
             layout=spec.layout,
@@ -307,30 +323,48 @@ def run_train(
             text_normalization=text.normalization(),
             truncated_positives=truncated,
         )
-        if not distributed.is_main_process():
+        if not self.writes():
             return result
-        with staged_dir(out_dir) as tmp:
-            model.save(str(tmp / "model"))
-            write_model_text_settings(tmp / "model", text)  # how the training text was normalised
-            if merged is not None:
-                merged.save(str(tmp / "merged"))
-                write_model_text_settings(tmp / "merged", text)
-            atomic_write_json(tmp / "history.json", loss_history(trainer.state.log_history, base_dev))
-            atomic_write_json(tmp / "result.json", asdict(result))
-            atomic_write_json(
-                tmp / "config.json", {"train": cfg.model_dump(), "loss": loss_config(cfg), "data": str(root)}
-            )
-            workspace.write_manifest(
-                tmp, STAGE, inputs, ["history.json", "result.json", "config.json", "model/model.safetensors"]
-            )
-    return result
+        model.save(str(out / "model"))
+        write_model_text_settings(out / "model", text)  # how the training text was normalised
+        if merged is not None:
+            merged.save(str(out / "merged"))
+            write_model_text_settings(out / "merged", text)
+        atomic_write_json(out / "history.json", loss_history(trainer.state.log_history, base_dev))
+        atomic_write_json(out / "result.json", asdict(result))
+        atomic_write_json(
+            out / "config.json", {"train": cfg.model_dump(), "loss": loss_config(cfg), "data": str(self.data)}
+        )
+        return result
+
+    def outputs(self, out: Path) -> list[str]:
+        """List the history, result, config and the model's weights."""
+        return ["history.json", "result.json", "config.json", "model/model.safetensors"]
+
+    def load(self, folder: Path) -> TrainResult:
+        """Read ``result.json`` back."""
+        try:
+            return TrainResult(**json.loads((folder / "result.json").read_text()))
+        except (OSError, ValueError, TypeError) as exc:
+            raise StaleOutput(str(exc)) from None
 
 
-@contextlib.contextmanager
-def _main_process_lock(workspace: Workspace) -> Iterator[None]:
-    """Hold the workspace lock on the main process only (the other ranks write nothing)."""
-    if distributed.is_main_process():
-        with workspace.lock():
-            yield
-    else:
-        yield
+def run_train(
+    data: Path,
+    workspace: Workspace,
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    reranker: str | None = None,
+    chunking: ChunkingConfig | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
+    text: TextConfig = DEFAULT_TEXT,
+) -> TrainResult:
+    """Fine-tune the base model and save it into the workspace (see `TrainStage`).
+
+    ``force`` re-runs even when nothing changed (so does ``resume``). Output: a `TrainResult`.
+    """
+    stage = TrainStage(workspace, data, cfg, resume=resume, reranker=reranker, chunking=chunking,
+                       max_line_bytes=max_line_bytes, text=text)  # fmt: skip
+    return run_stage(stage, force=force or resume).result
