@@ -16,7 +16,7 @@ from domainfit.core.workspace import DEFAULT_WORKSPACE, Workspace
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from domainfit.stages.synth import SynthResult
+    from domainfit.synth.results import SynthResult
 
 _FILTER_LABELS = (
     ("length", "length"),
