@@ -32,7 +32,7 @@ from domainfit.data.beir import BeirDataset, load_beir
 from domainfit.data.general_set import BUNDLED, general_path
 from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.models import load_bi_encoder, load_cross_encoder
-from domainfit.progress import is_quiet
+from domainfit.progress import is_quiet, progress_bar, step_progress
 from domainfit.text.config import active_normalization, write_model_text_settings
 from domainfit.train import distributed
 from domainfit.train.checkpoints import IncompleteCheckpointWarning, completion_callback, last_complete_checkpoint
@@ -222,7 +222,7 @@ def _training_args(cfg: TrainConfig, output_dir: Path, has_evaluator: bool, colu
         greater_is_better=True,
         logging_steps=max(1, min(cfg.eval_steps, 10)),
         report_to="none",
-        disable_tqdm=is_quiet(),
+        disable_tqdm=True,  # progress is domainfit's own bar (`step_progress`)
         batch_sampler=BatchSamplers.NO_DUPLICATES if "anchor" in columns else BatchSamplers.BATCH_SAMPLER,
         prompts=prompts,
         dataloader_num_workers=0,
@@ -260,6 +260,12 @@ def _history(log_history: list[dict[str, Any]], base_dev: float | None) -> dict[
     dev = [{"step": 0, "ndcg@10": base_dev}] if base_dev is not None else []
     dev += [{"step": e["step"], "ndcg@10": e[key]} for e in log_history if key in e]
     return {"train_loss": loss, "dev_ndcg@10": dev}
+
+
+def _card_widget(model: SentenceTransformer, examples: list[Example]) -> None:
+    """Give the model card its widget from one training query (else it is computed behind a second progress bar)."""
+    if examples:
+        model.model_card_data.widget = [{"text": examples[0].anchor}]
 
 
 def _base_model(cfg: TrainConfig) -> SentenceTransformer:
@@ -339,6 +345,7 @@ def run_train(
             result.up_to_date = True
             return result
         model = _base_model(cfg)
+        _card_widget(model, examples)
         loss, spec = build_loss(model, cfg)
         teacher = _teacher(model, dataset, workspace, reranker) if spec.layout == "margin" else None
         mixed, n_general = mix_general(examples, cfg)
@@ -385,12 +392,13 @@ def run_train(
             evaluator=evaluator,
             callbacks=callbacks,
         )
-        if is_quiet():  # without progress bars the trainer prints its log dicts to stdout (breaks --json)
-            trainer.remove_callback(PrinterCallback)
-        else:
+        trainer.remove_callback(PrinterCallback)  # its log dicts on stdout would break --json
+        if not is_quiet():
             print(f"training {len(train_ds)} examples ({spec.name}), {steps} steps, estimated {estimate / 60:.1f} min")
         start = time.perf_counter()
-        trainer.train(resume_from_checkpoint=str(last) if last else None)
+        with progress_bar("training", steps) as advance:  # the one progress display: the trainer's tqdm is off
+            trainer.add_callback(step_progress(advance))
+            trainer.train(resume_from_checkpoint=str(last) if last else None)
         seconds = time.perf_counter() - start
         best_step = _step_of(trainer.state.best_model_checkpoint)
         best = float(trainer.state.best_metric) if trainer.state.best_metric is not None else None
