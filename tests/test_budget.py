@@ -179,3 +179,18 @@ def test_make_plan_fits_a_budget_and_applies_it(tmp_path, mini_beir) -> None:
     assert read_plan(ws) is not None and read_plan(ws).budget_seconds == budget  # type: ignore[union-attr]
     with pytest.raises(UsageError, match="cannot hold even the smallest plan"):
         make_plan(dataset, config, ws, budget=1.0, spent=0.0, phase="start", probe=probe)
+
+
+def test_apply_overrides_keeps_what_the_user_set() -> None:
+    from domainfit.budget.stage import apply_overrides
+
+    config = Config.model_validate({"train": {"learning_rate": 3e-5}, "recipe": {"max_trials": 6}})
+    sized = apply_overrides(config, {"train": {"max_steps": 40, "eval_steps": 20}, "recipe": {"max_trials": 2}})
+    assert sized.train.max_steps == 40 and sized.train.eval_steps == 20 and sized.recipe.max_trials == 2
+    # the recipe stage must still see only the user's own choices as fixed (not the plan's, not the defaults)
+    assert sized.train.model_fields_set == {"learning_rate"}
+    assert sized.recipe.model_fields_set == {"max_trials"}
+    assert "max_seq_length" not in sized.train.model_fields_set
+    assert config.train.max_steps == -1  # the original is untouched
+    with pytest.raises(ValueError):
+        apply_overrides(config, {"train": {"max_steps": "many"}})

@@ -182,18 +182,21 @@ def _overrides(config: Config, fitted: Fitted, asked: Workload, schedule: Schedu
 
 
 def apply_overrides(config: Config, overrides: dict[str, dict[str, Any]]) -> Config:
-    """Return ``config`` with the plan's overrides applied to its sections (validated)."""
+    """Return ``config`` with the plan's overrides applied to its sections (each validated).
+
+    Which settings the user set (``model_fields_set``) is kept as it was: the
+    recipe stage treats a setting the user fixed as the only value to try, and
+    a value the plan chose is not one the user fixed.
+    """
     if not overrides:
         return config
-    from domainfit.config import Config
-
-    data = config.model_dump()
-    for section, values in overrides.items():
-        data[section] = {**data[section], **values}
-    merged = Config.model_validate(data)
-    for section in ("train", "recipe", "synth"):  # keep which settings the user fixed
-        getattr(merged, section).model_fields_set.update(getattr(config, section).model_fields_set)
-    return merged
+    sections: dict[str, Any] = {}
+    for name, values in overrides.items():
+        current = getattr(config, name)
+        updated = type(current).model_validate({**current.model_dump(), **values})
+        object.__setattr__(updated, "__pydantic_fields_set__", set(current.model_fields_set))
+        sections[name] = updated
+    return config.model_copy(update=sections)
 
 
 def make_plan(
