@@ -33,10 +33,10 @@ SCORE_SECONDS = 6e-6
 MINE_PAIR_SECONDS = 2.5e-6
 #: Setting up one pilot's trainer (model, data, optimiser) and tearing it down.
 PILOT_SETUP_SECONDS = 12.0
-#: One point of the compression sweep (reduction x precision, quantiser, rescoring), per corpus document.
-COMPRESS_POINT_SECONDS = 2.5e-4
-#: Points of the default compression sweep.
-COMPRESS_POINTS = 48
+#: The compression sweep's fixed part (quantiser training, latency runs of 100 queries per point).
+COMPRESS_FIXED_SECONDS = 20.0
+#: The compression sweep's part per corpus document (every point scores the test queries against it).
+COMPRESS_DOCUMENT_SECONDS = 1e-3
 #: Texts of a step (query, positive, one negative): a step with n negatives costs about (2 + n) / 3 of the probe's.
 PROBE_TEXTS_PER_EXAMPLE = 3
 
@@ -168,7 +168,7 @@ def estimate_stages(work: Workload, probe: Probe) -> list[StageEstimate]:
             {
                 "load models": 2 * load,
                 "encode corpus": corpus,
-                "encode queries": 2 * judged * per_query,
+                "encode queries": judged * per_query,  # the base model's are cached since bench
                 "forgetting set": 2 * general,
                 "score systems": 2 * judged * work.documents * SCORE_SECONDS * speed,
             },
@@ -176,7 +176,8 @@ def estimate_stages(work: Workload, probe: Probe) -> list[StageEstimate]:
         _stage("decide", {"read": 1.0}),
     ]
     if work.compress:
-        sweep = COMPRESS_POINTS * work.documents * COMPRESS_POINT_SECONDS * speed
-        out.append(_stage("compress", {"load model": load, "sweep": sweep}))
+        sweep = (COMPRESS_FIXED_SECONDS + work.documents * COMPRESS_DOCUMENT_SECONDS) * speed
+        queries = work.queries.get("test", 0) * per_query
+        out.append(_stage("compress", {"load model": load, "encode queries": queries, "sweep": sweep}))
     out.append(_stage("report", {"render": 5.0}))
     return out
