@@ -3,7 +3,8 @@
 For each corpus (a BEIR folder with train/dev/test qrels), in one run:
 
 (a) ``domainfit run DATA`` with default settings (no config: the recipe search
-    chooses on dev) into a fresh workspace, in a child process;
+    chooses on dev) and, with ``--budget``, a time budget, into a fresh
+    workspace, in a child process;
 (b) ``bench/plain_st.py DATA`` (MNRL on the labelled pairs with one BM25
     negative each, 256 tokens, 1 epoch, learning rate 2e-5) on the same splits,
     in a child process. A finished (b) in ``--work`` is reused, so a later run
@@ -114,7 +115,13 @@ def run_plain(name: str, data: Path, work: Path) -> tuple[dict[str, Any], dict[s
 
 
 def bench_corpus(
-    name: str, data: Path, work: Path, skip_plain: bool, config: Path | None = None, plain_only: bool = False
+    name: str,
+    data: Path,
+    work: Path,
+    skip_plain: bool,
+    config: Path | None = None,
+    plain_only: bool = False,
+    budget: str | None = None,
 ) -> dict[str, Any]:
     """Run (b), the reference, then (a) on one corpus, and compare them."""
     out: dict[str, Any] = {"corpus": name, "data": data.name}  # the folder's name: results name no machine path
@@ -126,10 +133,20 @@ def bench_corpus(
         return out
     ws = work / f"{name}-domainfit"
     argv = [str(Path(sys.executable).with_name("domainfit")), "run", str(data), "--workspace", str(ws), "--quiet"]
-    code, seconds, rss = child(argv + (["--config", str(config)] if config else []), work / f"{name}-domainfit.log")
+    argv += ["--config", str(config)] if config else []
+    argv += ["--budget", budget] if budget else []
+    code, seconds, rss = child(argv, work / f"{name}-domainfit.log")
     out["domainfit"] = {"exit_code": code, "seconds": round(seconds, 1), "peak_rss_mib": round(rss)}
+    if budget:
+        from domainfit.budget.duration import parse_duration
+
+        out["domainfit"]["budget_seconds"] = parse_duration(budget)
+        out["domainfit"]["share_of_budget"] = round(seconds / parse_duration(budget), 3)
     if code == 0:
         out["domainfit"].update(domainfit_numbers(ws, data))
+        timings = ws / "plan" / "timings.json"
+        if timings.is_file():
+            out["domainfit"]["stages"] = json.loads(timings.read_text())["stages"]
         if per is not None:
             out["domainfit_vs_plain"] = paired(out["domainfit"]["per_query"], per["tuned"])
             plain_lift = out["plain"]["lift"]
@@ -145,6 +162,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="keep workspaces and logs here (default: a temporary folder)")
     parser.add_argument("--skip-plain", action="store_true", help="run domainfit only")
     parser.add_argument("--plain-only", action="store_true", help="run the plain script only (reused by a later run)")
+    parser.add_argument("--budget", help="pass --budget to domainfit run (e.g. 30m) and report the share used")
     parser.add_argument("--config", type=Path, help="a domainfit.toml for run (default: none, the defaults)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "recipe.json")
     args = parser.parse_args()
@@ -156,7 +174,7 @@ def main() -> None:
     for spec in args.corpus:
         name, _, path = spec.partition("=")
         data = Path(demo_path()) if name == "demo" and not path else Path(path)
-        results.append(bench_corpus(name, data, work, args.skip_plain, args.config, args.plain_only))
+        results.append(bench_corpus(name, data, work, args.skip_plain, args.config, args.plain_only, args.budget))
         print(json.dumps(results[-1], indent=2), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "corpora": results}

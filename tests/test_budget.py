@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from domainfit.budget.duration import format_minutes, parse_duration
@@ -36,22 +38,30 @@ def test_run_budget_in_config() -> None:
 
 
 def test_schedule_expected_successive_halving() -> None:
-    # rungs at 10 and 30 below 40 steps; the first pilot runs to the end, each later one passes a rung with 1/3
-    schedule = Schedule(trials=4, pilot_steps=40, min_rung=10, factor=3)
+    # rungs at 10 and 30 below 40 steps; the first pilot runs to the end, the second passes a rung with
+    # probability 1/2, the third and later ones with about 1/3 (Optuna's promotion rule)
+    schedule = Schedule(trials=3, pilot_steps=40, min_rung=10, factor=3)
     assert schedule.rungs() == [10, 30]
     steps, evals = schedule.expected()
-    per_later = 10 + 20 / 3 + 10 / 9
-    assert steps == pytest.approx(40 + 3 * per_later, abs=1)
-    assert evals >= 4 + 3  # a base evaluation per pilot and the first pilot's three marks
+    second = 10 + 20 / 2 + 10 / 4
+    third = 10 + 20 / 3 + 10 / 9
+    assert steps == pytest.approx(40 + second + third, abs=1)
+    assert evals == pytest.approx(1 + 3 + (1 + 1 / 2 + 1 / 4) + (1 + 1 / 3 + 1 / 9), abs=1)
     assert Schedule(0, 40, 10, 3).expected() == (0, 0)
+    assert Schedule(12, 40, 10, 3).expected()[0] < 12 * 40  # pruning saves steps on a large grid
 
 
 def _probe(step: float = 3.0) -> Probe:
     return Probe(
         seconds_per_token=1e-4,
         seconds_per_query=0.01,
+        seconds_per_token_long=1e-4,
+        short_length=100,
+        long_length=256,
         seconds_per_step=step,
         seconds_per_bm25_document=1e-4,
+        seconds_per_bm25_query=1e-3,
+        bm25_documents=2000,
         batch_size=32,
         window=256,
         train_window=128,
@@ -131,3 +141,56 @@ def test_timings_markdown_shows_estimate_and_actual() -> None:
     assert "| bench | ran | 1.7 min | 2.0 min | 1.20 |" in text
     assert "| synth | up to date | 30 s | 0 s | - |" in text
     assert "90% of it used" in text
+
+
+def test_token_rate_grows_with_length() -> None:
+    probe = replace(_probe(), seconds_per_token=1e-4, seconds_per_token_long=2e-4, short_length=100, long_length=200)
+    assert probe.token_rate(100) == pytest.approx(1e-4) and probe.token_rate(200) == pytest.approx(2e-4)
+    assert probe.token_rate(10) >= 0.5e-4  # extended below the short length, never under half its rate
+    # 10 documents like a sample of one 100-token and one 300-token text cut at a 200-token window
+    assert probe.document_seconds([100, 300], 10, window=200) == pytest.approx(10 * (100 * 1e-4 + 200 * 2e-4) / 2)
+
+
+def test_make_plan_fits_a_budget_and_applies_it(tmp_path, mini_beir) -> None:
+    from domainfit.core.errors import UsageError
+    from domainfit.core.workspace import Workspace
+    from domainfit.data.beir import load_beir
+    from domainfit.stages.plan import make_plan, read_plan
+
+    config = Config.model_validate(
+        {
+            "train": {"max_steps": 200, "batch_size": 4, "max_seq_length": 32, "eval_steps": 20},
+            "recipe": {"learning_rates": [5e-4, 1e-4, 5e-5], "pilot_steps": 40, "min_rung_steps": 10},
+            "mine": {"negatives": 1},
+        }
+    )
+    dataset, ws = load_beir(mini_beir), Workspace(tmp_path / "ws")
+    asked, _, probe = make_plan(dataset, config, ws, budget=None, spent=0.0, phase="start")
+    assert asked.fits and not asked.changes and not asked.overrides
+    assert [s["stage"] for s in asked.stages][:4] == ["bench", "decide", "synth", "mine"]
+    assert probe.seconds_per_step > 0 and probe.seconds_per_token > 0
+    # a budget under what the settings ask for: the plan cuts, fits, and its overrides reach the config
+    budget = asked.seconds * 0.6
+    fitted, sized, _ = make_plan(dataset, config, ws, budget=budget, spent=0.0, phase="start", probe=probe)
+    assert fitted.fits and fitted.seconds <= budget and fitted.changes
+    for section, values in fitted.overrides.items():
+        for key, value in values.items():
+            assert getattr(getattr(sized, section), key) == value
+    assert read_plan(ws) is not None and read_plan(ws).budget_seconds == budget  # type: ignore[union-attr]
+    with pytest.raises(UsageError, match="cannot hold even the smallest plan"):
+        make_plan(dataset, config, ws, budget=1.0, spent=0.0, phase="start", probe=probe)
+
+
+def test_apply_overrides_keeps_what_the_user_set() -> None:
+    from domainfit.stages.plan import apply_overrides
+
+    config = Config.model_validate({"train": {"learning_rate": 3e-5}, "recipe": {"max_trials": 6}})
+    sized = apply_overrides(config, {"train": {"max_steps": 40, "eval_steps": 20}, "recipe": {"max_trials": 2}})
+    assert sized.train.max_steps == 40 and sized.train.eval_steps == 20 and sized.recipe.max_trials == 2
+    # the recipe stage must still see only the user's own choices as fixed (not the plan's, not the defaults)
+    assert sized.train.model_fields_set == {"learning_rate"}
+    assert sized.recipe.model_fields_set == {"max_trials"}
+    assert "max_seq_length" not in sized.train.model_fields_set
+    assert config.train.max_steps == -1  # the original is untouched
+    with pytest.raises(ValueError):
+        apply_overrides(config, {"train": {"max_steps": "many"}})

@@ -22,8 +22,21 @@ from typing import Any
 
 from domainfit.budget.probe import Probe
 
-#: Synthetic queries the offline generators keep per source document (measured: demo 2.6, long pages 1.9).
-SYNTHETIC_PER_DOCUMENT = 2.5
+#: Synthetic queries the offline generators keep per source document (measured: demo 3.6, long pages 1.7).
+SYNTHETIC_PER_DOCUMENT = 3.0
+#: Seconds per document token the reference machine (two cores) encodes at: the constants below were
+#: measured there and scale with this machine's measured speed (`_speed`).
+REFERENCE_TOKEN_SECONDS = 1.6e-4
+#: Scoring every system on the judged queries and writing their runs, per query and document (bench, eval).
+SCORE_SECONDS = 6e-6
+#: Dense search, false-negative filtering and curriculum, per mined pair and corpus document.
+MINE_PAIR_SECONDS = 2.5e-6
+#: Setting up one pilot's trainer (model, data, optimiser) and tearing it down.
+PILOT_SETUP_SECONDS = 12.0
+#: The compression sweep's fixed part (quantiser training, latency runs of 100 queries per point).
+COMPRESS_FIXED_SECONDS = 20.0
+#: The compression sweep's part per corpus document (every point scores the test queries against it).
+COMPRESS_DOCUMENT_SECONDS = 1e-3
 #: Texts of a step (query, positive, one negative): a step with n negatives costs about (2 + n) / 3 of the probe's.
 PROBE_TEXTS_PER_EXAMPLE = 3
 
@@ -95,6 +108,7 @@ def estimate_stages(work: Workload, probe: Probe) -> list[StageEstimate]:
     (bench, decide, synth, mine, recipe, train, eval, decide, compress, report).
     """
     load = probe.model_load_seconds
+    speed = probe.seconds_per_token / REFERENCE_TOKEN_SECONDS
     corpus = probe.document_seconds(work.lengths, work.documents, work.window)
     per_query = probe.seconds_per_query
     per_bm25 = probe.seconds_per_bm25_document
@@ -111,27 +125,32 @@ def estimate_stages(work: Workload, probe: Probe) -> list[StageEstimate]:
                 "load models": load * work.bench_models,
                 "encode corpus": corpus * work.bench_models,
                 "encode queries": judged * per_query * work.bench_models,
-                "bm25": work.documents * per_bm25,
+                "bm25": work.documents * per_bm25 + probe.bm25_search_seconds(judged, work.documents),
+                "score systems": judged * work.documents * SCORE_SECONDS * speed,
             },
         ),
-        _stage("decide", {"load model": load, "probe": 32 * probe.seconds_per_token * work.window}),
+        _stage("decide", {"load model": load, "probe": probe.document_seconds(work.lengths, 32, work.window)}),
         _stage(
             "synth",
-            {"generate and filter": work.source_documents * per_bm25 * 4},
+            {
+                "generate": 1.0 + work.source_documents * per_bm25 * 4,
+                "round trip": probe.bm25_search_seconds(work.synthetic, work.documents),
+            },
         ),
         _stage(
             "mine",
             {
                 "load model": load,
                 "encode queries": pairs * per_query,
-                "encode positives": probe.document_seconds(work.lengths, min(pairs, work.documents), work.window),
-                "search and filter": pairs * per_query * 0.5,
+                "bm25": work.documents * per_bm25 + probe.bm25_search_seconds(pairs, work.documents),
+                "search and filter": pairs * work.documents * MINE_PAIR_SECONDS * speed,
             },
         ),
         _stage(
             "recipe",
             {
                 "load models": load * (1 + work.pilots),
+                "set up pilots": work.pilots * PILOT_SETUP_SECONDS * speed,
                 "pilot steps": work.pilot_steps * step,
                 "pilot evaluations": work.pilot_evaluations * (pilot_eval + work.pilot_queries * per_query),
             },
@@ -149,13 +168,16 @@ def estimate_stages(work: Workload, probe: Probe) -> list[StageEstimate]:
             {
                 "load models": 2 * load,
                 "encode corpus": corpus,
-                "encode queries": 2 * judged * per_query,
+                "encode queries": judged * per_query,  # the base model's are cached since bench
                 "forgetting set": 2 * general,
+                "score systems": 2 * judged * work.documents * SCORE_SECONDS * speed,
             },
         ),
         _stage("decide", {"read": 1.0}),
     ]
     if work.compress:
-        out.append(_stage("compress", {"load model": load, "sweep": work.documents * per_bm25 * 20}))
+        sweep = (COMPRESS_FIXED_SECONDS + work.documents * COMPRESS_DOCUMENT_SECONDS) * speed
+        queries = work.queries.get("test", 0) * per_query
+        out.append(_stage("compress", {"load model": load, "encode queries": queries, "sweep": sweep}))
     out.append(_stage("report", {"render": 5.0}))
     return out

@@ -34,12 +34,16 @@ MIN_PILOTS = 2
 
 @dataclass
 class Schedule:
-    """The pilot schedule of the recipe search: trials, steps each, first rung and reduction factor."""
+    """The pilot schedule of the recipe search: trials, steps each, first rung, reduction factor, folds.
+
+    With selection on held-out folds of the train queries, a pilot trains once per fold.
+    """
 
     trials: int
     pilot_steps: int
     min_rung: int
     factor: int
+    folds: int = 1
 
     def rungs(self) -> list[int]:
         """Return the steps where successive halving decides (``min_rung * factor**k`` below ``pilot_steps``)."""
@@ -52,23 +56,25 @@ class Schedule:
     def expected(self) -> tuple[int, int]:
         """Return (training steps, dev evaluations) of all pilots under successive halving.
 
-        The first pilot runs to the end (nothing to compare it with); each later
-        one passes a rung with probability 1 / factor. Every pilot evaluates the
-        base model once, then at each rung it reaches and at its end.
+        Optuna's pruner promotes the k-th pilot at a rung when it is in the top
+        ``k // factor`` of the pilots seen there (the best one while fewer than
+        ``factor`` have been): the first pilot runs to the end, the second passes
+        a rung with probability 1/2, later ones with about ``1 / factor``. Each
+        pilot evaluates at every rung it reaches and at its end; the base model
+        is evaluated once for the whole search.
         """
         if self.trials <= 0:
             return 0, 0
         marks = [*self.rungs(), self.pilot_steps]
-        steps, evals, alive, last = 0.0, 0.0, 1.0, 0
-        for mark in marks:
-            steps += alive * (mark - last)
-            evals += alive
-            alive, last = alive / self.factor, mark
-        later = self.trials - 1
-        return (
-            math.ceil(self.pilot_steps + later * steps),
-            math.ceil(self.trials + len(marks) + later * evals),
-        )
+        steps, evals = 0.0, 1.0
+        for k in range(1, self.trials + 1):
+            passing = 1.0 if k == 1 else max(1.0 / self.factor, max(1, k // self.factor) / k)
+            alive, last = 1.0, 0
+            for mark in marks:
+                steps += alive * (mark - last)
+                evals += alive
+                alive, last = alive * passing, mark
+        return math.ceil(steps * self.folds), math.ceil(evals * self.folds)
 
 
 @dataclass
@@ -111,6 +117,7 @@ def fit_to_budget(
     spent: float = 0.0,
     min_train_steps: int = 20,
     max_share: float = 0.5,
+    cut_synthetic: bool = True,
 ) -> Fitted:
     """Return the largest plan (up to ``work``) whose estimate, plus ``spent``, fits ``budget_seconds``.
 
@@ -132,7 +139,7 @@ def fit_to_budget(
 
     # 1. synthetic pairs: only as many as the largest share can use
     need = math.ceil(work.labelled * max_share / (1 - max_share)) if max_share < 1 else work.synthetic
-    if work.synthetic > need:
+    if cut_synthetic and work.synthetic > need:
         docs = min(work.source_documents, math.ceil(need / SYNTHETIC_PER_DOCUMENT))
         fitted.workload = replace(fitted.workload, synthetic=need, source_documents=docs)
         fitted.changes.append(

@@ -41,8 +41,13 @@ class Probe:
 
     seconds_per_token: float
     seconds_per_query: float
+    seconds_per_token_long: float
+    short_length: float
+    long_length: float
     seconds_per_step: float
     seconds_per_bm25_document: float
+    seconds_per_bm25_query: float
+    bm25_documents: int
     batch_size: int
     window: int
     train_window: int
@@ -57,13 +62,31 @@ class Probe:
         """Seconds to encode ``n_documents`` whose token lengths are like the sample ``lengths``.
 
         Documents are encoded longest first, so padding is negligible: the cost is
-        the sum of their lengths cut at ``window`` (default: the probe's).
+        the sum of their lengths cut at ``window`` (default: the probe's), each
+        token at the rate measured for texts of that length (`token_rate`).
         """
         if n_documents <= 0 or not lengths:
             return 0.0
         cap = window or self.window
-        mean = sum(min(n, cap) for n in lengths) / len(lengths)
-        return n_documents * mean * self.seconds_per_token
+        total = sum(min(n, cap) * self.token_rate(min(n, cap)) for n in lengths)
+        return n_documents * total / len(lengths)
+
+    def bm25_search_seconds(self, n_queries: int, n_documents: int) -> float:
+        """Seconds for ``n_queries`` BM25 searches over ``n_documents`` (search time grows with the corpus)."""
+        return n_queries * self.seconds_per_bm25_query * max(1.0, n_documents / max(1, self.bm25_documents))
+
+    def token_rate(self, length: float) -> float:
+        """Seconds per token for texts of ``length`` tokens: linear between the two measured lengths.
+
+        Attention grows with length, so a token of a long text costs more than
+        one of a short text; outside the measured lengths the line is
+        extended, never below half the short texts' rate.
+        """
+        span = self.long_length - self.short_length
+        if span <= 1:
+            return self.seconds_per_token
+        slope = (self.seconds_per_token_long - self.seconds_per_token) / span
+        return max(self.seconds_per_token / 2, self.seconds_per_token + slope * (length - self.short_length))
 
 
 def sample(texts: Sequence[T], n: int, seed: int) -> list[T]:
@@ -87,15 +110,17 @@ def _padded_tokens(lengths: list[int], batch_size: int, window: int) -> int:
     return sum(ordered[i] * len(ordered[i : i + batch_size]) for i in range(0, len(ordered), batch_size))
 
 
-def _bm25_seconds(documents: list[str], queries: list[str]) -> float:
-    """Seconds per document to index ``documents`` with BM25 and search them with ``queries`` (the stages' BM25)."""
+def _bm25_seconds(documents: list[str], queries: list[str]) -> tuple[float, float]:
+    """Return (seconds per document to index, seconds per query to search) with the stages' BM25."""
     from domainfit.retrieval.lexical import BM25Retriever
 
     start = time.perf_counter()
     bm25 = BM25Retriever()
     bm25.index_texts([str(i) for i in range(len(documents))], documents)
-    bm25.search_texts(queries, min(10, len(documents)))
-    return (time.perf_counter() - start) / max(1, len(documents))
+    indexed = time.perf_counter()
+    bm25.search_texts(queries, min(100, len(documents)))
+    searched = time.perf_counter()
+    return (indexed - start) / max(1, len(documents)), (searched - indexed) / max(1, len(queries))
 
 
 def _train_steps(
@@ -151,26 +176,38 @@ def measure_probe(
     model = load_bi_encoder(model_name)
     loaded = time.perf_counter() - start
     model.max_seq_length = window
-    docs = sample(documents, PROBE_TEXTS, seed) or ["probe"]
-    lengths = tokenize_lengths(model.tokenizer, docs)
-    per_token = _timed_encode(model, docs, batch_size) / max(1, _padded_tokens(lengths, batch_size, window))
+    pool = sample(documents, LENGTH_SAMPLE, seed) or ["probe"]
+    pool_lengths = tokenize_lengths(model.tokenizer, pool)
+    by_length = sorted(range(len(pool)), key=lambda i: -pool_lengths[i])
+    half = PROBE_TEXTS // 2
+    groups = []
+    for picked in (sample(range(len(pool)), half, seed), by_length[:half]):  # typical documents, then the longest
+        texts, lengths = [pool[i] for i in picked], [min(pool_lengths[i], window) for i in picked]
+        seconds = _timed_encode(model, texts, batch_size)
+        groups.append((seconds / max(1, _padded_tokens(lengths, batch_size, window)), sum(lengths) / len(lengths)))
+    (per_token, short), (per_token_long, long) = groups
     asked = sample(queries, PROBE_TEXTS, seed) or ["probe"]
     per_query = _timed_encode(model, asked, batch_size) / len(asked)
-    per_bm25 = _bm25_seconds(sample(documents, LENGTH_SAMPLE, seed) or ["probe"], asked)
+    per_bm25, per_bm25_query = _bm25_seconds(pool, asked)
     triples = sample(pairs, train_batch_size * steps, seed)
     times = _train_steps(model, triples, train_batch_size, train_window, max(2, steps))
     per_step = sorted(times[1:])[len(times[1:]) // 2]
     return Probe(
         seconds_per_token=per_token,
         seconds_per_query=per_query,
+        seconds_per_token_long=per_token_long,
+        short_length=round(short, 1),
+        long_length=round(long, 1),
         seconds_per_step=per_step,
         seconds_per_bm25_document=per_bm25,
+        seconds_per_bm25_query=per_bm25_query,
+        bm25_documents=len(pool),
         batch_size=batch_size,
         window=window,
         train_window=train_window,
         model_load_seconds=round(loaded, 2),
         basis=(
-            f"encoded {len(docs)} documents and {len(asked)} queries of this corpus and timed "
+            f"encoded {2 * half} documents (typical and longest) and {len(asked)} queries of this corpus and timed "
             f"{len(times) - 1} training steps (batch {train_batch_size}, {train_window} tokens) on this machine"
         ),
     )

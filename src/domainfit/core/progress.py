@@ -6,6 +6,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -56,3 +57,23 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]
     with Progress(*columns, console=stderr_console(), transient=False) as progress:
         task = progress.add_task(description, total=total)
         yield lambda n: progress.advance(task, n)
+
+
+def step_progress(advance: Callable[[int], None]) -> Any:
+    """Return a transformers ``TrainerCallback`` that advances a `progress_bar` by one per optimiser step.
+
+    A resumed run first advances by the steps already done.
+    """
+    from transformers import TrainerCallback
+
+    class StepProgress(TrainerCallback):
+        """Advances domainfit's progress bar as the trainer steps."""
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.global_step:
+                advance(int(state.global_step))
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            advance(1)
+
+    return StepProgress()

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 STAGE = "plan"
 FORMAT_VERSION = 1
+#: Stages shorter than this (estimate and actual) get no actual/estimate ratio: a second's noise is not a miss.
+MIN_COMPARED = 5.0
 
 
 @dataclass
@@ -106,8 +108,7 @@ def _schedule(config: Config, labelled: int, synthetic: int, folds: bool) -> Sch
     negatives = cfg.negatives or choose_negatives(labelled, config.mine.negatives).value
     grid = len(cfg.learning_rates) * len(shares if synthetic else [0.0]) * len(cfg.losses) * len(negatives)
     trials = min(cfg.max_trials, grid) if grid > 1 else 0
-    steps = cfg.pilot_steps * (cfg.folds if folds else 1)
-    return Schedule(trials, steps, cfg.min_rung_steps, cfg.reduction_factor)
+    return Schedule(trials, cfg.pilot_steps, cfg.min_rung_steps, cfg.reduction_factor, cfg.folds if folds else 1)
 
 
 def _general_texts(config: Config) -> int:
@@ -163,12 +164,12 @@ def count_workload(dataset: BeirDataset, config: Config, lengths: list[int], win
     return work, _schedule(config, labelled, synthetic, folds)
 
 
-def _overrides(config: Config, fitted: Fitted, asked: Workload) -> dict[str, dict[str, Any]]:
+def _overrides(config: Config, fitted: Fitted, asked: Workload, schedule: Schedule) -> dict[str, dict[str, Any]]:
     """Config overrides that apply what the budget changed (empty when nothing was)."""
     out: dict[str, dict[str, Any]] = {}
     if fitted.workload.source_documents < asked.source_documents:
         out["synth"] = {"max_documents": fitted.workload.source_documents}
-    if fitted.schedule.trials != asked.pilots or fitted.schedule.pilot_steps != config.recipe.pilot_steps:
+    if (fitted.schedule.trials, fitted.schedule.pilot_steps) != (schedule.trials, schedule.pilot_steps):
         if fitted.schedule.trials == 0:
             out["recipe"] = {"search": False}
         else:
@@ -183,18 +184,21 @@ def _overrides(config: Config, fitted: Fitted, asked: Workload) -> dict[str, dic
 
 
 def apply_overrides(config: Config, overrides: dict[str, dict[str, Any]]) -> Config:
-    """Return ``config`` with the plan's overrides applied to its sections (validated)."""
+    """Return ``config`` with the plan's overrides applied to its sections (each validated).
+
+    Which settings the user set (``model_fields_set``) is kept as it was: the
+    recipe stage treats a setting the user fixed as the only value to try, and
+    a value the plan chose is not one the user fixed.
+    """
     if not overrides:
         return config
-    from domainfit.config import Config
-
-    data = config.model_dump()
-    for section, values in overrides.items():
-        data[section] = {**data[section], **values}
-    merged = Config.model_validate(data)
-    for section in ("train", "recipe", "synth"):  # keep which settings the user fixed
-        getattr(merged, section).model_fields_set.update(getattr(config, section).model_fields_set)
-    return merged
+    sections: dict[str, Any] = {}
+    for name, values in overrides.items():
+        current = getattr(config, name)
+        updated = type(current).model_validate({**current.model_dump(), **values})
+        object.__setattr__(updated, "__pydantic_fields_set__", set(current.model_fields_set))
+        sections[name] = updated
+    return config.model_copy(update=sections)
 
 
 def make_plan(
@@ -235,9 +239,17 @@ def make_plan(
     lengths = corpus_lengths(config.train.base_model, texts, config.train.seed)
     asked, schedule = count_workload(dataset, config, lengths, window, train_window, synthetic)
     asked = replace(asked, pilots=schedule.trials)
-    fitted = fit_to_budget(asked, probe, schedule, eval_steps=config.train.eval_steps, budget_seconds=budget,
-                           spent=spent, min_train_steps=config.run.min_train_steps,
-                           max_share=max(config.recipe.synthetic_shares or [0.5]))  # fmt: skip
+    fitted = fit_to_budget(
+        asked,
+        probe,
+        schedule,
+        eval_steps=config.train.eval_steps,
+        budget_seconds=budget,
+        spent=spent,
+        min_train_steps=config.run.min_train_steps,
+        max_share=max(config.recipe.synthetic_shares or [0.5]),
+        cut_synthetic=not done,
+    )
     stages = _after(fitted.stages, done) if done else fitted.stages
     plan = Plan(
         budget_seconds=budget,
@@ -246,7 +258,7 @@ def make_plan(
         fits=fitted.fits,
         stages=[s.to_json() for s in stages],
         changes=fitted.changes,
-        overrides=_overrides(config, fitted, asked),
+        overrides=_overrides(config, fitted, asked, schedule),
         workload={
             **{k: v for k, v in asdict(fitted.workload).items() if k != "lengths"},
             "base_model": config.train.base_model,
@@ -371,7 +383,8 @@ def record_timings(workspace: Workspace, stages: list[dict[str, Any]], total: fl
         found = next((i for i in range(at, len(merged)) if merged[i][0] == entry["stage"]), None)
         estimate = merged[found][1] if found is not None else None
         at = found + 1 if found is not None else at
-        ratio = round(entry["seconds"] / estimate, 2) if estimate and entry["status"] == "ran" else None
+        comparable = estimate and entry["status"] == "ran" and max(estimate, entry["seconds"]) >= MIN_COMPARED
+        ratio = round(entry["seconds"] / estimate, 2) if comparable and estimate else None
         rows.append({**entry, "estimate": estimate, "ratio": ratio})
     payload = {"format_version": FORMAT_VERSION, "budget_seconds": plan.budget_seconds,
                "estimate_seconds": plan.history[0]["seconds"] if plan.history else plan.seconds,

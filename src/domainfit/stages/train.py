@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from domainfit import __version__
 from domainfit.core.files import atomic_write_json
 from domainfit.core.models import load_cross_encoder
-from domainfit.core.progress import is_quiet
+from domainfit.core.progress import is_quiet, progress_bar, step_progress
 from domainfit.core.workspace import Workspace
 from domainfit.data.beir import BeirDataset, load_beir
 from domainfit.data.jsonl import MAX_LINE_BYTES
@@ -54,6 +54,7 @@ from domainfit.train.origins import mined_examples
 from domainfit.train.router import router_mapping
 from domainfit.train.teacher import CrossEncoderTeacher, HybridTeacher
 from domainfit.train.trainer import (
+    card_widget,
     domain_regularizer,
     forgetting_options,
     last_checkpoint,
@@ -243,6 +244,7 @@ class TrainStage(Stage[TrainResult]):
         cfg, dataset, workspace, text, resume = self.cfg, self.dataset, self.workspace, self.text, self.resume
         examples, source, world = self.examples, self.source, distributed.world_size()
         model = load_base_model(cfg)
+        card_widget(model, examples)
         loss, spec = build_loss(model, cfg)
         teacher = _teacher(model, dataset, workspace, self.reranker, text) if spec.layout == "margin" else None
         mixed, n_general = mix_general(examples, cfg, text)
@@ -289,12 +291,13 @@ class TrainStage(Stage[TrainResult]):
             evaluator=evaluator,
             callbacks=callbacks,
         )
-        if is_quiet():  # without progress bars the trainer prints its log dicts to stdout (breaks --json)
-            trainer.remove_callback(PrinterCallback)
-        else:
+        trainer.remove_callback(PrinterCallback)  # its log dicts on stdout would break --json
+        if not is_quiet():
             print(f"training {len(train_ds)} examples ({spec.name}), {steps} steps, estimated {estimate / 60:.1f} min")
         start = time.perf_counter()
-        trainer.train(resume_from_checkpoint=str(last) if last else None)
+        with progress_bar("training", steps) as advance:  # the one progress display: the trainer's tqdm is off
+            trainer.add_callback(step_progress(advance))
+            trainer.train(resume_from_checkpoint=str(last) if last else None)
         seconds = time.perf_counter() - start
         best_step = step_of(trainer.state.best_model_checkpoint)
         best = float(trainer.state.best_metric) if trainer.state.best_metric is not None else None

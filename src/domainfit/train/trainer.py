@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from domainfit.core.models import load_bi_encoder
-from domainfit.core.progress import is_quiet
 from domainfit.data.general_set import BUNDLED, general_path
 from domainfit.text.config import DEFAULT_TEXT, TextConfig
 from domainfit.train import distributed
@@ -106,7 +105,7 @@ def training_args(cfg: TrainConfig, output_dir: Path, has_evaluator: bool, colum
         greater_is_better=True,
         logging_steps=max(1, min(cfg.eval_steps, 10)),
         report_to="none",
-        disable_tqdm=is_quiet(),
+        disable_tqdm=True,  # progress is domainfit's own bar (`domainfit.core.progress.step_progress`)
         batch_sampler=BatchSamplers.NO_DUPLICATES if "anchor" in columns else BatchSamplers.BATCH_SAMPLER,
         prompts=prompts,
         dataloader_num_workers=0,
@@ -129,6 +128,12 @@ def loss_history(log_history: list[dict[str, Any]], base_dev: float | None) -> d
     dev = [{"step": 0, "ndcg@10": base_dev}] if base_dev is not None else []
     dev += [{"step": e["step"], "ndcg@10": e[key]} for e in log_history if key in e]
     return {"train_loss": loss, "dev_ndcg@10": dev}
+
+
+def card_widget(model: SentenceTransformer, examples: list[Example]) -> None:
+    """Give the model card its widget from one training query (else it is computed behind a second progress bar)."""
+    if examples:
+        model.model_card_data.widget = [{"text": examples[0].anchor}]
 
 
 def load_base_model(cfg: TrainConfig) -> SentenceTransformer:
