@@ -52,9 +52,6 @@ if TYPE_CHECKING:
 
 FORMAT_VERSION = 1
 
-#: The pilots of the search under way (their measured step and evaluation times make the plan).
-_PILOTS: list[Any] = []
-
 
 @dataclass
 class RecipeResult:
@@ -135,9 +132,17 @@ def _dev_sample(dev: dict[str, dict[str, int]], limit: int, seed: int) -> dict[s
 
 
 def _pool_pilot(
-    dataset: BeirDataset, workspace: Workspace, config: Config, train: TrainConfig, mined: MinedExamples
+    dataset: BeirDataset,
+    workspace: Workspace,
+    config: Config,
+    train: TrainConfig,
+    mined: MinedExamples,
+    pilots: list[Any],
 ) -> tuple[PilotFn, dict[str, Any], Any]:
-    """Return the pilot scored on a dev pool, the pool report and the pilot object (for its base score)."""
+    """Return the pilot scored on a dev pool, the pool report and the pilot object (for its base score).
+
+    The pilot is added to ``pilots`` (their measured step and evaluation times make the plan).
+    """
     from domainfit.evaluation.metrics import evaluate
     from domainfit.recipe.devpool import candidate_runs, dev_pool, pool_evaluator
     from domainfit.recipe.pilot import TrainingPilot
@@ -164,7 +169,7 @@ def _pool_pilot(
         evaluation_steps(cfg),
         text=config.text,
     )
-    _PILOTS.append(pilot)
+    pilots.append(pilot)
     full = evaluate(dev, runs[1], ["ndcg@10"])["ndcg@10"]
     report = {"full": round(full, 6), "n_pool": len(pool), "n_corpus": len(dataset.corpus), "n_queries": len(dev)}
     return pilot, report, pilot
@@ -175,8 +180,11 @@ def _fixed(examples: list[Example]) -> Callable[[Recipe], list[Example]]:
     return lambda _recipe: examples
 
 
-def _fold_pilot(dataset: BeirDataset, config: Config, train: TrainConfig) -> PilotFn:
-    """Return the pilot scored on held-out folds of the train queries (few labels, no usable dev split)."""
+def _fold_pilot(dataset: BeirDataset, config: Config, train: TrainConfig, pilots: list[Any]) -> PilotFn:
+    """Return the pilot scored on held-out folds of the train queries (few labels, no usable dev split).
+
+    Each fold's pilot is added to ``pilots`` (their measured times make the plan).
+    """
     from domainfit.recipe.devpool import pool_evaluator
     from domainfit.recipe.foldpilot import CrossFoldPilot
     from domainfit.recipe.folds import selection_folds
@@ -185,7 +193,7 @@ def _fold_pilot(dataset: BeirDataset, config: Config, train: TrainConfig) -> Pil
 
     cfg = config.recipe
     qrels = dataset.qrels[train.train_split]
-    pilots: list[PilotFn] = []
+    folds: list[PilotFn] = []
     for part, heldout in selection_folds(qrels, dataset.queries, cfg.folds, cfg.seed):
         examples = [
             Example(dataset.queries[q].text, dataset.corpus[d].full_text(), settings=config.text)
@@ -195,9 +203,9 @@ def _fold_pilot(dataset: BeirDataset, config: Config, train: TrainConfig) -> Pil
         ]
         texts = {q: dataset.queries[q].text for q in heldout if q in dataset.queries}
         evaluator = pool_evaluator(dataset.corpus, texts, heldout, None, batch_size=train.batch_size)
-        pilots.append(TrainingPilot(train, _fixed(examples), evaluator, evaluation_steps(cfg), text=config.text))
-        _PILOTS.append(pilots[-1])
-    return CrossFoldPilot(pilots, fold_steps=cfg.pilot_steps)
+        folds.append(TrainingPilot(train, _fixed(examples), evaluator, evaluation_steps(cfg), text=config.text))
+        pilots.append(folds[-1])
+    return CrossFoldPilot(folds, fold_steps=cfg.pilot_steps)
 
 
 def _counted(pilot: PilotFn, advance: Callable[[int], None]) -> PilotFn:
@@ -228,7 +236,12 @@ def _space_config(config: Config) -> RecipeConfig:
 
 
 def _search(
-    dataset: BeirDataset, workspace: Workspace, config: Config, train: TrainConfig, mined: MinedExamples
+    dataset: BeirDataset,
+    workspace: Workspace,
+    config: Config,
+    train: TrainConfig,
+    mined: MinedExamples,
+    pilots: list[Any],
 ) -> tuple[dict[str, Any], list[Setting], dict[str, Any] | None, dict[str, Any] | None, dict[str, Any]]:
     """Choose shares and negatives, build the recipes and search them; return (winner, settings, pool, search, sel)."""
     from domainfit.recipe.folds import needs_folds, selection_setting
@@ -260,9 +273,9 @@ def _search(
     if needs_folds(dev, config.recipe.min_dev_queries):
         if train.train_split not in dataset.qrels:
             raise InputError(dataset.root or "-", 0, "recipe", "no dev split and no train qrels to select on")
-        pilot = _fold_pilot(dataset, config, train)
+        pilot = _fold_pilot(dataset, config, train, pilots)
     else:
-        pilot, pool, base = _pool_pilot(dataset, workspace, config, train, mined)
+        pilot, pool, base = _pool_pilot(dataset, workspace, config, train, mined, pilots)
         pool["pool"] = round(base.base_score(), 6)
         pool["difference"] = round(pool["pool"] - pool["full"], 6)
     with progress_bar("recipe pilots", min(len(recipes), space.max_trials)) as advance:
@@ -291,7 +304,9 @@ def _median(values: list[float]) -> float | None:
     return ordered[len(ordered) // 2] if ordered else None
 
 
-def _plan(train: TrainConfig, n_examples: int, n_dev_queries: int, pool: dict[str, Any] | None) -> dict[str, Any]:
+def _plan(
+    train: TrainConfig, n_examples: int, n_dev_queries: int, pool: dict[str, Any] | None, pilots: list[Any]
+) -> dict[str, Any]:
     """Return the full run's plan: its time from the pilots' steps and evaluations measured on this machine.
 
     A pilot's first step (warm-up) is left out. An evaluation of the full run
@@ -299,8 +314,8 @@ def _plan(train: TrainConfig, n_examples: int, n_dev_queries: int, pool: dict[st
     by the pool's expected growth (pilot pool size x dev queries / pilot queries,
     at most the corpus).
     """
-    steps_s = [t for p in _PILOTS for run in p.timings for t in run["steps"][1:]]
-    evals_s = [t for p in _PILOTS for run in p.timings for t in run["evaluations"]]
+    steps_s = [t for p in pilots for run in p.timings for t in run["steps"][1:]]
+    evals_s = [t for p in pilots for run in p.timings for t in run["evaluations"]]
     step, evaluation = _median(steps_s), _median(evals_s)
     steps = train.max_steps if train.max_steps > 0 else math.ceil(n_examples * train.epochs / train.batch_size)
     n_evals = 1 + steps // train.eval_steps  # the base model first, then every eval_steps
@@ -412,8 +427,8 @@ class RecipeStage(Stage[RecipeResult]):
         seq = _seq_length(load_bi_encoder(config.train.base_model), mined, config)  # its own window, not [train]'s
         train = config.train.model_copy(update={"max_seq_length": seq.value})
         clock = time.perf_counter()
-        _PILOTS.clear()
-        winner, settings, pool, search, selection = _search(dataset, workspace, config, train, mined)
+        pilots: list[Any] = []  # the pilots of this search (their measured step and evaluation times make the plan)
+        winner, settings, pool, search, selection = _search(dataset, workspace, config, train, mined, pilots)
         result = RecipeResult(
             settings=[s.to_json() for s in [seq, *settings]],
             selection=selection,
@@ -428,7 +443,7 @@ class RecipeStage(Stage[RecipeResult]):
         final = trained_config(config.train, result.train_overrides)
         n_examples = len(mined.with_share(final.synthetic_share, final.seed))
         n_dev = len(dataset.qrels.get(final.eval_split, {}))
-        result.plan = _plan(final, n_examples, n_dev, pool)
+        result.plan = _plan(final, n_examples, n_dev, pool, pilots)
         result.seconds["total"] = round(time.perf_counter() - started, 1)
         atomic_write_json(out / "search.json", result.to_json())
         atomic_write_text(out / "summary.md", _summary(result))
