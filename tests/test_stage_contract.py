@@ -36,7 +36,7 @@ def tiny_config() -> Config:
         {
             "train": {**TINY_TRAIN, "max_steps": 2},
             "pipeline": {"compress": True},
-            "recipe": {"learning_rates": [5e-4, 1e-4], "pilot_steps": 4, "min_rung_steps": 2, "min_dev_queries": 2},
+            "recipe": {"search": False},  # the settings read from the data, no pilots
             "mine": {"range_min": 1, "range_max": 30, "negatives": 1},
             "compress": {"dims": [64], "precisions": ["float32", "int8"], "pq": []},
             "calibrate": {"configurations": ["full/float32", "full/int8"]},

@@ -14,7 +14,6 @@ from importlib.resources import files
 from typing import Any
 
 from domainfit import __version__
-from domainfit.render import plots
 from domainfit.render.timings import timing_rows, timing_summary, timings_markdown
 
 
@@ -160,6 +159,8 @@ def _similarity_lines(bench: dict[str, Any] | None) -> list[str]:
 
 def _figures(found: ReportInputs) -> tuple[dict[str, str], dict[str, str]]:
     """Return the plots (base64 PNG data URIs) and the HTML tables of the bench, training and eval sections."""
+    from domainfit.render import plots  # matplotlib loads only when a report is rendered
+
     figures: dict[str, str] = {}
     tables: dict[str, str] = {}
     bench, history, evaluation = found.bench, found.history, found.evaluation

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from domainfit import __version__
 from domainfit.core.files import atomic_write_json, atomic_write_text
@@ -27,12 +27,14 @@ from domainfit.evaluation.config import BenchConfig
 from domainfit.evaluation.metrics import per_query
 from domainfit.evaluation.results import BenchResult
 from domainfit.evaluation.significance import compare_runs
-from domainfit.evaluation.systems import SystemRunner, profile_languages, slices_of
 from domainfit.evaluation.trec import write_trec_run
 from domainfit.render.bench_summary import markdown_summary
 from domainfit.stages.contract import MEASURE, Previous, ReportSection, Stage, StaleOutput, run_stage
 from domainfit.stages.inputs import DataFiles, Input, Section, Text, Value
 from domainfit.text.config import DEFAULT_TEXT, TextConfig
+
+if TYPE_CHECKING:
+    from domainfit.evaluation.systems import SystemRunner
 
 
 class BenchStage(Stage[BenchResult]):
@@ -90,6 +92,8 @@ class BenchStage(Stage[BenchResult]):
 
     def _runner(self) -> SystemRunner:
         """Return the system runner over the loaded data, its tuning split resolved and its notes started."""
+        from domainfit.evaluation.systems import SystemRunner  # numpy and the retrievers load when bench runs
+
         assert self.dataset is not None
         _, tune_split, note = tuning_qrels(self.dataset, self.config.tune_split)
         tuned = self.config if note is None else self.config.model_copy(update={"tune_split": tune_split})
@@ -108,6 +112,8 @@ class BenchStage(Stage[BenchResult]):
 
     def compute(self, out: Path, previous: Previous | None) -> BenchResult:
         """Run every system, test significance against BM25, and write the runs, metrics and summary."""
+        from domainfit.evaluation.systems import profile_languages, slices_of
+
         assert self.dataset is not None
         config, qrels = self.config, self.qrels
         bench = self._runner()
