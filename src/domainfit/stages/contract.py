@@ -82,7 +82,10 @@ class Stage(ABC, Generic[R]):
     ``command`` and ``panel`` (its CLI command and help group; None: it runs only
     inside ``domainfit run``), ``reads`` (the stages whose artifacts it reads),
     ``report`` and ``report_config`` (its Markdown sections of ``report.md`` and
-    the keys of its ``config.json`` the report shows), ``manifest_format``.
+    the keys of its ``config.json`` the report shows), ``manifest_format``,
+    ``workspace_first`` (True: the workspace is checked before the stage's own
+    check, for a stage whose check reads the workspace's records; otherwise bad
+    data is reported first, and the workspace is checked when it is locked).
     """
 
     name: ClassVar[str]
@@ -92,6 +95,7 @@ class Stage(ABC, Generic[R]):
     report: ClassVar[tuple[ReportSection, ...]] = ()
     report_config: ClassVar[tuple[str, ...]] = ()
     manifest_format: ClassVar[int] = FORMAT_VERSION
+    workspace_first: ClassVar[bool] = False
 
     def __init__(self, workspace: Workspace, data: Path | str | None = None) -> None:
         self.workspace = workspace
@@ -191,7 +195,8 @@ def run_stage(stage: Stage[R], *, force: bool = False) -> Outcome[R]:
     """Run one stage through the contract; return its `Outcome`.
 
     Order: the data folder is attached (a workspace equal to, inside or above it
-    is refused) and the workspace checked; the stage checks its inputs; then,
+    is refused); the stage checks its inputs (after the workspace is checked,
+    for a stage whose check reads it: `Stage.workspace_first`); then,
     under the workspace lock, its declared inputs are fingerprinted and compared
     with its manifest: equal (and ``force`` not set) means up to date, and the
     stored result is returned. Otherwise the stage computes into a staged folder
@@ -201,9 +206,10 @@ def run_stage(stage: Stage[R], *, force: bool = False) -> Outcome[R]:
     workspace = stage.workspace
     if stage.data is not None:
         workspace.attach_data(stage.data)
-    workspace.check()
+    if stage.workspace_first:
+        workspace.check()
     stage.check()
-    with _writer_lock(stage):
+    with _writer_lock(stage):  # locking a workspace checks it (a folder domainfit did not make is refused)
         fingerprinted = fingerprint(stage.inputs())
         manifest = read_manifest(stage.folder, stage.name, stage.manifest_format)
         previous = Previous(manifest.inputs, stage.folder) if manifest is not None else None

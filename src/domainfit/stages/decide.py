@@ -75,6 +75,7 @@ class DecideStage(Stage[Decision]):
         ReportSection("decision-after.md", 30),
     )
     manifest_format: ClassVar[int] = 2
+    workspace_first: ClassVar[bool] = True  # the check reads bench's or eval's metrics
 
     def __init__(
         self,

@@ -42,6 +42,7 @@ class ReportStage(Stage[tuple[Path, Path]]):
     name: ClassVar[str] = "report"
     command: ClassVar[str | None] = "report"
     panel: ClassVar[str] = SHIP
+    workspace_first: ClassVar[bool] = True  # it reads every stage's records
 
     def __init__(self, workspace: Workspace, stages: Sequence[type[Stage[Any]]] = ()) -> None:
         super().__init__(workspace)
