@@ -194,3 +194,21 @@ def test_apply_overrides_keeps_what_the_user_set() -> None:
     assert config.train.max_steps == -1  # the original is untouched
     with pytest.raises(ValueError):
         apply_overrides(config, {"train": {"max_steps": "many"}})
+
+
+def test_train_budget_cuts_steps_or_refuses(tmp_path, mini_beir) -> None:
+    from domainfit.budget.train_plan import fit_train
+    from domainfit.errors import UsageError
+    from domainfit.train.config import TrainConfig
+    from domainfit.workspace import Workspace
+
+    cfg = TrainConfig(max_steps=10_000, batch_size=4, max_seq_length=32, eval_steps=50)
+    ws = Workspace(tmp_path / "ws")
+    roomy, line = fit_train(mini_beir, ws, cfg, 10 * 24 * 3600.0, max_line_bytes=1 << 20, min_steps=2)
+    assert roomy.max_steps == 10_000 and "10000 of 10000 steps" in line  # ten days hold every step
+    with pytest.raises(UsageError, match="fewer than 2 training steps"):
+        fit_train(mini_beir, ws, cfg, 0.01, max_line_bytes=1 << 20, min_steps=2)
+    # a budget of about twenty steps' time keeps fewer steps than asked, evaluating at most three times
+    per_step = float(line.split(" x ")[1].split(" s")[0])
+    cut, line = fit_train(mini_beir, ws, cfg, 30 * max(per_step, 0.1) + 60, max_line_bytes=1 << 20, min_steps=2)
+    assert 2 <= cut.max_steps < 10_000 and cut.eval_steps == cut.save_steps >= cut.max_steps // 2

@@ -160,7 +160,7 @@ def measure_probe(
     train_window: int,
     train_batch_size: int,
     seed: int = 13,
-    steps: int = 3,
+    steps: int = 4,
 ) -> Probe:
     """Time the base model on samples of the user's documents, queries and training pairs.
 
