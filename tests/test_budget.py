@@ -197,10 +197,10 @@ def test_apply_overrides_keeps_what_the_user_set() -> None:
 
 
 def test_train_budget_cuts_steps_or_refuses(tmp_path, mini_beir) -> None:
-    from domainfit.budget.train_plan import fit_train
-    from domainfit.errors import UsageError
+    from domainfit.core.errors import UsageError
+    from domainfit.core.workspace import Workspace
+    from domainfit.stages.train_budget import fit_train
     from domainfit.train.config import TrainConfig
-    from domainfit.workspace import Workspace
 
     cfg = TrainConfig(max_steps=10_000, batch_size=4, max_seq_length=32, eval_steps=50)
     ws = Workspace(tmp_path / "ws")
