@@ -250,7 +250,7 @@ def test_run_holds_one_lock_across_its_stages(mini_beir, tmp_path, monkeypatch):
     cfg = load_config(None, {"bench": {"hybrid": False}, "decide": {}})
     monkeypatch.setattr(decide, "probe_cost", lambda *a, **k: None)
     result = pipeline.run_pipeline(mini_beir, ws, cfg)
-    assert result.stages[0]["stage"] == "bench"
+    assert [s["stage"] for s in result.stages[:2]] == ["plan", "bench"]
     assert seen == {"run_bench": True, "run_decide": True, "build_report": True}
     assert not ws.holds_lock()
     for stage in ("bench", "decide", "report"):
