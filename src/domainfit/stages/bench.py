@@ -10,7 +10,6 @@ The systems are run by `domainfit.evaluation.systems`.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -29,7 +28,7 @@ from domainfit.evaluation.results import BenchResult
 from domainfit.evaluation.significance import compare_runs
 from domainfit.evaluation.trec import write_trec_run
 from domainfit.render.bench_summary import markdown_summary
-from domainfit.stages.contract import MEASURE, Previous, ReportSection, Stage, StaleOutput, run_stage
+from domainfit.stages.contract import MEASURE, Previous, ReportSection, Stage, read_result, run_stage
 from domainfit.stages.inputs import DataFiles, Input, Section, Text, Value
 from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
@@ -156,10 +155,7 @@ class BenchStage(Stage[BenchResult]):
 
     def load(self, folder: Path) -> BenchResult:
         """Read ``metrics.json`` back."""
-        try:
-            return BenchResult.from_json(json.loads((folder / "metrics.json").read_text()))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise StaleOutput(str(exc)) from None
+        return read_result(folder / "metrics.json", BenchResult.from_json)
 
 
 def run_bench(

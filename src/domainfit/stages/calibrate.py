@@ -20,7 +20,7 @@ from domainfit.core.workspace import Workspace
 from domainfit.data.beir import BeirDataset
 from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.render.calibrate import calibrate_markdown
-from domainfit.stages.contract import SHIP, Previous, Stage, StaleOutput, run_stage
+from domainfit.stages.contract import SHIP, Previous, Stage, read_result, run_stage
 from domainfit.stages.inputs import DataFiles, Input, Models, Section, Text, Upstream, Value
 from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
@@ -102,10 +102,7 @@ class CalibrateStage(Stage[CalibrateResult]):
 
     def load(self, folder: Path) -> CalibrateResult:
         """Read ``thresholds.json`` back."""
-        try:
-            return CalibrateResult.from_json(json.loads((folder / "thresholds.json").read_text(encoding="utf-8")))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise StaleOutput(str(exc)) from None
+        return read_result(folder / "thresholds.json", CalibrateResult.from_json)
 
 
 def run_calibrate(

@@ -12,7 +12,6 @@ the artifacts re-written without re-measuring.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from pathlib import Path
@@ -30,7 +29,7 @@ from domainfit.data.beir import BeirDataset, load_beir
 from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.render.compress import summary_markdown
 from domainfit.render.frontier import plot_frontier
-from domainfit.stages.contract import SHIP, Previous, ReportSection, Stage, StaleOutput, run_stage
+from domainfit.stages.contract import SHIP, Previous, ReportSection, Stage, StaleOutput, read_result, run_stage
 from domainfit.stages.inputs import DataFiles, Input, Model, Section, Text, Value, fingerprint
 from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
@@ -190,10 +189,7 @@ class CompressStage(Stage[CompressResult]):
 
     def load(self, folder: Path) -> CompressResult:
         """Read ``results.json`` back."""
-        try:
-            return CompressResult.from_json(json.loads((folder / "results.json").read_text()))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise StaleOutput(str(exc)) from None
+        return read_result(folder / "results.json", CompressResult.from_json)
 
 
 def run_compress(

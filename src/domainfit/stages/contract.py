@@ -24,10 +24,11 @@ their I/O, and DVC's stages, are the models.
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
@@ -45,6 +46,19 @@ PREPARE, MEASURE, TRAIN, SHIP, OPERATE = "Prepare", "Measure", "Train", "Ship", 
 
 class StaleOutput(Exception):
     """Raised by `Stage.load` when the stored result cannot be used (missing, damaged, another format)."""
+
+
+def read_result(path: Path, build: Callable[[Any], R]) -> R:
+    """Return ``build(json of path)``: a stage's stored result read back for `Stage.load`.
+
+    A missing, unreadable or damaged file, or one of another format (``build``
+    raises ValueError, KeyError or TypeError), raises `StaleOutput`, so the
+    stage runs again.
+    """
+    try:
+        return build(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StaleOutput(str(exc)) from None
 
 
 @dataclass(frozen=True)

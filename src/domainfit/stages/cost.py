@@ -8,7 +8,6 @@ Output files: ``cost.json`` (every number and assumption), ``summary.md`` and
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from pathlib import Path
@@ -22,7 +21,7 @@ from domainfit.core.files import atomic_write_json, atomic_write_text
 from domainfit.core.workspace import Workspace
 from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.render.cost import cost_markdown
-from domainfit.stages.contract import SHIP, Previous, Stage, StaleOutput, run_stage
+from domainfit.stages.contract import SHIP, Previous, Stage, read_result, run_stage
 from domainfit.stages.inputs import DataFiles, Input, Model, Section, Value
 from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
@@ -163,10 +162,7 @@ class CostStage(Stage[CostReport]):
 
     def load(self, folder: Path) -> CostReport:
         """Read ``cost.json`` back."""
-        try:
-            return CostReport.from_json(json.loads((folder / "cost.json").read_text(encoding="utf-8")))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise StaleOutput(str(exc)) from None
+        return read_result(folder / "cost.json", CostReport.from_json)
 
 
 def run_cost(

@@ -22,7 +22,7 @@ from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.evaluation.config import DecideConfig
 from domainfit.evaluation.decision import Decision, decide_after, decide_before, probe_cost
 from domainfit.render.decision import render
-from domainfit.stages.contract import MEASURE, Previous, ReportSection, Stage, StaleOutput, run_stage
+from domainfit.stages.contract import MEASURE, Previous, ReportSection, Stage, read_result, run_stage
 from domainfit.stages.inputs import DataFiles, Input, Section, Upstream, Value
 from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
@@ -138,10 +138,7 @@ class DecideStage(Stage[Decision]):
 
     def load(self, folder: Path) -> Decision:
         """Read ``decision-<when>.json`` back."""
-        try:
-            return Decision.from_json(json.loads((folder / f"decision-{self.part}.json").read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError) as exc:
-            raise StaleOutput(str(exc)) from None
+        return read_result(folder / f"decision-{self.part}.json", Decision.from_json)
 
     def keep(self) -> tuple[str, ...]:
         """Keep the other part's decision (before or after)."""

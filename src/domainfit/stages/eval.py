@@ -44,7 +44,7 @@ from domainfit.evaluation.trec import write_trec_run
 from domainfit.render.eval_summary import BASE, MERGED, TUNED, eval_summary
 from domainfit.retrieval.dense import DenseRetriever
 from domainfit.retrieval.ranking import ranked_ids
-from domainfit.stages.contract import TRAIN, Previous, ReportSection, Stage, StaleOutput, run_stage
+from domainfit.stages.contract import TRAIN, Previous, ReportSection, Stage, read_result, run_stage
 from domainfit.stages.inputs import DataFiles, Input, Model, Section, Text, Value
 from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
@@ -411,10 +411,7 @@ class EvalStage(Stage[EvalResult]):
 
     def load(self, folder: Path) -> EvalResult:
         """Read ``metrics.json`` back."""
-        try:
-            return EvalResult.from_json(json.loads((folder / "metrics.json").read_text()))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise StaleOutput(str(exc)) from None
+        return read_result(folder / "metrics.json", EvalResult.from_json)
 
 
 def run_eval(

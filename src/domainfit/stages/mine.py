@@ -34,7 +34,6 @@ with unchanged data, synthetic queries, models and config is a no-op.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,7 +46,7 @@ from domainfit.core.workspace import Workspace
 from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.mine.config import MineConfig
 from domainfit.mine.outputs import _chunk_summary, _write_outputs
-from domainfit.stages.contract import TRAIN, Previous, Stage, StaleOutput, run_stage
+from domainfit.stages.contract import TRAIN, Previous, Stage, StaleOutput, read_result, run_stage
 from domainfit.stages.inputs import DataFiles, Input, Model, Section, Text, Upstream, Value
 from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
@@ -341,10 +340,7 @@ class MineStage(Stage[MineResult]):
         """Read ``summary.json`` back (the dataset must be there too)."""
         if not (folder / "dataset").is_dir():
             raise StaleOutput("no dataset")
-        try:
-            return MineResult.from_json(json.loads((folder / "summary.json").read_text()))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise StaleOutput(str(exc)) from None
+        return read_result(folder / "summary.json", MineResult.from_json)
 
 
 def run_mine(

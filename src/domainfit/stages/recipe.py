@@ -20,7 +20,6 @@ keeps the base score where the full corpus puts it; the difference is reported.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -37,7 +36,7 @@ from domainfit.core.workspace import Workspace
 from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.recipe.settings import Setting
 from domainfit.recipe.space import Recipe
-from domainfit.stages.contract import Previous, ReportSection, Stage, StaleOutput, run_stage
+from domainfit.stages.contract import Previous, ReportSection, Stage, read_result, run_stage
 from domainfit.stages.inputs import DataFiles, Input, Section, Text, Upstream, Value
 from domainfit.text.config import DEFAULT_TEXT, TextConfig
 from domainfit.train.data import Example
@@ -451,10 +450,7 @@ class RecipeStage(Stage[RecipeResult]):
 
     def load(self, folder: Path) -> RecipeResult:
         """Read ``search.json`` back (another format version is stale)."""
-        try:
-            return RecipeResult.from_json(json.loads((folder / "search.json").read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError) as exc:
-            raise StaleOutput(str(exc)) from None
+        return read_result(folder / "search.json", RecipeResult.from_json)
 
 
 def run_recipe(

@@ -32,7 +32,6 @@ when its parent document comes back through any of its chunks.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -42,7 +41,7 @@ from domainfit.core.errors import InputError, UsageError
 from domainfit.core.files import atomic_write_json, atomic_write_text
 from domainfit.core.workspace import Workspace
 from domainfit.data.jsonl import MAX_LINE_BYTES, dumps_line
-from domainfit.stages.contract import TRAIN, Previous, Stage, StaleOutput, run_stage
+from domainfit.stages.contract import TRAIN, Previous, Stage, StaleOutput, read_result, run_stage
 from domainfit.stages.inputs import DataFiles, Input, Model, Section, Text, UserFile, Value
 from domainfit.synth.config import SynthConfig
 from domainfit.synth.filters import FILTERS, apply_filters, counts_by_source
@@ -199,12 +198,9 @@ class SynthStage(Stage[SynthResult]):
 
     def load(self, folder: Path) -> SynthResult:
         """Read ``summary.json`` back (the queries must be there too)."""
-        try:
-            if not (folder / "queries.jsonl").is_file():
-                raise StaleOutput("no queries.jsonl")
-            return SynthResult.from_json(json.loads((folder / "summary.json").read_text()))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise StaleOutput(str(exc)) from None
+        if not (folder / "queries.jsonl").is_file():
+            raise StaleOutput("no queries.jsonl")
+        return read_result(folder / "summary.json", SynthResult.from_json)
 
 
 def run_synth(

@@ -31,7 +31,7 @@ from domainfit.core.progress import is_quiet, progress_bar, step_progress
 from domainfit.core.workspace import Workspace
 from domainfit.data.beir import BeirDataset, load_beir
 from domainfit.data.jsonl import MAX_LINE_BYTES
-from domainfit.stages.contract import TRAIN, Previous, Stage, StaleOutput, run_stage
+from domainfit.stages.contract import TRAIN, Previous, Stage, read_result, run_stage
 from domainfit.stages.inputs import DataFiles, Input, Model, Section, Text, Value
 from domainfit.text.config import DEFAULT_TEXT, TextConfig
 from domainfit.text.model_text import write_model_text_settings
@@ -346,10 +346,7 @@ class TrainStage(Stage[TrainResult]):
 
     def load(self, folder: Path) -> TrainResult:
         """Read ``result.json`` back."""
-        try:
-            return TrainResult(**json.loads((folder / "result.json").read_text()))
-        except (OSError, ValueError, TypeError) as exc:
-            raise StaleOutput(str(exc)) from None
+        return read_result(folder / "result.json", lambda data: TrainResult(**data))
 
 
 def run_train(
