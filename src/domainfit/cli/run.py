@@ -23,7 +23,7 @@ def run(
     force: Annotated[bool, typer.Option("--force", help="re-run stages whose inputs did not change")] = False,
     train_anyway: Annotated[bool, typer.Option("--train-anyway", help="train even if the decision says no")] = False,
     budget: Annotated[
-        str | None, typer.Option("--budget", help="fit the run in this wall time: 30m, 1h30m, 90s ([run] budget)")
+        str | None, typer.Option("--budget", help="fit the run in this wall time: 30m, 1h30m, 90s (config: run.budget)")
     ] = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
