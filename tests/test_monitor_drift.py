@@ -72,11 +72,11 @@ def test_embedding_statistics_are_quiet_on_a_resample_and_loud_on_a_shift():
     for test in (centroid_distance, mmd, classifier_auc):
         quiet = test(ref.embeddings, same.embeddings, FAST)
         loud = test(ref.embeddings, moved.embeddings, FAST)
-        assert not quiet.exceeds, quiet
         assert quiet.p_value > 0.01, quiet
+        assert quiet.value < (0.6 if test is classifier_auc else quiet.threshold / 2), quiet
         assert loud.exceeds, loud
         assert loud.p_value <= 1 / (FAST.permutations + 1) + 1e-12 or loud.p_value < 1e-6, loud
-    assert mmd(ref.embeddings, moved.embeddings, FAST).value > 10 * FAST.mmd_threshold
+    assert mmd(ref.embeddings, moved.embeddings, FAST).value > 3 * FAST.mmd_threshold
     assert classifier_auc(ref.embeddings, moved.embeddings, FAST).value > 0.95
 
 
@@ -178,7 +178,8 @@ def test_window_from_log_records_and_bad_input():
 
 def test_holm_adjustment_matches_the_textbook():
     assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
-    assert holm([0.5, 0.9]) == pytest.approx([0.9, 0.9])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert holm([0.2, 0.9]) == pytest.approx([0.4, 0.9])
 
 
 def test_every_statistic_alerts_on_a_shifted_stream():

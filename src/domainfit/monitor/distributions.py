@@ -52,18 +52,16 @@ def psi_from_counts(
     return np.asarray(np.sum((cur - ref) * np.log(cur / ref), axis=-1))
 
 
-def _row_counts(rows: np.ndarray, edges: np.ndarray, span: float) -> np.ndarray:
-    """Per-row bin counts of ``rows`` (p, n) against per-row sorted ``edges`` (p, b - 1); values lie in [0, span)."""
+def _row_counts(rows: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Per-row bin counts of ``rows`` (p, n) against per-row sorted inner ``edges`` (p, b - 1)."""
     p, width = edges.shape
     bins = width + 1
-    offset = (np.arange(p, dtype=np.float64) * (span + 1.0))[:, None]
-    position = np.searchsorted((edges + offset).ravel(), (rows + offset).ravel(), side="right")
-    row = np.repeat(np.arange(p), rows.shape[1])
-    return np.bincount(row * bins + (position - row * width), minlength=p * bins).reshape(p, bins)
+    flat = np.concatenate([r * bins + np.searchsorted(edges[r], rows[r], side="right") for r in range(p)])
+    return np.bincount(flat, minlength=p * bins).reshape(p, bins)
 
 
-def _psi_rows(bins: int, empty_share: float, span: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """Row-wise PSI over rank-transformed samples: each row's reference quantiles cut that row's bins.
+def _psi_rows(bins: int, empty_share: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Row-wise PSI: each row's reference quantiles cut that row's bins (a statistic for `permutation_test_rows`).
 
     Equal edges leave bins empty in both windows, which add nothing, so the
     value equals `psi` with its duplicate edges dropped.
@@ -72,16 +70,9 @@ def _psi_rows(bins: int, empty_share: float, span: float) -> Callable[[np.ndarra
 
     def statistic(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
         edges = np.quantile(reference, levels, axis=1).T
-        return psi_from_counts(_row_counts(reference, edges, span), _row_counts(current, edges, span), empty_share)
+        return psi_from_counts(_row_counts(reference, edges), _row_counts(current, edges), empty_share)
 
     return statistic
-
-
-def _ranks(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Both samples as dense ranks of the pooled values (which keeps every bin assignment) and the rank span."""
-    _, inverse = np.unique(np.concatenate([reference, current]), return_inverse=True)
-    ranks = inverse.astype(np.float64)
-    return ranks[: reference.size], ranks[reference.size :], float(ranks.max() + 1)
 
 
 def psi(
@@ -110,9 +101,9 @@ def psi_test(
 ) -> Statistic:
     """PSI of one quantity with a permutation p-value; the `Statistic` is named ``<name>_psi``."""
     settings = settings or MonitorSettings()
-    ref, cur, span = _ranks(_checked(reference, "reference"), _checked(current, "current"))
+    ref, cur = _checked(reference, "reference"), _checked(current, "current")
     rng = np.random.default_rng([settings.seed, len(name)])
-    statistic = _psi_rows(settings.psi_bins, EVIDENTLY_PSI_EMPTY_SHARE, span)
+    statistic = _psi_rows(settings.psi_bins, EVIDENTLY_PSI_EMPTY_SHARE)
     value, p_value = permutation_test_rows(ref, cur, statistic, settings.permutations, rng)
     return Statistic(
         name=f"{name}_psi",
