@@ -28,6 +28,7 @@ from domainfit.migrate.bridge import (
     load_bridge,
     mean_cosine,
     normalize_rows,
+    pair_mrr,
 )
 from domainfit.migrate.compare import migration_gate
 from domainfit.migrate.config import MigrateSettings
@@ -80,6 +81,17 @@ def test_affine_finds_a_low_rank_map_and_beats_procrustes_on_it():
     assert np.linalg.matrix_rank(bridge.weight, tol=1e-3) == 4
     assert mean_cosine(bridge, new, old) > 0.999
     assert mean_cosine(fit_procrustes(new, old), new, old) < mean_cosine(bridge, new, old) - 0.05
+    assert pair_mrr(bridge, new[:100], old[:100]) > 0.95
+
+
+def test_pair_mrr_rewards_keeping_texts_apart_not_predicting_the_mean():
+    rng = np.random.default_rng(11)
+    old = normalize_rows(rng.normal(size=(80, 16)) + 4.0)  # anisotropic: a large common direction
+    exact = Bridge("procrustes", np.eye(16, dtype=np.float32), np.zeros(16, np.float32))
+    mean_only = Bridge("affine", np.zeros((16, 16), np.float32), old.mean(0).astype(np.float32))
+    assert pair_mrr(exact, old, old) == pytest.approx(1.0)
+    assert mean_cosine(mean_only, old, old) > 0.9  # the mean direction scores a high cosine...
+    assert pair_mrr(mean_only, old, old) < 0.2  # ...and finds nothing
 
 
 def test_choose_bridge_picks_on_held_out_pairs_and_refits_on_all():
@@ -90,7 +102,9 @@ def test_choose_bridge_picks_on_held_out_pairs_and_refits_on_all():
     choice = choose_bridge(new, old, settings, header={"old_model": "a", "new_model": "b"})
     assert len(choice.candidates) == 1 + 3 * 2
     assert (choice.n_train, choice.n_dev) == (240, 60)
-    assert choice.bridge.kind == "affine" and choice.bridge.rank == 3
+    best = max(choice.candidates, key=lambda c: c.dev_score)
+    assert (choice.bridge.kind, choice.bridge.rank, choice.bridge.ridge) == (best.kind, best.rank, best.ridge)
+    assert choice.bridge.kind == "affine" and choice.bridge.header["dev_score"] == best.dev_score
     assert choice.bridge.header["pairs"] == 300 and choice.bridge.header["old_model"] == "a"
     assert choice.best("affine").dev_score > choice.best("procrustes").dev_score
     json.dumps(choice.to_dict())

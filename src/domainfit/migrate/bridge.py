@@ -16,9 +16,12 @@ arXiv 2509.23471; notes §3). Two kinds of map:
   times the mean eigenvalue of ``XᵀX``.
 
 `choose_bridge` fits every candidate (Procrustes and each rank x penalty) on
-a training share of the pairs, scores it on the held-out share (mean cosine
-between mapped and true old vectors, or any ``scorer`` the caller passes,
-such as NDCG of bridged search), and refits the winner on all pairs.
+a training share of the pairs, scores it on the held-out share (`pair_mrr`:
+how well each mapped vector finds its own text's old vector among the
+held-out ones; or any ``scorer`` the caller passes, such as NDCG of bridged
+search), and refits the winner on all pairs. Mean cosine is the wrong
+criterion: on the demo corpus it chose a heavily shrunk affine map that
+retained 56% of NDCG@10 where Procrustes retained 84%.
 `bridge_retention` measures what matters: NDCG@10 of bridged search (new
 queries, mapped, against old documents) over NDCG@10 of full re-embedding (new
 queries against new documents). `Bridge.save`/`load_bridge` keep a map as a
@@ -202,6 +205,21 @@ def mean_cosine(bridge: Bridge, new: np.ndarray, old: np.ndarray) -> float:
     return float(np.mean(np.sum(mapped * normalize_rows(old), axis=1)))
 
 
+def pair_mrr(bridge: Bridge, new: np.ndarray, old: np.ndarray) -> float:
+    """Return how well mapped vectors find their own partner: MRR of each text's old vector among all of them.
+
+    Each mapped new-model vector searches the old-model vectors of the same
+    texts; the score is the mean reciprocal rank of its own text's vector.
+    Unlike mean cosine, it rewards a map that keeps texts apart, which is what
+    search needs (a map that predicts the common mean direction of an
+    anisotropic embedding scores a high cosine and a poor ranking).
+    """
+    sims = bridge.apply(new) @ normalize_rows(old).T
+    own = np.diag(sims)
+    ranks = 1 + np.sum(sims > own[:, None], axis=1)
+    return float(np.mean(1.0 / ranks))
+
+
 @dataclass(frozen=True)
 class Candidate:
     """One map tried by `choose_bridge`: kind, rank, ridge and its held-out score."""
@@ -280,7 +298,7 @@ def choose_bridge(
 
     Inputs: the paired vectors (one row per text: new model, old model), the
     settings (ranks, penalties, dev share, seed), which kinds to try, an
-    optional ``scorer`` (bridge -> higher is better; default: mean cosine on
+    optional ``scorer`` (bridge -> higher is better; default: `pair_mrr` on
     the held-out pairs) and header facts to store with the map (model names).
     Output: a `BridgeChoice` whose map is refitted on every pair.
     """
@@ -291,14 +309,14 @@ def choose_bridge(
     best: tuple[float, tuple[BridgeKind, int | None, float | None]] | None = None
     for kind, rank, ridge in _candidates(settings, kinds, min(x.shape[1], y.shape[1])):
         fitted = _fit(kind, rank, ridge, x[train], y[train])
-        score = scorer(fitted) if scorer is not None else mean_cosine(fitted, x[dev], y[dev])
+        score = scorer(fitted) if scorer is not None else pair_mrr(fitted, x[dev], y[dev])
         candidates.append(Candidate(kind, fitted.rank, ridge, float(score)))
         if best is None or score > best[0]:
             best = (float(score), (kind, rank, ridge))
     if best is None:
         raise ValueError(f"no bridge kind to try among {list(kinds)}")
     chosen = _fit(*best[1], x, y)
-    facts = {**chosen.header, **(header or {}), "dev_score": best[0], "score": "scorer" if scorer else "dev cosine"}
+    facts = {**chosen.header, **(header or {}), "dev_score": best[0], "score": "scorer" if scorer else "dev pair MRR"}
     bridge = Bridge(chosen.kind, chosen.weight, chosen.bias, chosen.rank, chosen.ridge, facts)
     return BridgeChoice(bridge, tuple(candidates), str(facts["score"]), len(train), len(dev))
 
