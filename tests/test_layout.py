@@ -25,6 +25,8 @@ CAPABILITIES = (
     "compress",
     "recipe",
     "budget",
+    "monitor",
+    "migrate",
 )
 WORKSPACE = "domainfit.core.workspace"
 
@@ -176,5 +178,7 @@ def test_every_capability_defines_its_settings_in_its_own_config_module():
         "compress",
         "recipe",
         "budget",
+        "monitor",
+        "migrate",
     ):
         assert (PACKAGE / package / "config.py").is_file(), package
