@@ -10,12 +10,15 @@ interrupted export leaves nothing that is read later.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
+import logging
 import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +65,21 @@ def input_names(transformer: Any) -> list[str]:
     """Return the inputs the model's tokenizer produces that the exported graph takes."""
     produced = transformer.tokenizer(["a b"], return_tensors="pt").keys()
     return [name for name in INPUT_NAMES if name in produced]
+
+
+@contextlib.contextmanager
+def _quiet(*loggers: str) -> Iterator[None]:
+    """Silence the exporters' advice (warnings and log records below ERROR) while they run."""
+    saved = [(logging.getLogger(name), logging.getLogger(name).level) for name in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for logger, _ in saved:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in saved:
+                logger.setLevel(level)
 
 
 def _publish(final: Path, write: Callable[[Path], None]) -> Path:
@@ -115,8 +133,7 @@ def export_onnx(model: SentenceTransformer, folder: Path) -> Path:
     batch, tokens = torch.export.Dim("batch"), torch.export.Dim("tokens")
 
     def write(staging: Path) -> None:
-        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-            warnings.simplefilter("ignore")
+        with _quiet("torch.onnx", "torch.export"), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
             torch.onnx.export(
                 _LastHidden().eval(),
                 args,
@@ -141,8 +158,7 @@ def quantize_int8(onnx_path: Path, folder: Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     def write(staging: Path) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _quiet("", "onnxruntime"):  # the quantiser logs its advice on the root logger
             quantize_dynamic(
                 onnx_path,
                 staging / "model.onnx",
