@@ -115,3 +115,19 @@ def test_dense_retrieval_encodes_through_the_chosen_backend(minilm, export_root,
     assert fast.get_config_dict()["encode"]["chosen"] == "onnx"
     top = {qid: max(hits, key=hits.get) for qid, hits in plain.search(queries, 5).items()}
     assert {qid: max(hits, key=hits.get) for qid, hits in fast.search(queries, 5).items()} == top
+
+
+def test_the_bench_stage_encodes_with_bench_encode_and_records_the_choice(mini_beir, tmp_path):
+    from domainfit.config import BenchConfig
+    from domainfit.core.workspace import Workspace
+    from domainfit.stages.bench import run_bench
+
+    workspace = Workspace(tmp_path / "w")
+    encode = EncodeConfig(backend="onnx", check_texts=8)
+    result = run_bench(mini_beir, workspace, BenchConfig(max_seq_length=32, hybrid=False, encode=encode))
+    plain = run_bench(mini_beir, Workspace(tmp_path / "plain"), BenchConfig(max_seq_length=32, hybrid=False))
+    dense = next(s for s in result.systems if s.name == "dense")
+    torch_dense = next(s for s in plain.systems if s.name == "dense")
+    assert dense.config["encode"]["chosen"] == "onnx" and "encode" not in torch_dense.config
+    assert abs(dense.metrics["ndcg@10"] - torch_dense.metrics["ndcg@10"]) < 0.01
+    assert list((workspace.cache_dir / "encoders").glob("*/onnx/model.onnx"))  # exported into domainfit's cache
