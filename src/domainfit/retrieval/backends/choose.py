@@ -101,7 +101,8 @@ def sample_texts(texts: list[str], n: int, seed: int) -> list[str]:
 def failure_reason(exc: BaseException) -> str:
     """Return one line naming an exception: its type and first line of message, terminal colours removed."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"[:300]
+    hint = " (install the extra: pip install 'domainfit[fast]')" if isinstance(exc, ModuleNotFoundError) else ""
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"[:300] + hint
 
 
 def _encode(model: SentenceTransformer, texts: list[str], batch_size: int) -> tuple[np.ndarray, float]:
