@@ -24,6 +24,7 @@ from domainfit.recipe.settings import (
     choose_synthetic_shares,
     measure_token_lengths,
     percentile,
+    text_cut,
 )
 from domainfit.recipe.space import Recipe, recipe_space
 from domainfit.retrieval.dense import DenseRetriever
@@ -127,6 +128,14 @@ def test_sequence_length_covers_p90_within_both_windows():
     assert long.value == 256 and "median positive is 410" in long.reason and "chunk" in long.reason
     assert choose_seq_length([], model_window=128, eval_window=256).value == 128
     assert percentile([5, 1, 3], 50) == 3 and percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 90) == 9
+
+
+def test_the_chosen_sequence_length_says_how_much_text_it_cuts():
+    lengths = [40] * 50 + [90] * 40 + [300] * 10  # cut at 96: 10 texts, 10 x 204 of 8,600 tokens
+    assert text_cut(lengths, 96) == (0.1, 2040 / 8600)
+    assert text_cut([], 96) == (0.0, 0.0) and text_cut([10, 20], 32) == (0.0, 0.0)
+    setting = choose_seq_length(lengths, model_window=512, eval_window=256)
+    assert "at 96 tokens 10% of positives are cut, 23.7% of their tokens" in setting.reason
 
 
 def test_token_lengths_measured_on_a_seeded_sample(minilm):

@@ -201,7 +201,7 @@ def folder_fingerprint(path: Path) -> str:
 
 
 def model_fingerprint(model: SentenceTransformer, extra: str = "") -> str:
-    """Fingerprint a loaded model: its weights, max sequence length and any extra encoding settings.
+    """Fingerprint a loaded model: its weights, max sequence length, encoding backend and any extra settings.
 
     Output: a short hex id used to key embedding caches.
     """
@@ -212,5 +212,8 @@ def model_fingerprint(model: SentenceTransformer, extra: str = "") -> str:
     else:
         for tensor in model.state_dict().values():
             digest.update(tensor.detach().cpu().numpy().tobytes())
+    backend = getattr(model, "_domainfit_backend", "torch")  # a fast CPU runtime encodes a little differently
     digest.update(f"|{model.max_seq_length}|{extra}".encode())
+    if backend != "torch":
+        digest.update(f"|backend={backend}".encode())
     return digest.hexdigest()[:16]

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from domainfit.core.models import DEFAULT_MODEL
 from domainfit.data.checks import split_name_problem
 from domainfit.evaluation.significance import TESTS
-from domainfit.retrieval.config import SimilarityConfig
+from domainfit.retrieval.config import EncodeConfig, SimilarityConfig
 
 #: Metric names the evaluator computes (as `domainfit.evaluation.metrics.check_metrics` accepts them).
 KNOWN_METRIC = re.compile(r"^(?:(?:ndcg|mrr|map)(?:@[1-9][0-9]*)?|(?:recall|precision)@[1-9][0-9]*)$")
@@ -109,6 +109,9 @@ class BenchConfig(_Strict):
     bm25_b: float = Field(0.75, ge=0, le=1)
     similarity: SimilarityConfig = Field(
         default_factory=SimilarityConfig, description="facets, time decay, category hierarchy (all off)"
+    )
+    encode: EncodeConfig = Field(
+        default_factory=EncodeConfig, description="CPU encoding backend of the dense systems (torch, onnx, ..., auto)"
     )
 
     _metrics = field_validator("metrics")(known_metrics)

@@ -79,6 +79,8 @@ class SystemRunner(Benchmark):
             batch_size=cfg.batch_size,
             max_seq_length=cfg.max_seq_length,
             text=self.text,
+            encode=cfg.encode,
+            export_dir=self.cache / "encoders",
         )
         dense.index(self.dataset.corpus)
         run = dense.search(queries, cfg.depth)

@@ -72,6 +72,14 @@ def measure_token_lengths(model: Any, texts: Sequence[str], *, seed: int = 13, p
     return tokenize_lengths(tokenizer, [prompt + texts[i] for i in picked])
 
 
+def text_cut(token_lengths: Sequence[int], window: int) -> tuple[float, float]:
+    """Return what a ``window``-token cap cuts: (share of texts longer, share of all their tokens dropped)."""
+    if not token_lengths:
+        return 0.0, 0.0
+    dropped = sum(max(0, n - window) for n in token_lengths)
+    return sum(n > window for n in token_lengths) / len(token_lengths), dropped / max(1, sum(token_lengths))
+
+
 def choose_seq_length(token_lengths: Sequence[int], model_window: int, eval_window: int | None) -> Setting:
     """Choose the training ``max_seq_length`` from the positives' token lengths.
 
@@ -79,6 +87,7 @@ def choose_seq_length(token_lengths: Sequence[int], model_window: int, eval_wind
     the model's window and the window evaluation reads (None: the model's).
     Output: ``Setting("max_seq_length", tokens, reason)``: the smallest multiple
     of 32 covering the p90 length, capped at min(model window, evaluation window).
+    The reason says how much text the chosen length cuts (`text_cut`).
     """
     cap = min(model_window, eval_window) if eval_window else model_window
     windows = f"model window {model_window}" + (f", evaluation window {eval_window}" if eval_window else "")
@@ -96,6 +105,8 @@ def choose_seq_length(token_lengths: Sequence[int], model_window: int, eval_wind
         reason = f"p90 positive is {p90} tokens, over the window ({windows}): train at the window; {over:.0%} longer"
     else:
         reason = f"covers 90% of positives (p90 {p90} tokens, median {median}), a multiple of 32 within {windows}"
+    texts, tokens = text_cut(token_lengths, value)
+    reason += f"; at {value} tokens {texts:.0%} of positives are cut, {tokens:.1%} of their tokens"
     return Setting("max_seq_length", value, reason)
 
 

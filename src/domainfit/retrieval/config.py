@@ -163,3 +163,27 @@ class SimilarityConfig(_Strict):
     def any_enabled(self) -> bool:
         """Tell whether any similarity system is switched on."""
         return self.facets.enabled or self.time.enabled or self.hierarchy.enabled
+
+
+#: Encoding backends: sentence-transformers on torch, or a fast CPU runtime behind the same encode call.
+ENCODE_BACKENDS = ("auto", "torch", "onnx", "onnx-int8", "openvino")
+
+
+class EncodeConfig(_Strict):
+    """How texts are encoded on CPU (the ``[encode]`` section).
+
+    ``backend``: ``torch`` (sentence-transformers as loaded), ``onnx`` (the
+    transformer exported with ``torch.onnx.export`` and run by onnxruntime with
+    its graph optimisations), ``onnx-int8`` (the same, with dynamically quantised
+    int8 matrix products), ``openvino`` (the exported graph compiled by
+    OpenVINO), or ``auto``: the fastest of those that passes the check, else
+    torch. A fast path is used only after its embeddings of ``check_texts``
+    sampled texts of the user's own are each within ``min_cosine`` of torch
+    float32's; otherwise encoding falls back to torch, with the reason recorded.
+    Exports are made once per model and kept in the workspace cache.
+    """
+
+    backend: Literal["auto", "torch", "onnx", "onnx-int8", "openvino"] = "torch"
+    check_texts: int = Field(64, ge=4, le=4096, description="texts sampled from the user's to check a fast path")
+    min_cosine: float = Field(0.99, gt=0, le=1, description="lowest cosine to torch float32 allowed for any text")
+    seed: int = 13

@@ -19,11 +19,14 @@ from domainfit.core.progress import progress_bar
 from domainfit.core.types import Document, Run
 from domainfit.data.chunking import TruncationReport, check_truncation
 from domainfit.retrieval.cache import EmbeddingCache, text_key
+from domainfit.retrieval.config import EncodeConfig
 from domainfit.text.config import DEFAULT_TEXT, TextConfig
 from domainfit.text.model_text import normalization_mismatch
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+    from domainfit.retrieval.backends import BackendChoice
 
 SearchBackend = Literal["auto", "numpy", "faiss"]
 
@@ -138,7 +141,10 @@ class DenseRetriever:
     Inputs: a model name or path (resolved offline first, see `domainfit.core.models`),
     an optional cache folder, batch size, max sequence length, the prompt names
     for queries and documents (used when the model defines them), the search
-    backend and the ``[text]`` settings texts are prepared under.
+    backend, the ``[text]`` settings texts are prepared under, and the ``[encode]``
+    settings with the folder fast-path exports are cached in: with a backend other
+    than torch, the first texts encoded choose it (`domainfit.retrieval.backends`),
+    and the choice is in ``backend_choice``.
     Example: ``DenseRetriever("sentence-transformers/all-MiniLM-L6-v2")``.
     """
 
@@ -153,8 +159,13 @@ class DenseRetriever:
         document_prompt_name: str | None = None,
         backend: SearchBackend = "auto",
         text: TextConfig = DEFAULT_TEXT,
+        encode: EncodeConfig | None = None,
+        export_dir: Path | None = None,
     ) -> None:
         self.text = text
+        self.encode_config = encode or EncodeConfig()
+        self.export_dir, self.cache_dir = export_dir, cache_dir
+        self.backend_choice: BackendChoice | None = None
         self.model_name = model if isinstance(model, str) else str(getattr(model, "_domainfit_path", "in-memory"))
         self.model = load_bi_encoder(model, max_seq_length=max_seq_length) if isinstance(model, str) else model
         if max_seq_length is not None:
@@ -184,10 +195,33 @@ class DenseRetriever:
             "document_prompt_name": self.document_prompt_name,
             "backend": self.backend,
             "text_normalization": self.text.normalization(),
+            **({"encode": self.backend_choice.to_json()} if self.backend_choice is not None else {}),
         }
+
+    def choose_backend(self, texts: list[str]) -> BackendChoice:
+        """Choose the encoding backend on ``texts`` once (see `domainfit.retrieval.backends`) and encode with it.
+
+        The embedding cache moves to the chosen backend's fingerprint, so vectors of
+        different runtimes are never mixed. Returns the choice (the same one on later calls).
+        """
+        if self.backend_choice is None:
+            from domainfit.retrieval.backends import choose_backend
+
+            prepared = self.text.prepare_all(list(texts))
+            self.backend_choice = choose_backend(
+                self.model, prepared, self.encode_config, self.export_dir, batch_size=self.batch_size
+            )
+            if self.backend_choice.model is not self.model:
+                self.model = self.backend_choice.model
+                self.fingerprint = model_fingerprint(self.model)
+                if self.cache_dir is not None:
+                    self.cache = EmbeddingCache(self.cache_dir, self.fingerprint)
+        return self.backend_choice
 
     def _encode(self, texts: list[str], prompt_name: str | None, what: str, task: str) -> np.ndarray:
         """Encode texts with one prompt and route (``task``) through the cache, with a progress bar."""
+        if self.backend_choice is None and self.encode_config.backend != "torch":
+            self.choose_backend(texts)
         return encode_texts(
             self.model,
             texts,
