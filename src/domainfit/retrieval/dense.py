@@ -19,6 +19,7 @@ from domainfit.core.progress import progress_bar
 from domainfit.core.types import Document, Run
 from domainfit.data.chunking import TruncationReport, check_truncation
 from domainfit.retrieval.cache import EmbeddingCache, text_key
+from domainfit.retrieval.query_adapter import QueryMap, adapter_base_model, is_adapter_folder, load_query_adapter
 from domainfit.text.config import DEFAULT_TEXT, TextConfig
 from domainfit.text.model_text import normalization_mismatch
 
@@ -132,13 +133,26 @@ def exact_search(
     return all_idx, all_scores
 
 
+def _query_adapter(model: str | SentenceTransformer, explicit: str | Path | None) -> tuple[QueryMap | None, str | None]:
+    """Return (the query map, its folder) of an explicit adapter or of a model path that is an adapter folder."""
+    folder = explicit if explicit is not None else (model if isinstance(model, str) else None)
+    if folder is None or not is_adapter_folder(folder):
+        if explicit is not None:
+            raise ValueError(f"{explicit}: no query adapter (query_adapter.json) in this folder")
+        return None, None
+    return load_query_adapter(folder), str(folder)
+
+
 class DenseRetriever:
     """Bi-encoder retrieval with an on-disk embedding cache.
 
     Inputs: a model name or path (resolved offline first, see `domainfit.core.models`),
     an optional cache folder, batch size, max sequence length, the prompt names
     for queries and documents (used when the model defines them), the search
-    backend and the ``[text]`` settings texts are prepared under.
+    backend, the ``[text]`` settings texts are prepared under and an optional
+    query adapter folder (`domainfit.train.adapter`) applied to query vectors
+    only. A model path that is itself an adapter folder (``train/model`` of the
+    ``adapter`` level) loads the adapter's base model for documents and maps queries.
     Example: ``DenseRetriever("sentence-transformers/all-MiniLM-L6-v2")``.
     """
 
@@ -153,9 +167,13 @@ class DenseRetriever:
         document_prompt_name: str | None = None,
         backend: SearchBackend = "auto",
         text: TextConfig = DEFAULT_TEXT,
+        query_adapter: str | Path | None = None,
     ) -> None:
         self.text = text
         self.model_name = model if isinstance(model, str) else str(getattr(model, "_domainfit_path", "in-memory"))
+        self.query_map, self.query_adapter = _query_adapter(model, query_adapter)
+        if isinstance(model, str) and self.query_adapter is not None and query_adapter is None:
+            model = adapter_base_model(model)  # an adapter folder: documents are the base model's, untouched
         self.model = load_bi_encoder(model, max_seq_length=max_seq_length) if isinstance(model, str) else model
         if max_seq_length is not None:
             set_max_seq_length(self.model, max_seq_length)
@@ -184,6 +202,7 @@ class DenseRetriever:
             "document_prompt_name": self.document_prompt_name,
             "backend": self.backend,
             "text_normalization": self.text.normalization(),
+            "query_adapter": self.query_adapter,
         }
 
     def _encode(self, texts: list[str], prompt_name: str | None, what: str, task: str) -> np.ndarray:
@@ -200,8 +219,9 @@ class DenseRetriever:
         )
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
-        """Encode query texts (query prompt applied)."""
-        return self._encode(texts, self.query_prompt_name, "queries", "query")
+        """Encode query texts (query prompt applied; then the query adapter, when there is one)."""
+        vectors = self._encode(texts, self.query_prompt_name, "queries", "query")
+        return self.query_map(vectors) if self.query_map is not None and len(texts) else vectors
 
     def encode_documents(self, texts: list[str], what: str = "documents") -> np.ndarray:
         """Encode document texts (document prompt applied); ``what`` names them on the progress bar."""
