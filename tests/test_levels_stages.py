@@ -52,7 +52,7 @@ def test_prompts_then_adapter_each_evaluated_and_both_in_the_levels_table(tmp_pa
         ({"level": "top-layers", "top_layers": 9}, "top_layers"),
         ({"level": "adapter", "merge": True}, "level"),
         ({"level": "static", "regularize": "mse"}, "regularize"),
-        ({"level": "top-layers", "top_layers_candidates": []}, "top_layers_candidates"),
+        ({"level": "top-layers", "top_layers": 0, "top_layers_candidates": []}, "top_layers_candidates"),
     ],
 )
 def test_bad_level_settings_fail_before_any_work(tmp_path, mini_beir, settings, field):

@@ -232,11 +232,11 @@ class DenseRetriever:
 
         Inputs: the texts as they will be encoded, what they are (``"documents"``...),
         and whether they are queries (for the prompt). Output: a `TruncationReport`,
-        or None for a model without a tokenizer.
+        or None for a model without a Hugging Face tokenizer (a static model: it has no window).
         """
         name = self.query_prompt_name if query else self.document_prompt_name
         prompt = (self.model.prompts or {}).get(name or "") or ""
-        if getattr(self.model, "tokenizer", None) is None:
+        if not callable(getattr(self.model, "tokenizer", None)):  # none, or a static model's (no window to exceed)
             return None
         label = Path(self.model_name.rstrip("/")).name or self.model_name
         return check_truncation(self.model, texts, what, label, prompt)

@@ -71,7 +71,9 @@ class TrainConfig(BaseModel):
         description="prompts (no weight change), adapter (query side only), static (own static-embedding model), "
         "top-layers (top N layers), full (every weight)",
     )
-    top_layers: int = Field(0, ge=0, description="top-layers: layers trained from the top; 0: chosen on dev")
+    top_layers: int = Field(
+        2, ge=0, description="top-layers: layers trained from the top; 0: chosen on dev among top_layers_candidates"
+    )
     top_layers_candidates: list[int] = Field([1, 2, 3], description="top-layers with top_layers = 0: N tried on dev")
     prompt_candidates: list[tuple[str, str]] = Field(
         [], description="prompts: (query prompt, document prompt) pairs tried on dev besides the built-in templates"
