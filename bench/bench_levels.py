@@ -13,7 +13,10 @@ Measured, all in this run on this machine:
 - static-model encoding speed vs MiniLM's torch path on the same passages
   (target >= 50x), and its NDCG@10 next to BM25 and MiniLM zero-shot.
 
-Bounded: small step counts (``--steps``); run niced. Usage::
+Bounded: every trained level sees the same ``--pairs`` train pairs (a seeded
+sample, written as a pair file) for ``--steps`` steps; ``--corpus`` > 0 evaluates
+over the test-judged documents plus random others up to that many (easier than
+the whole corpus: the record says which was used). Run niced. Usage::
 
     python bench/bench_levels.py --out bench/results/levels.json
 """
@@ -24,6 +27,7 @@ import argparse
 import json
 import platform
 import random
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -56,6 +60,23 @@ def triples(dataset: BeirDataset, n: int, seed: int = 13) -> list[tuple[str, str
     ]
     rng.shuffle(out)
     return out[:n]
+
+
+def write_pairs(dataset: BeirDataset, n: int, path: Path) -> Path:
+    """Write a seeded sample of ``n`` (query, positive) train pairs as a JSONL pair file."""
+    rows = triples(dataset, n)
+    path.write_text("".join(json.dumps({"query": q, "positive": p}) + "\n" for q, p, _ in rows))
+    return path
+
+
+def sampled_corpus(dataset: BeirDataset, n: int, seed: int = 13) -> BeirDataset:
+    """The dataset with its corpus cut to the test-judged documents plus random others, ``n`` in all."""
+    judged = {d for docs in dataset.qrels["test"].values() for d in docs}
+    others = sorted(set(dataset.corpus) - judged)
+    random.Random(seed).shuffle(others)
+    keep = judged | set(others[: max(0, n - len(judged))])
+    corpus = {d: doc for d, doc in dataset.corpus.items() if d in keep}
+    return BeirDataset(corpus=corpus, queries=dataset.queries, qrels=dataset.qrels, root=dataset.root)
 
 
 def step_times(dataset: BeirDataset, batch: int, window: int, steps: int, top: int) -> dict[str, Any]:
@@ -112,18 +133,26 @@ def main() -> None:
     parser.add_argument("--static-source", default="tokenlearn", choices=["tokenlearn", "distill"])
     parser.add_argument("--minilm-passages", type=int, default=300)
     parser.add_argument("--levels", default="full,top-layers,adapter,static")
+    parser.add_argument("--pairs", type=int, default=0, help="train pairs every level trains on (0: all)")
+    parser.add_argument("--corpus", type=int, default=0, help="documents searched (0: the whole corpus)")
     args = parser.parse_args()
     set_quiet(True)
     started = time.perf_counter()
     data = demo_path()
-    dataset = load_beir(data)
+    dataset = full = load_beir(data)
+    tmp_root = Path(tempfile.mkdtemp(prefix="bench-levels-"))
+    pair_file = write_pairs(dataset, args.pairs, tmp_root / "pairs.jsonl") if args.pairs else None
+    if args.corpus:
+        dataset = sampled_corpus(dataset, args.corpus)
     record: dict[str, Any] = {"machine": {"python": platform.python_version(), "processor": platform.processor()}}
     record["settings"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    record["steps"] = step_times(dataset, args.batch, args.window, args.probe_steps, args.top_layers)
+    record["steps"] = step_times(full, args.batch, args.window, args.probe_steps, args.top_layers)
     print(json.dumps({"step_ratio": record["steps"]["ratio"]}), flush=True)
     qrels = dataset.qrels["test"]
     queries = {q: dataset.queries[q].text for q in qrels}
-    with tempfile.TemporaryDirectory() as tmp:
+    record["evaluated_documents"] = len(dataset.corpus)
+    record["trained_pairs"] = args.pairs or "all train qrels"
+    with tempfile.TemporaryDirectory(dir=tmp_root) as tmp:
         root = Path(tmp)
         cache = root / "cache"
         bm25 = BM25Retriever()
@@ -139,6 +168,7 @@ def main() -> None:
                 eval_steps=args.steps, save_steps=args.steps, early_stopping_patience=None,
                 eval_corpus="sample", eval_max_corpus=300, top_layers=args.top_layers,
                 static_source=args.static_source, adapter_epochs=20,
+                dataset=str(pair_file) if pair_file else None,
             )  # fmt: skip
             start = time.perf_counter()
             result = run_train(data, ws, cfg, force=True)
@@ -184,6 +214,7 @@ def main() -> None:
         "static_speedup>=50": record.get("encode", {}).get("speedup", 0) >= 50,
         "adapter_documents_reembedded==0": levels.get("adapter", {}).get("documents_reembedded") == 0,
     }
+    shutil.rmtree(tmp_root, ignore_errors=True)
     record["seconds"] = time.perf_counter() - started
     record["complete"] = True
     args.out.parent.mkdir(parents=True, exist_ok=True)
