@@ -66,3 +66,16 @@ def test_bad_level_settings_fail_before_any_work(tmp_path, mini_beir, settings, 
 def test_the_level_is_a_checked_setting():
     with pytest.raises(ValueError, match="level"):
         TrainConfig(level="everything")
+
+
+@pytest.mark.slow
+def test_a_static_model_trains_on_the_pairs_and_encodes_much_faster(tmp_path, mini_beir):
+    from domainfit.retrieval.dense import DenseRetriever
+
+    ws = Workspace(tmp_path / "ws")
+    result = run_train(mini_beir, ws, TrainConfig(level="static", static_source="tokenlearn", max_steps=2, **TINY))
+    assert result.level == "static" and result.steps == 2 and result.level_details["dims"] == 64
+    dense = DenseRetriever(str(ws.root / "train" / "model"))
+    assert dense.check_truncation(["a text"], "documents") is None  # no window: nothing is cut
+    vectors = dense.encode_documents(["refund policy", "reset a password"])
+    assert vectors.shape == (2, 64)

@@ -123,7 +123,8 @@ def level_model(cfg: TrainConfig) -> tuple[SentenceTransformer, dict[str, Any] |
         model = static_model(cfg.base_model, cfg.static_source, cfg.static_dims)
         model.prompts = {"query": cfg.query_prompt, "document": cfg.document_prompt}
         dim = model.get_sentence_embedding_dimension()
-        return model, {"static_source": cfg.static_source, "dims": dim, "distilled_from": cfg.base_model}
+        source = f"distilled from {cfg.base_model}" if cfg.static_source == "distill" else "tokenlearn-static-model"
+        return model, {"static_source": cfg.static_source, "dims": dim, "start": source}
     model = load_base_model(cfg)
     if cfg.level == "top-layers":
         return model, freeze_below_top(model, cfg.top_layers).to_json()
