@@ -62,7 +62,16 @@ def test_decide_cli_before_training(tmp_path, mini_beir):
     decision = json.loads(result.stdout)
     assert decision["when"] == "before" and decision["recommendation"] == DATA  # 8 train pairs only
     assert decision["cost"]["docs_per_second"] > 0 and decision["cost"]["train_steps"] >= 1
-    assert (ws / "decide" / "decision-before.md").read_text().startswith("# Before training: generate data first")
+    markdown = (ws / "decide" / "decision-before.md").read_text()
+    assert markdown.startswith("# Before training: generate data first")
+    levels = decision["levels"]  # every level of effort, timed on this machine, its lift a prior until measured
+    assert [e["level"] for e in levels["estimates"]] == ["prompts", "adapter", "static", "top-layers", "full"]
+    assert all(e["train_seconds"] > 0 and e["lift_basis"] == "prior" for e in levels["estimates"])
+    by_level = {e["level"]: e for e in levels["estimates"]}
+    assert by_level["adapter"]["documents_reembedded"] == 0 and by_level["full"]["reindex_seconds"] > 0
+    assert levels["probe"]["top_step"] < levels["probe"]["full_step"]
+    assert levels["needed_lift"] == DecideConfig().min_lift and levels["recommended"] == "top-layers"
+    assert "## Levels of effort" in markdown and "prior" in markdown and "**(recommended)**" in markdown
 
 
 def test_cost_follows_the_configured_training_budget():

@@ -130,7 +130,9 @@ def _train_steps(
     import torch
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    model.max_seq_length = window
+    from domainfit.core.models import set_max_seq_length
+
+    set_max_seq_length(model, window)  # a static-embedding model has no window
     model.train()
     loss = MultipleNegativesRankingLoss(model)
     optimiser = torch.optim.AdamW(model.parameters(), lr=2e-5)

@@ -40,6 +40,7 @@ def decide(
         when,
         max_line_bytes=cfg.data.max_line_mib << 20,
         text=cfg.text,
+        train=cfg.train,
     )
     if as_json:
         sys.stdout.write(json.dumps(decision.to_json(), indent=2) + "\n")

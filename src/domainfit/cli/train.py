@@ -31,6 +31,13 @@ def train(
     max_steps: Annotated[int | None, typer.Option(help="stop after this many steps")] = None,
     batch_size: Annotated[int | None, typer.Option(help="examples per step")] = None,
     dataset: Annotated[str | None, typer.Option(help="pair file or saved dataset (default: mine output)")] = None,
+    level: Annotated[
+        str | None,
+        typer.Option(help="level of effort: prompts, adapter (query side only), static, top-layers, full"),
+    ] = None,
+    top_layers: Annotated[
+        int | None, typer.Option(help="top-layers: layers trained from the top (0: chosen on dev)")
+    ] = None,
     reranker: Annotated[str | None, typer.Option(help="cross-encoder teacher for margin-mse")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue from the last checkpoint")] = False,
     chunking: ChunkingOpt = None,
@@ -68,6 +75,8 @@ def train(
         "max_steps": max_steps,
         "batch_size": batch_size,
         "dataset": dataset,
+        "level": level,
+        "top_layers": top_layers,
     }
     cfg = load_config(config, {"train": overrides, "chunking": {"method": chunking}})
     if budget is not None:
@@ -121,6 +130,8 @@ def train(
         f"in {result.seconds:.0f}s{where} (estimated {result.estimated_seconds:.0f}s); "
         f"dev NDCG@10 base {base} -> best {best} (step {result.best_step})"
     )
+    if result.level != "full":
+        typer.echo(f"level: {result.level} {json.dumps(result.level_details or {})[:300]}")
     typer.echo(f"model: {result.model_path}")
 
 

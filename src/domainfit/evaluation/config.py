@@ -136,3 +136,7 @@ class DecideConfig(BaseModel):
     batch_size: int = Field(32, ge=1)
     max_steps: int = Field(-1, description="training steps to cost (-1: the epochs over every pair)")
     current: str = Field("dense:base", description="today's system, which the deployable answer must beat (eval name)")
+    levels: bool = Field(True, description="before training: estimate every level of effort and name the cheapest")
+    expected_full_lift: float = Field(
+        0.05, ge=0, le=1, description="prior lift of full fine-tuning (metric points) until one is measured"
+    )

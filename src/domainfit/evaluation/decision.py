@@ -52,6 +52,7 @@ class Decision:
     reasons: list[str]
     numbers: dict[str, Any] = field(default_factory=dict)
     cost: Cost | None = None
+    levels: dict[str, Any] | None = None  # before training: every level's estimate (`domainfit.evaluation.levels`)
 
     def to_json(self) -> dict[str, Any]:
         """Return the JSON form written to ``decision.json``."""

@@ -127,7 +127,7 @@ def forgetting_table(
             f"{gain:+.4f}" if gain is not None else "-",
             f"{m['ndcg@10_drop']:+.4f}" if "ndcg@10_drop" in m else "-",
             f"{m['neighbour_overlap']:.3f}",
-            f"{m['cosine_to_base']:.3f}",
+            f"{m['cosine_to_base']:.3f}" if m.get("cosine_to_base") is not None else "- (other width)",
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines

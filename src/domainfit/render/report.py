@@ -141,7 +141,8 @@ def _variant_lines(forgetting: dict[str, Any], lift: dict[str, dict[str, float]]
         if "ndcg@10_drop" in m:
             parts.append(f"general NDCG@10 drop {m['ndcg@10_drop']:+.4f}")
         parts.append(f"neighbour overlap {m['neighbour_overlap']:.3f}")
-        parts.append(f"cosine to base {m['cosine_to_base']:.3f}")
+        if m.get("cosine_to_base") is not None:  # None: the model has another width (a static model)
+            parts.append(f"cosine to base {m['cosine_to_base']:.3f}")
         title = f"{name} (weight interpolation with the base)" if name == MERGED else name
         lines.append(f"{title}: " + ", ".join(p for p in parts if p))
     return lines

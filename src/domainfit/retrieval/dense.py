@@ -20,6 +20,7 @@ from domainfit.core.types import Document, Run
 from domainfit.data.chunking import TruncationReport, check_truncation
 from domainfit.retrieval.cache import EmbeddingCache, text_key
 from domainfit.retrieval.config import EncodeConfig
+from domainfit.retrieval.query_adapter import QueryMap, adapter_base_model, is_adapter_folder, load_query_adapter
 from domainfit.text.config import DEFAULT_TEXT, TextConfig
 from domainfit.text.model_text import normalization_mismatch
 
@@ -135,16 +136,29 @@ def exact_search(
     return all_idx, all_scores
 
 
+def _query_adapter(model: str | SentenceTransformer, explicit: str | Path | None) -> tuple[QueryMap | None, str | None]:
+    """Return (the query map, its folder) of an explicit adapter or of a model path that is an adapter folder."""
+    folder = explicit if explicit is not None else (model if isinstance(model, str) else None)
+    if folder is None or not is_adapter_folder(folder):
+        if explicit is not None:
+            raise ValueError(f"{explicit}: no query adapter (query_adapter.json) in this folder")
+        return None, None
+    return load_query_adapter(folder), str(folder)
+
+
 class DenseRetriever:
     """Bi-encoder retrieval with an on-disk embedding cache.
 
     Inputs: a model name or path (resolved offline first, see `domainfit.core.models`),
     an optional cache folder, batch size, max sequence length, the prompt names
     for queries and documents (used when the model defines them), the search
-    backend, the ``[text]`` settings texts are prepared under, and the ``[encode]``
-    settings with the folder fast-path exports are cached in: with a backend other
-    than torch, the first texts encoded choose it (`domainfit.retrieval.backends`),
-    and the choice is in ``backend_choice``.
+    backend, the ``[text]`` settings texts are prepared under, the ``[encode]``
+    settings with the folder fast-path exports are cached in (with a backend other
+    than torch, the first texts encoded choose it, `domainfit.retrieval.backends`,
+    and the choice is in ``backend_choice``), and an optional
+    query adapter folder (`domainfit.train.adapter`) applied to query vectors
+    only. A model path that is itself an adapter folder (``train/model`` of the
+    ``adapter`` level) loads the adapter's base model for documents and maps queries.
     Example: ``DenseRetriever("sentence-transformers/all-MiniLM-L6-v2")``.
     """
 
@@ -161,12 +175,16 @@ class DenseRetriever:
         text: TextConfig = DEFAULT_TEXT,
         encode: EncodeConfig | None = None,
         export_dir: Path | None = None,
+        query_adapter: str | Path | None = None,
     ) -> None:
         self.text = text
         self.encode_config = encode or EncodeConfig()
         self.export_dir, self.cache_dir = export_dir, cache_dir
         self.backend_choice: BackendChoice | None = None
         self.model_name = model if isinstance(model, str) else str(getattr(model, "_domainfit_path", "in-memory"))
+        self.query_map, self.query_adapter = _query_adapter(model, query_adapter)
+        if isinstance(model, str) and self.query_adapter is not None and query_adapter is None:
+            model = adapter_base_model(model)  # an adapter folder: documents are the base model's, untouched
         self.model = load_bi_encoder(model, max_seq_length=max_seq_length) if isinstance(model, str) else model
         if max_seq_length is not None:
             set_max_seq_length(self.model, max_seq_length)
@@ -196,6 +214,7 @@ class DenseRetriever:
             "backend": self.backend,
             "text_normalization": self.text.normalization(),
             **({"encode": self.backend_choice.to_json()} if self.backend_choice is not None else {}),
+            "query_adapter": self.query_adapter,
         }
 
     def choose_backend(self, texts: list[str]) -> BackendChoice:
@@ -234,8 +253,9 @@ class DenseRetriever:
         )
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
-        """Encode query texts (query prompt applied)."""
-        return self._encode(texts, self.query_prompt_name, "queries", "query")
+        """Encode query texts (query prompt applied; then the query adapter, when there is one)."""
+        vectors = self._encode(texts, self.query_prompt_name, "queries", "query")
+        return self.query_map(vectors) if self.query_map is not None and len(texts) else vectors
 
     def encode_documents(self, texts: list[str], what: str = "documents") -> np.ndarray:
         """Encode document texts (document prompt applied); ``what`` names them on the progress bar."""
@@ -246,11 +266,11 @@ class DenseRetriever:
 
         Inputs: the texts as they will be encoded, what they are (``"documents"``...),
         and whether they are queries (for the prompt). Output: a `TruncationReport`,
-        or None for a model without a tokenizer.
+        or None for a model without a Hugging Face tokenizer (a static model: it has no window).
         """
         name = self.query_prompt_name if query else self.document_prompt_name
         prompt = (self.model.prompts or {}).get(name or "") or ""
-        if getattr(self.model, "tokenizer", None) is None:
+        if not callable(getattr(self.model, "tokenizer", None)):  # none, or a static model's (no window to exceed)
             return None
         label = Path(self.model_name.rstrip("/")).name or self.model_name
         return check_truncation(self.model, texts, what, label, prompt)

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from domainfit import __version__
 from domainfit.core.errors import InputError
 from domainfit.core.files import atomic_write_json, atomic_write_text
-from domainfit.core.models import load_bi_encoder
+from domainfit.core.models import resolve_model
 from domainfit.core.types import Qrels, Run
 from domainfit.core.workspace import Workspace
 from domainfit.data.beir import BeirDataset, load_beir
@@ -36,12 +36,14 @@ from domainfit.evaluation.benchmark import SystemResult
 from domainfit.evaluation.config import BenchConfig, EvalConfig
 from domainfit.evaluation.deployable import Deployable, deployable
 from domainfit.evaluation.forgetting import cosine_of, overlap_of
+from domainfit.evaluation.level_row import LEVEL_FILE, documents_per_second, folder_bytes, level_row, read_rows
 from domainfit.evaluation.metrics import evaluate, per_query
 from domainfit.evaluation.results import EvalResult
 from domainfit.evaluation.significance import compare_runs
 from domainfit.evaluation.systems import SystemRunner, profile_languages, slices_of
 from domainfit.evaluation.trec import write_trec_run
 from domainfit.render.eval_summary import BASE, MERGED, TUNED, eval_summary
+from domainfit.render.levels import levels_table
 from domainfit.retrieval.dense import DenseRetriever
 from domainfit.retrieval.ranking import ranked_ids
 from domainfit.stages.contract import TRAIN, Previous, ReportSection, Stage, read_result, run_stage
@@ -197,7 +199,8 @@ def _forgetting(
     scores: dict[str, float] = {}
     for label, name in ((BASE, base_model), *variants.items()):
         dense = DenseRetriever(
-            load_bi_encoder(name, max_seq_length=cfg.max_seq_length),
+            name,  # a name or folder: an adapter folder maps the queries, its documents are the base model's
+            max_seq_length=cfg.max_seq_length,
             cache_dir=cache / "embeddings",
             batch_size=cfg.batch_size,
             text=text,
@@ -207,11 +210,13 @@ def _forgetting(
             dense.index(general.corpus)
             queries = {qid: general.queries[qid].text for qid in general.qrels[split]}
             scores[label] = evaluate(general.qrels[split], dense.search(queries, cfg.depth), ["ndcg@10"])["ndcg@10"]
-    per_variant: dict[str, dict[str, float]] = {}
+    per_variant: dict[str, dict[str, float | None]] = {}
     for label in variants:
         per_variant[label] = {
             "neighbour_overlap": overlap_of(vectors[BASE], vectors[label], k=cfg.neighbours_k)[0],
-            "cosine_to_base": cosine_of(vectors[BASE], vectors[label]),
+            "cosine_to_base": cosine_of(vectors[BASE], vectors[label])  # a static model may have another width
+            if vectors[BASE].shape == vectors[label].shape
+            else None,
         }
         if split is not None:
             per_variant[label]["ndcg@10_drop"] = scores[BASE] - scores[label]
@@ -227,6 +232,8 @@ def _forgetting(
     return out
 
 
+#: Documents whose encoding is timed for the levels table.
+SPEED_SAMPLE = 64
 #: System kinds compared fine-tuned vs base (the chunked ones exist only when chunking is on).
 LIFT_KINDS = ("dense", "hybrid-rrf", "hybrid-convex", "dense-chunked", "hybrid-rrf-chunked", "hybrid-convex-chunked")
 #: System kinds given a paired significance test.
@@ -301,7 +308,7 @@ class EvalStage(Stage[EvalResult]):
     command: ClassVar[str | None] = "eval"
     panel: ClassVar[str] = TRAIN
     reads: ClassVar[tuple[str, ...]] = ("train",)
-    report: ClassVar[tuple[ReportSection, ...]] = (ReportSection("summary.md", 40),)
+    report: ClassVar[tuple[ReportSection, ...]] = (ReportSection("summary.md", 40), ReportSection("levels.md", 41))
 
     def __init__(
         self,
@@ -403,7 +410,32 @@ class EvalStage(Stage[EvalResult]):
             write_trec_run(out / "runs" / f"{name.replace(':', '__')}.trec", run, tag=name)
         atomic_write_json(out / "metrics.json", result.to_json())
         atomic_write_text(out / "summary.md", eval_summary(result, cfg.primary_metric))
+        self._level_row(out, result)
         return result
+
+    def _level_row(self, out: Path, result: EvalResult) -> None:
+        """Write this run's row of the levels table (``level-<level>.json``) and ``levels.md`` over every kept row."""
+        assert self.data is not None
+        cfg = self.cfg
+        train_path = self.workspace.stage_dir("train") / "result.json"
+        train = json.loads(train_path.read_text()) if cfg.model is None and train_path.is_file() else None
+        texts = [d.full_text() for d in list(self.dataset.corpus.values())[:SPEED_SAMPLE]]
+        speed = {
+            label: documents_per_second(DenseRetriever(name, max_seq_length=cfg.max_seq_length).model, texts)
+            for label, name in (("base", cfg.base_model), ("level", self.tuned_model))
+        }
+        data_sha = DataFiles(self.data).fingerprint()
+        row = level_row(
+            result.to_json(), train, speed=speed, model_bytes=folder_bytes(self.tuned_model),
+            base_bytes=folder_bytes(resolve_model(cfg.base_model).path), data_sha256=data_sha,
+            metric=cfg.primary_metric,
+        )  # fmt: skip
+        atomic_write_json(out / LEVEL_FILE.format(row["level"]), row)
+        atomic_write_text(out / "levels.md", levels_table(read_rows(out, data_sha)))
+
+    def keep(self) -> tuple[str, ...]:
+        """Keep the rows of the levels that ran before (each train level, evaluated on this data)."""
+        return (LEVEL_FILE.format("*"),)
 
     def outputs(self, out: Path) -> list[str]:
         """List the metrics and the summary."""

@@ -142,7 +142,9 @@ def _decide(when: str) -> Callable[[RunState], Stage[Any]]:
 
         c = state.config
         settings = costed_as_trained(c.decide, c.train) if when == "before" else c.decide
-        return DecideStage(state.workspace, state.data, settings, when, max_line_bytes=state.limit, text=c.text)
+        return DecideStage(
+            state.workspace, state.data, settings, when, max_line_bytes=state.limit, text=c.text, train=c.train
+        )
 
     return build
 

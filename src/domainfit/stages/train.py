@@ -31,6 +31,7 @@ from domainfit.core.progress import is_quiet, progress_bar, step_progress
 from domainfit.core.workspace import Workspace
 from domainfit.data.beir import BeirDataset, load_beir
 from domainfit.data.jsonl import MAX_LINE_BYTES
+from domainfit.stages import train_levels
 from domainfit.stages.contract import TRAIN, Previous, Stage, read_result, run_stage
 from domainfit.stages.inputs import DataFiles, Input, Model, Section, Text, Value
 from domainfit.text.config import DEFAULT_TEXT, TextConfig
@@ -48,6 +49,7 @@ from domainfit.train.data import (
     to_dataset,
 )
 from domainfit.train.evaluator import PoolSource, dev_evaluator
+from domainfit.train.levels import level_config, level_model
 from domainfit.train.losses import build_loss, loss_config
 from domainfit.train.merge import choose_merge
 from domainfit.train.origins import mined_examples
@@ -99,6 +101,8 @@ class TrainResult:
     separate_encoders: bool = False
     text_normalization: str | None = None  # see domainfit.text.normalize.normalization_id
     truncated_positives: int | None = None  # training positives longer than max_seq_length (None: not checked)
+    level: str = "full"  # see domainfit.train.levels
+    level_details: dict[str, Any] | None = None  # what the level did (frozen layers, prompts tried, adapter epochs)
 
 
 def _chunked_qrels_examples(
@@ -181,6 +185,7 @@ class TrainStage(Stage[TrainResult]):
     """
 
     name: ClassVar[str] = "train"
+    result_type: ClassVar[type[TrainResult]] = TrainResult
     command: ClassVar[str | None] = "train"
     panel: ClassVar[str] = TRAIN
     reads: ClassVar[tuple[str, ...]] = ("mine", "bench")
@@ -207,6 +212,7 @@ class TrainStage(Stage[TrainResult]):
         assert self.data is not None
         self.dataset = load_beir(self.data, max_line_bytes=self.max_line_bytes, text=self.text)
         self.examples, self.source = _examples(self.dataset, self.workspace, self.cfg, self.chunking, self.text)
+        train_levels.check_level(self)
 
     def inputs(self) -> dict[str, Input]:
         """Declare the data, the examples (their content), the settings, the teacher and the world size."""
@@ -241,14 +247,18 @@ class TrainStage(Stage[TrainResult]):
         from transformers import EarlyStoppingCallback
         from transformers.trainer_callback import PrinterCallback
 
-        cfg, dataset, workspace, text, resume = self.cfg, self.dataset, self.workspace, self.text, self.resume
+        without_trainer = train_levels.compute_level(self, out)  # prompts, adapter, top-layers chosen on dev
+        if without_trainer is not None:
+            return without_trainer
+        cfg, dataset, workspace, text = level_config(self.cfg), self.dataset, self.workspace, self.text
+        resume = self.resume
         examples, source, world = self.examples, self.source, distributed.world_size()
-        model = load_base_model(cfg)
+        model, level_details = level_model(cfg)
         card_widget(model, examples)
         loss, spec = build_loss(model, cfg)
         teacher = _teacher(model, dataset, workspace, self.reranker, text) if spec.layout == "margin" else None
         mixed, n_general = mix_general(examples, cfg, text)
-        truncated = truncated_positives(model, mixed, cfg)
+        truncated = truncated_positives(model, mixed, cfg) if cfg.level != "static" else None
         in_order = cfg.curriculum and source.endswith("(easy to hard)")
         train_ds = to_dataset(
             mixed, spec.layout, max_negatives=cfg.max_negatives, teacher=teacher, seed=cfg.seed, shuffle=not in_order
@@ -325,6 +335,8 @@ class TrainStage(Stage[TrainResult]):
             world_size=world,
             text_normalization=text.normalization(),
             truncated_positives=truncated,
+            level=cfg.level,
+            level_details=level_details,
         )
         if not self.writes():
             return result
@@ -341,8 +353,10 @@ class TrainStage(Stage[TrainResult]):
         return result
 
     def outputs(self, out: Path) -> list[str]:
-        """List the history, result, config and the model's weights."""
-        return ["history.json", "result.json", "config.json", "model/model.safetensors"]
+        """List the history, result, config and the model's weights (the adapter's, for the adapter level)."""
+        model = out / "model"
+        weights = sorted(str(p.relative_to(out)) for p in model.rglob("*.safetensors")) if model.is_dir() else []
+        return ["history.json", "result.json", "config.json", *weights]
 
     def load(self, folder: Path) -> TrainResult:
         """Read ``result.json`` back."""

@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from domainfit.core.models import DEFAULT_MODEL
 
 LOSSES = ("mnrl", "cached-mnrl", "triplet", "contrastive", "cosine", "margin-mse")
+#: Levels of effort, cheapest first (`domainfit.train.levels`).
+LEVELS = ("prompts", "adapter", "static", "top-layers", "full")
+Level = Literal["prompts", "adapter", "static", "top-layers", "full"]
 
 
 class TrainConfig(BaseModel):
@@ -63,6 +66,27 @@ class TrainConfig(BaseModel):
     regularize_weight: float = Field(1.0, gt=0, description="weight of the regularisation term (squared L2 distance)")
     regularize_share: float = Field(0.2, gt=0, lt=1, description="share of training batches that regularise")
     separate_encoders: bool = Field(False, description="train separate query and document encoders (a Router)")
+    level: Level = Field(
+        "full",
+        description="prompts (no weight change), adapter (query side only), static (own static-embedding model), "
+        "top-layers (top N layers), full (every weight)",
+    )
+    top_layers: int = Field(
+        2, ge=0, description="top-layers: layers trained from the top; 0: chosen on dev among top_layers_candidates"
+    )
+    top_layers_candidates: list[int] = Field([1, 2, 3], description="top-layers with top_layers = 0: N tried on dev")
+    prompt_candidates: list[tuple[str, str]] = Field(
+        [], description="prompts: (query prompt, document prompt) pairs tried on dev besides the built-in templates"
+    )
+    adapter: Literal["linear", "mlp"] = Field("linear", description="adapter: query-side map (identity at start)")
+    adapter_hidden: int = Field(256, ge=1, description="adapter mlp: hidden width of the residual branch")
+    adapter_epochs: int = Field(30, ge=1, description="adapter: passes over the training pairs")
+    adapter_learning_rate: float = Field(1e-3, gt=0)
+    static_source: Literal["distill", "tokenlearn"] = Field(
+        "distill", description="static: distil the base model's vocabulary (model2vec) or start from tokenlearn's"
+    )
+    static_dims: int | None = Field(256, ge=2, description="static distil: PCA dimensions (None: the base width)")
+    static_learning_rate: float = Field(0.05, gt=0, description="static: learning rate of the embedding table")
 
     @field_validator("loss")
     @classmethod
