@@ -1,0 +1,347 @@
+"""The serving index's protocol: documents, queries, hits, the `IndexBackend` every store implements.
+
+An index holds one corpus: one row per document (id, title, text, scalar
+metadata, the content hash of what was embedded) and one vector column per
+model version (``vec_<version>``), so an old and a new model live side by
+side. A backend answers dense, BM25 and hybrid (RRF, k = `RRF_K`, the
+constant bench fuses with) searches, optionally filtered on metadata, and
+keeps named tags of its versions that it can restore.
+
+What production reads is a pointer, ``serving.json`` in the index folder
+(`ServingPointer`): which backend, corpus, model version and tag, the model
+to encode queries with, and the default mode. It is replaced atomically
+(`write_pointer`), so a reader sees the old pointer or the new one, never half
+of one. `open_index` opens the index that pointer names, checked out at its
+tag, for reading.
+
+Layout of an index folder (``<workspace>/index/``)::
+
+    serving.json     the production pointer
+    lancedb/         the LanceDB database (default backend), one table per corpus
+    qdrant/          the Qdrant local-mode store (when that backend is chosen)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from domainfit.core.errors import DomainfitError, UsageError
+from domainfit.core.files import atomic_write_json
+
+#: Search modes every backend answers.
+SearchMode = Literal["dense", "bm25", "hybrid"]
+SEARCH_MODES: tuple[str, ...] = ("dense", "bm25", "hybrid")
+#: Backends `open_index` knows.
+BACKENDS: tuple[str, ...] = ("lancedb", "qdrant")
+#: Hybrid fusion: reciprocal-rank fusion (default, no tuning) or the convex weight eval tuned.
+Fusion = Literal["rrf", "convex"]
+#: The RRF constant: the same as bench's fusion (`domainfit.evaluation.config` ``rrf_k``).
+RRF_K = 60
+#: How many candidates each side of a hybrid search contributes before fusion (at least ``k``).
+HYBRID_DEPTH = 100
+#: The production pointer's file name in the index folder.
+POINTER = "serving.json"
+#: Version of the pointer's format.
+POINTER_FORMAT = 1
+#: A metadata value an index stores and filters on.
+Scalar = str | int | float | bool
+#: Columns of every index row; metadata keys may not take these names (nor start with ``vec_``).
+RESERVED_FIELDS: tuple[str, ...] = ("id", "title", "text", "content_hash")
+#: The fields a hit carries when the query names none.
+DEFAULT_FIELDS: tuple[str, ...] = ()
+
+
+class IndexFailure(DomainfitError):
+    """A failure of the index itself (a missing table, version or tag; a damaged pointer)."""
+
+
+class IndexMissing(UsageError):
+    """There is no index (or no production pointer) where one was asked for (exit code 2)."""
+
+
+def content_hash(title: str, text: str, metadata: Mapping[str, Scalar] | None = None) -> str:
+    """Return the hex SHA-256 of what a document's row holds: title, text and metadata (sorted keys)."""
+    payload = json.dumps(
+        {"title": title, "text": text, "metadata": dict(sorted((metadata or {}).items()))},
+        ensure_ascii=False,
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def vector_column(version: str) -> str:
+    """Return the column (LanceDB) or vector name (Qdrant) of a model version: ``vec_<version>``."""
+    return f"vec_{version}"
+
+
+@dataclass(frozen=True)
+class IndexDocument:
+    """One row of the index: id, title, text, scalar metadata and the content hash of all of them.
+
+    ``content_hash`` is filled from the rest when not given (`content_hash`); the
+    text a model embeds is `embed_text` (title and text, as bench encodes them).
+    """
+
+    id: str
+    text: str
+    title: str = ""
+    metadata: Mapping[str, Scalar] = field(default_factory=dict)
+    content_hash: str = ""
+
+    def __post_init__(self) -> None:
+        """Fill the content hash when it was not given."""
+        if not self.content_hash:
+            object.__setattr__(self, "content_hash", content_hash(self.title, self.text, self.metadata))
+
+    def embed_text(self) -> str:
+        """Return the text the encoder sees: title and text joined by a newline (as `Document.full_text`)."""
+        return f"{self.title}\n{self.text}" if self.title else self.text
+
+
+@dataclass(frozen=True)
+class DocState:
+    """What the index holds for one document: its content hash, and whether it has a vector of a given version."""
+
+    content_hash: str
+    has_vector: bool
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """One search.
+
+    ``text`` is what BM25 matches (required for bm25 and hybrid); ``vector`` the
+    encoded query (required for dense and hybrid; the caller encodes it with the
+    version's model); ``version`` the model version whose vector column is
+    searched (None: the only one there is); ``filters`` metadata equality
+    conditions (a list value means any of them); ``fields`` the stored fields each
+    hit returns (``title``, ``text``, ``content_hash``, metadata keys); ``fusion``
+    and ``alpha`` how hybrid fuses (``rrf`` with k = `RRF_K`, or ``convex`` with
+    ``alpha`` the dense weight on min-max normalised scores).
+    """
+
+    text: str = ""
+    vector: Sequence[float] | None = None
+    mode: SearchMode = "dense"
+    k: int = 10
+    version: str | None = None
+    filters: Mapping[str, Scalar | Sequence[Scalar]] = field(default_factory=dict)
+    fields: tuple[str, ...] = DEFAULT_FIELDS
+    fusion: Fusion = "rrf"
+    alpha: float | None = None
+
+    def checked(self) -> SearchQuery:
+        """Return the query after checking its shape (raises `UsageError` with what is wrong)."""
+        if self.mode not in SEARCH_MODES:
+            raise UsageError(f"unknown search mode {self.mode!r}; use one of {', '.join(SEARCH_MODES)}")
+        if self.k < 1:
+            raise UsageError(f"k must be at least 1, got {self.k}")
+        if self.mode in ("dense", "hybrid") and self.vector is None:
+            raise UsageError(f"a {self.mode} search needs the query vector")
+        if self.mode in ("bm25", "hybrid") and not self.text.strip():
+            raise UsageError(f"a {self.mode} search needs the query text")
+        if self.vector is not None and not all(math.isfinite(float(v)) for v in self.vector):
+            raise UsageError("the query vector holds a value that is not a finite number")
+        if self.fusion == "convex" and (self.alpha is None or not 0.0 <= self.alpha <= 1.0):
+            raise UsageError("convex fusion needs alpha in [0, 1]")
+        return self
+
+    def vector_array(self) -> np.ndarray:
+        """Return the query vector as a float32 array (raises `UsageError` when there is none)."""
+        if self.vector is None:
+            raise UsageError("this search has no query vector")
+        return np.asarray(self.vector, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: document id, score (higher is better) and the fields the query asked for."""
+
+    id: str
+    score: float
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class IndexBackend(Protocol):
+    """A store of one corpus's documents and vectors that searches them.
+
+    Writes (``add_version``, ``upsert``, ``set_vectors``, ``delete``, ``optimize``,
+    ``create_tag``, ``restore``) each commit a new version of the store; a
+    reader opened on a tag (``checkout``) never sees later writes and refuses to
+    write. Every backend gives the same ids for the same exact (flat) search on
+    the same vectors.
+    """
+
+    def versions(self) -> dict[str, int]:
+        """Return the model versions present: version → vector dimension."""
+        ...
+
+    def add_version(self, version: str, dimension: int) -> None:
+        """Add an empty vector column for ``version`` (no-op when it exists with that dimension)."""
+        ...
+
+    def upsert(self, docs: Sequence[IndexDocument], vectors: Mapping[str, np.ndarray] | None = None) -> int:
+        """Insert or replace whole rows keyed on id; return how many were written.
+
+        ``vectors``: per version, a ``(len(docs), dim)`` array in the order of
+        ``docs``. A replaced row keeps no vector of a version not given (its
+        content may have changed, so that vector is stale).
+        """
+        ...
+
+    def set_vectors(self, version: str, ids: Sequence[str], hashes: Sequence[str], vectors: np.ndarray) -> int:
+        """Set ``version``'s vector of the rows whose id and content hash match; return how many were set.
+
+        A row whose content changed since it was embedded (another hash) is left
+        without the vector, so a stale vector is never stored.
+        """
+        ...
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Delete the rows with these ids; return how many were deleted."""
+        ...
+
+    def states(self, version: str | None = None) -> dict[str, DocState]:
+        """Return every row's content hash and whether it has ``version``'s vector (False when None)."""
+        ...
+
+    def count(self) -> int:
+        """Return the number of documents."""
+        ...
+
+    def search(self, query: SearchQuery) -> list[Hit]:
+        """Return the top ``query.k`` hits, best first (exact search over the version's vectors)."""
+        ...
+
+    def optimize(self) -> None:
+        """Bring the full-text index up to date with every row and compact (a new version; data unchanged)."""
+        ...
+
+    def table_version(self) -> int:
+        """Return the store's current version number (what a tag points to)."""
+        ...
+
+    def create_tag(self, tag: str) -> int:
+        """Tag the current version as ``tag`` (replacing an earlier tag of that name); return the version."""
+        ...
+
+    def tags(self) -> dict[str, int]:
+        """Return the tags: name → version."""
+        ...
+
+    def restore(self, tag: str) -> int:
+        """Make the tagged version the current one (a new version with its data); return the new version."""
+        ...
+
+    def checkout(self, tag: str | None) -> None:
+        """Read the tagged version (read-only) or, with None, the latest again."""
+        ...
+
+    def close(self) -> None:
+        """Release the store (files, locks); the backend cannot be used afterwards."""
+        ...
+
+
+@dataclass(frozen=True)
+class ServingPointer:
+    """What production reads (``serving.json``): which index, model and defaults a search service uses.
+
+    ``backend`` and ``corpus`` name the store; ``version`` the model version
+    (vector column ``vec_<version>``) and ``dimension`` its size; ``model`` the
+    model to encode queries with (a sentence-transformers folder or name);
+    ``tag`` the tag production reads, ``table_version`` the version it points
+    to; ``mode``, ``fusion`` and ``alpha`` the default search (a hybrid that
+    won the evaluation is served as one); ``system`` the deployed system's name
+    as eval measured it; ``min_score`` the calibrated similarity threshold, if any.
+    """
+
+    backend: str
+    corpus: str
+    version: str
+    dimension: int
+    model: str
+    tag: str
+    table_version: int
+    mode: SearchMode = "dense"
+    fusion: Fusion = "rrf"
+    alpha: float | None = None
+    system: str = ""
+    min_score: float | None = None
+    created: str = ""
+    format: int = POINTER_FORMAT
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the JSON form written to ``serving.json``."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ServingPointer:
+        """Build a pointer from its JSON form (raises ValueError for another format, KeyError for a missing key)."""
+        if data.get("format") != POINTER_FORMAT:
+            raise ValueError(f"serving pointer format {data.get('format')!r}, expected {POINTER_FORMAT}")
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def read_pointer(folder: Path | str) -> ServingPointer:
+    """Return the production pointer of the index folder (raises `IndexMissing` when it is missing or damaged)."""
+    path = Path(folder) / POINTER
+    try:
+        return ServingPointer.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise IndexMissing(f"no index at {folder}: {POINTER} is missing (run `domainfit index` first)") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise IndexMissing(f"{path}: cannot read the serving pointer ({exc})") from None
+
+
+def write_pointer(folder: Path | str, pointer: ServingPointer) -> Path:
+    """Write the production pointer atomically (a temporary file renamed over ``serving.json``); return its path."""
+    path = Path(folder) / POINTER
+    atomic_write_json(path, pointer.to_json())
+    return path
+
+
+def open_backend(folder: Path | str, corpus: str, *, backend: str = "lancedb", read_only: bool = False) -> IndexBackend:
+    """Open (creating when ``read_only`` is False) the store of ``corpus`` in the index folder.
+
+    Inputs: the index folder, the corpus (table / collection) name, the
+    backend name (`BACKENDS`). Raises `UsageError` for an unknown backend,
+    `IndexMissing` when reading a store that is not there.
+    """
+    root = Path(folder)
+    if backend == "lancedb":
+        from domainfit.index.lance import LanceBackend
+
+        return LanceBackend(root / "lancedb", corpus, read_only=read_only)
+    if backend == "qdrant":
+        from domainfit.index.qdrant import QdrantBackend
+
+        return QdrantBackend(root / "qdrant", corpus, read_only=read_only)
+    raise UsageError(f"unknown index backend {backend!r}; use one of {', '.join(BACKENDS)}")
+
+
+def open_index(
+    folder: Path | str, *, backend: str | None = None, tag: str | None = None
+) -> tuple[IndexBackend, ServingPointer]:
+    """Open the index production reads, for reading; return it with its pointer.
+
+    Inputs: the index folder (``<workspace>/index``); ``backend`` and ``tag``
+    override the pointer's (None: the pointer's). The store is checked out at
+    the tag, so writes made after it (a re-index in progress) are not seen
+    until the pointer moves; a reader re-opens when `read_pointer` changes.
+    Raises `IndexMissing` when there is no pointer or no store.
+    """
+    pointer = read_pointer(folder)
+    store = open_backend(folder, pointer.corpus, backend=backend or pointer.backend, read_only=True)
+    store.checkout(tag or pointer.tag)
+    return store, pointer
