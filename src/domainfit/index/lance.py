@@ -209,9 +209,8 @@ class LanceBackend:
         for start in range(0, len(docs), _CHUNK):
             part = docs[start : start + _CHUNK]
             rows = self._rows(part, {v: a[start : start + _CHUNK] for v, a in vectors.items()})
-            result = (
-                self._table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(rows)
-            )
+            merge = self._table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
+            result = merge.execute(rows, on_bad_vectors="null")  # the versions not given are null on purpose
             written += int(result.num_updated_rows) + int(result.num_inserted_rows)
         return written
 
