@@ -44,9 +44,9 @@ from domainfit.index.lance import table_name
 from domainfit.index.schema import BASE_COLUMNS
 from domainfit.index.sparse import document_vector, query_vector
 
-#: Qdrant's RRF constant that gives bench's fusion: Qdrant scores ``1 / (k + rank)`` with ranks from 0,
-#: bench (`domainfit.retrieval.hybrid.rrf`, Cormack et al.) with ranks from 1; k = 59 here is bench's k = 60.
-QDRANT_RRF_K = RRF_K - 1
+#: The k that gives bench's fusion in Qdrant: Qdrant scores the first hit 1 / k (ranks counted from 0),
+#: bench (`domainfit.retrieval.hybrid.rrf`, Cormack et al.) 1 / (k + 1); Qdrant k = 61 is bench's k = 60.
+QDRANT_RRF_K = RRF_K + 1
 #: The sparse vector's name.
 SPARSE = "bm25"
 _NAMESPACE = uuid.UUID("5b0f8a0e-1f6e-4d8e-9a51-3c4cf0e0d7a1")
@@ -345,7 +345,7 @@ class QdrantBackend:
                 models.Prefetch(
                     query=models.SparseVector(indices=indices, values=values), using=SPARSE, limit=depth, filter=flt
                 ),
-            ],  # fmt: skip
+            ],
             query=models.RrfQuery(rrf=models.Rrf(k=QDRANT_RRF_K)),
             limit=query.k,
             query_filter=flt,
