@@ -342,7 +342,11 @@ def open_backend(folder: Path | str, corpus: str, *, backend: str = "lancedb", r
 
         return LanceBackend(root / "lancedb", corpus, read_only=read_only)
     if backend == "qdrant":
-        from domainfit.index.qdrant import QdrantBackend
+        try:
+            from domainfit.index.qdrant import QdrantBackend
+        except ImportError as exc:
+            need = f"the qdrant backend needs qdrant-client ({exc}): pip install 'domainfit[qdrant]'"
+            raise UsageError(need) from None
 
         return QdrantBackend(root / "qdrant", corpus, read_only=read_only)
     raise UsageError(f"unknown index backend {backend!r}; use one of {', '.join(BACKENDS)}")
