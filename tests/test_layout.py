@@ -25,6 +25,7 @@ CAPABILITIES = (
     "compress",
     "recipe",
     "budget",
+    "index",
 )
 WORKSPACE = "domainfit.core.workspace"
 

@@ -28,7 +28,11 @@ from typing import Any
 import numpy as np
 
 from domainfit.core.errors import UsageError
-from domainfit.index.backend import (
+from domainfit.index.fusion import fuse
+from domainfit.index.lance import table_name
+from domainfit.index.schema import BASE_COLUMNS
+from domainfit.index.sparse import document_vector, query_vector
+from domainfit.index.types import (
     HYBRID_DEPTH,
     RRF_K,
     DocState,
@@ -39,10 +43,6 @@ from domainfit.index.backend import (
     SearchQuery,
     vector_column,
 )
-from domainfit.index.fusion import fuse
-from domainfit.index.lance import table_name
-from domainfit.index.schema import BASE_COLUMNS
-from domainfit.index.sparse import document_vector, query_vector
 
 #: The k that gives bench's fusion in Qdrant: Qdrant scores the first hit 1 / k (ranks counted from 0),
 #: bench (`domainfit.retrieval.hybrid.rrf`, Cormack et al.) 1 / (k + 1); Qdrant k = 61 is bench's k = 60.
