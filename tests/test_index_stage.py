@@ -135,3 +135,67 @@ def test_deployed_system_follows_the_decision(tmp_path: Path) -> None:
         assert got.system == system
     override = deployed_system(workspace, IndexConfig(model="other"), EvalConfig())
     assert (override.model, override.mode) == ("other", "dense")
+
+
+def _rows(home: Path) -> dict[str, tuple[str, list[float] | None]]:
+    """Every row of the built table: id → (content hash, the vector of its only version or None)."""
+    from domainfit.index.lance import LanceBackend
+
+    store = LanceBackend(home / "lancedb", "mini", read_only=True)
+    try:
+        column = next(f"vec_{v}" for v in store.versions())
+        rows = store.table.to_arrow().select(["id", "content_hash", column]).to_pylist()
+    finally:
+        store.close()
+    ids = [r["id"] for r in rows]
+    assert len(ids) == len(set(ids)), "a document is duplicated"
+    return {r["id"]: (r["content_hash"], r[column]) for r in rows}
+
+
+@pytest.mark.slow
+def test_sigkill_the_index_command_at_random_points(tmp_path: Path, mini_beir: Path) -> None:
+    """Kill the real ``domainfit index`` 10 times at random points; each restart redoes no committed batch."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+
+    script = Path(sys.executable).with_name("domainfit")
+    env = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+
+    def command(ws: Path) -> list[str]:
+        return [str(script), "index", str(mini_beir), "--workspace", str(ws), "--batch-size", "2", "--json"]
+
+    start = time.perf_counter()
+    done = subprocess.run(command(tmp_path / "reference"), env=env, capture_output=True, text=True, check=True)
+    span = time.perf_counter() - start
+    reference = _rows(tmp_path / "reference" / "index")
+    total = json.loads(done.stdout)["documents"]
+    ws, rng = tmp_path / "ws", random.Random(7)
+    for _ in range(10):
+        proc = subprocess.Popen(command(ws), env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        time.sleep(rng.uniform(0.3, 1.0) * span)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        home = ws / "index"
+        if (home / "lancedb" / "mini.lance").exists():
+            rows = _rows(home)
+            assert set(rows) <= set(reference)
+            for ident, (digest, vector) in rows.items():
+                assert digest == reference[ident][0]
+                if vector is not None:
+                    np.testing.assert_allclose(vector, reference[ident][1], atol=1e-5)
+        if (home / "serving.json").exists():
+            json.loads((home / "serving.json").read_text())  # never half-written
+    before = sum(v is not None for _, v in _rows(ws / "index").values()) if (ws / "index" / "lancedb").exists() else 0
+    final = subprocess.run(command(ws), env=env, capture_output=True, text=True, check=True)
+    result = json.loads(final.stdout)
+    if not result["up_to_date"]:
+        assert result["sync"]["embedded"] == total - before  # committed batches were not embedded again
+    rows = _rows(ws / "index")
+    assert {k: v[0] for k, v in rows.items()} == {k: v[0] for k, v in reference.items()}
+    assert all(v is not None for _, v in rows.values())
