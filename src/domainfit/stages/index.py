@@ -153,6 +153,7 @@ class IndexStage(Stage[IndexResult]):
     panel: ClassVar[str] = SHIP
     reads: ClassVar[tuple[str, ...]] = ("decide", "eval", "calibrate")
     report: ClassVar[tuple[ReportSection, ...]] = (ReportSection(f"{BUILD}/index.md", 85),)
+    subfolder: ClassVar[str] = BUILD
 
     def __init__(
         self,
@@ -173,11 +174,6 @@ class IndexStage(Stage[IndexResult]):
     def home(self) -> Path:
         """The index folder (the store and ``serving.json``)."""
         return self.workspace.stage_dir(self.name)
-
-    @property
-    def folder(self) -> Path:
-        """The stage's folder: ``<index folder>/build``."""
-        return self.home / BUILD
 
     @property
     def corpus(self) -> str:
