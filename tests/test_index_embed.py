@@ -131,14 +131,14 @@ def run_child(folder: Path, corpus_file: Path, batch: int, kill_after: int | Non
 def test_sigkill_at_random_points_loses_no_commit(tmp_path: Path) -> None:
     rng = random.Random(13)
     folder, corpus_file = tmp_path / "lancedb", tmp_path / "corpus.jsonl"
-    generation, docs = 0, make_docs(40)
+    generation, docs = 0, make_docs(16)
     write_corpus(corpus_file, docs)
     trials = 0
     while trials < 10:
         done = check_store(folder, docs)
         if done == len(docs):  # finished: change the corpus so the next trial has work (changed, deleted, new)
             generation += 1
-            docs = make_docs(40 + generation * 2, generation)[generation:]
+            docs = make_docs(16 + generation * 2, generation)[generation:]
             write_corpus(corpus_file, docs)
             done = check_store(folder, docs)
         lines = run_child(folder, corpus_file, 2, kill_after=rng.randint(0, 4), delay=rng.uniform(0.0, 0.05))
