@@ -15,12 +15,16 @@ queries (Qdrant local is brute force in Python: fewer queries, ``--qdrant-querie
 the ids of both are compared. With ``--ann`` an IVF-PQ index is built on the
 LanceDB column and its latency and recall@10 against exact search are reported.
 
+(Parity) With ``--parity WORKSPACE`` the benchmark queries of the test split are
+searched through that workspace's index (flat, the pointer's model) and by
+bench's exact search; both NDCG@10 and their difference are recorded.
+
 Results go to ``bench/results/index.json`` and a summary on stdout. On a
 machine shared with other work run it under ``nice``: the ratios compare
 measurements of the same run, the absolute times are the machine's at the time.
 
 Usage: python bench/bench_index.py [--docs 1000] [--batch 256] [--rounds 3] [--vectors 100000]
-       [--queries 200] [--qdrant-queries 20] [--ann] [--skip-build] [--skip-search]
+       [--queries 200] [--qdrant-queries 20] [--ann] [--skip-build] [--skip-search] [--parity WORKSPACE]
 """
 
 from __future__ import annotations
@@ -165,6 +169,36 @@ def search_latency(n: int, n_queries: int, qdrant_queries: int, ann: bool) -> di
     return out
 
 
+def parity(workspace: Path, data: Path | None, split: str) -> dict[str, Any]:
+    """NDCG@10 of the benchmark queries searched through a workspace's index against bench's exact search."""
+    import domainfit
+    from domainfit.core.progress import set_quiet
+    from domainfit.data.beir import load_beir
+    from domainfit.evaluation.metrics import evaluate
+    from domainfit.index.backend import SearchQuery, open_index
+    from domainfit.retrieval.dense import DenseRetriever
+
+    set_quiet(True)
+    dataset = load_beir(data or Path(domainfit.__file__).parent / "demo_data")
+    qrels = dataset.qrels[split]
+    queries = {qid: dataset.queries[qid].text for qid in qrels}
+    store, pointer = open_index(workspace / "index")
+    dense = DenseRetriever(pointer.model, cache_dir=workspace / "cache" / "embeddings",
+                           max_seq_length=pointer.max_seq_length)  # fmt: skip
+    dense.index(dataset.corpus)
+    exact = dense.search(queries, k=100)
+    vectors = dense.encode_queries(list(queries.values()))
+    served = {
+        qid: {h.id: h.score for h in store.search(SearchQuery(vector=v.tolist(), k=100, version=pointer.version))}
+        for qid, v in zip(queries, vectors, strict=True)
+    }
+    store.close()
+    ours, theirs = evaluate(qrels, served, ["ndcg@10"])["ndcg@10"], evaluate(qrels, exact, ["ndcg@10"])["ndcg@10"]
+    return {"model": pointer.model, "system": pointer.system, "split": split, "queries": len(queries),
+            "ndcg@10_index": round(ours, 6), "ndcg@10_exact": round(theirs, 6),
+            "abs_difference": abs(ours - theirs)}  # fmt: skip
+
+
 def main() -> None:
     """Parse the options, run the benchmarks asked for, write ``bench/results/index.json``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -177,6 +211,9 @@ def main() -> None:
     parser.add_argument("--ann", action="store_true")
     parser.add_argument("--skip-build", action="store_true")
     parser.add_argument("--skip-search", action="store_true")
+    parser.add_argument("--parity", type=Path, help="a workspace with a built index: its NDCG@10 against exact")
+    parser.add_argument("--data", type=Path, help="the BEIR folder of --parity (default: the bundled demo)")
+    parser.add_argument("--split", default="test")
     args = parser.parse_args()
     results: dict[str, Any] = json.loads(OUT.read_text()) if OUT.is_file() else {}
     results["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(), "niceness": os.nice(0)}
@@ -186,6 +223,9 @@ def main() -> None:
     if not args.skip_search:
         results["search"] = search_latency(args.vectors, args.queries, args.qdrant_queries, args.ann)
         print(json.dumps(results["search"], indent=2))
+    if args.parity is not None:
+        results["parity"] = parity(args.parity, args.data, args.split)
+        print(json.dumps(results["parity"], indent=2))
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {OUT}")
