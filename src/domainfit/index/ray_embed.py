@@ -83,8 +83,8 @@ def ray_sync_index(
     started = time.perf_counter()
     store.add_version(version, dimension)
     plan = plan_sync(store.states(version), docs)
-    deleted = store.delete(plan.delete) if plan.delete else 0
     written = store.upsert(plan.write) if plan.write else 0
+    deleted = store.delete(plan.delete) if plan.delete else 0
     embedded = batches = 0
     embed_started = time.perf_counter()
     if plan.embed:
