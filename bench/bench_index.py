@@ -194,7 +194,7 @@ def parity(workspace: Path, data: Path | None, split: str) -> dict[str, Any]:
     }
     store.close()
     ours, theirs = evaluate(qrels, served, ["ndcg@10"])["ndcg@10"], evaluate(qrels, exact, ["ndcg@10"])["ndcg@10"]
-    return {"model": pointer.model, "system": pointer.system, "split": split, "queries": len(queries),
+    return {"model": Path(pointer.model).name, "system": pointer.system, "split": split, "queries": len(queries),
             "ndcg@10_index": round(ours, 6), "ndcg@10_exact": round(theirs, 6),
             "abs_difference": abs(ours - theirs)}  # fmt: skip
 
