@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from domainfit.core.errors import UsageError
-from domainfit.index.fusion import fuse
+from domainfit.index.fusion import fuse, overfetch, top
 from domainfit.index.lance import table_name
 from domainfit.index.schema import BASE_COLUMNS
 from domainfit.index.sparse import document_vector, query_vector
@@ -312,11 +312,11 @@ class QdrantBackend:
             self._reading,
             query=q,
             using=using,
-            limit=k,
+            limit=overfetch(k),
             query_filter=self._filter(query.filters),
             with_payload=["id", *query.fields],
         )
-        return self._hits(found.points, query.fields)
+        return top(self._hits(found.points, query.fields), k)
 
     def search(self, query: SearchQuery) -> list[Hit]:
         """Return the top ``query.k`` hits, best first (hybrid: Qdrant's RRF with k = 60, or bench's convex)."""
@@ -347,12 +347,11 @@ class QdrantBackend:
                 ),
             ],
             query=models.RrfQuery(rrf=models.Rrf(k=QDRANT_RRF_K)),
-            limit=query.k,
+            limit=overfetch(query.k),
             query_filter=flt,
             with_payload=["id", *query.fields],
         )
-        hits = self._hits(found.points, query.fields)
-        return sorted(hits, key=lambda h: (-h.score, h.id))
+        return top(self._hits(found.points, query.fields), query.k)
 
     # -- versions and tags -----------------------------------------------------------------------
 
