@@ -61,7 +61,7 @@ def point_id(doc_id: str) -> str:
 class QdrantBackend:
     """`IndexBackend` over one Qdrant collection (see the module docstring).
 
-    Inputs: the local-mode folder (or ``url`` of a server), the corpus name,
+    Inputs: the local-mode folder (``":memory:"``: not persisted), or ``url`` of a server; the corpus name,
     ``read_only`` (True: the collection must exist; nothing is written).
     """
 
@@ -73,9 +73,14 @@ class QdrantBackend:
         self.corpus, self.name, self.read_only = corpus, table_name(corpus), read_only
         if url is None and folder is None:
             raise UsageError("give the Qdrant backend a folder (local mode) or a server URL")
-        if url is None and read_only and not Path(str(folder)).is_dir():
+        if url is None and read_only and str(folder) != ":memory:" and not Path(str(folder)).is_dir():
             raise IndexMissing(f"no Qdrant index at {folder}")
-        self.client = QdrantClient(url=url) if url is not None else QdrantClient(path=str(folder))
+        if url is not None:
+            self.client = QdrantClient(url=url)
+        elif str(folder) == ":memory:":  # local mode without persistence (benchmarks, throwaway indexes)
+            self.client = QdrantClient(location=":memory:")
+        else:
+            self.client = QdrantClient(path=str(folder))
         self._reading = self.name
         if read_only and not self.client.collection_exists(self.name):
             self.client.close()
