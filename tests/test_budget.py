@@ -84,7 +84,8 @@ def _work(**kw: object) -> Workload:
 def test_estimates_name_every_stage_with_parts() -> None:
     stages = estimate_stages(with_schedule(_work(), Schedule(3, 40, 10, 3)), _probe())
     names = [s.stage for s in stages]
-    assert names == ["bench", "decide", "synth", "mine", "recipe", "train", "eval", "decide", "compress", "report"]
+    loop = ["bench", "decide", "synth", "mine", "recipe", "train", "eval", "decide", "compress", "index", "report"]
+    assert names == loop
     train = next(s for s in stages if s.stage == "train")
     assert train.parts["steps"] == pytest.approx(200 * 3.0)
     assert all(s.seconds == pytest.approx(sum(s.parts.values()), abs=0.5) for s in stages)

@@ -27,6 +27,7 @@ CAPABILITIES = (
     "budget",
     "monitor",
     "migrate",
+    "index",
 )
 WORKSPACE = "domainfit.core.workspace"
 
