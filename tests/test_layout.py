@@ -25,6 +25,7 @@ CAPABILITIES = (
     "compress",
     "recipe",
     "budget",
+    "serve",
 )
 WORKSPACE = "domainfit.core.workspace"
 
@@ -176,5 +177,6 @@ def test_every_capability_defines_its_settings_in_its_own_config_module():
         "compress",
         "recipe",
         "budget",
+        "serve",
     ):
         assert (PACKAGE / package / "config.py").is_file(), package
