@@ -27,6 +27,7 @@ from domainfit.compress.config import CalibrateConfig, CompressConfig, CostConfi
 from domainfit.core.errors import InputError
 from domainfit.data.config import ChunkingConfig, DataConfig
 from domainfit.evaluation.config import KNOWN_METRIC, BenchConfig, DecideConfig, EvalConfig
+from domainfit.index.config import IndexConfig
 from domainfit.mine.config import MineConfig
 from domainfit.recipe.config import RecipeConfig
 from domainfit.serve.config import ServeConfig
@@ -56,6 +57,7 @@ class PipelineConfig(_Strict):
     """Which optional stages ``domainfit run`` includes."""
 
     compress: bool = Field(True, description="sweep compression of the shipped (or base) model after eval")
+    index: bool = Field(True, description="build the serving index of the deployed system after the decision")
 
 
 class Config(_Strict):
@@ -69,6 +71,7 @@ class Config(_Strict):
     compress: CompressConfig = Field(default_factory=CompressConfig)
     cost: CostConfig = Field(default_factory=CostConfig)
     calibrate: CalibrateConfig = Field(default_factory=CalibrateConfig)
+    index: IndexConfig = Field(default_factory=IndexConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     recipe: RecipeConfig = Field(default_factory=RecipeConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)

@@ -13,10 +13,13 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 _QUIET = False
 
@@ -37,12 +40,25 @@ def stderr_console() -> Console:
     return Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")), file=sys.stderr)
 
 
+class RateColumn(ProgressColumn):
+    """The rate of a task in units per second (``12.3 docs/s``), blank until rich has measured it."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        """Render the rate."""
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:.1f} {self.unit}/s")
+
+
 @contextlib.contextmanager
-def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
+def progress_bar(description: str, total: int, unit: str | None = None) -> Iterator[Callable[[int], None]]:
     """Show a progress bar for ``total`` units; yields ``advance(n)``.
 
     Silent when quiet is set. The bar goes to stderr so ``--json`` output on
-    stdout stays clean.
+    stdout stays clean. ``unit`` (e.g. ``"docs"``) adds a rate column (``docs/s``).
     """
     if _QUIET or total <= 0:
         yield lambda n: None
@@ -53,6 +69,7 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
+        *((RateColumn(unit),) if unit else ()),
     )
     with Progress(*columns, console=stderr_console(), transient=False) as progress:
         task = progress.add_task(description, total=total)

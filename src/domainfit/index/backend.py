@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -78,8 +79,21 @@ def content_hash(title: str, text: str, metadata: Mapping[str, Scalar] | None = 
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+_VERSION = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+
+
+def version_name(label: str) -> str:
+    """Return a model version name made from ``label``: characters other than letters, digits, ``_`` become ``_``."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", label)[:64] or "model"
+
+
 def vector_column(version: str) -> str:
-    """Return the column (LanceDB) or vector name (Qdrant) of a model version: ``vec_<version>``."""
+    """Return the column (LanceDB) or vector name (Qdrant) of a model version: ``vec_<version>``.
+
+    Raises `UsageError` for a version name other than 1-64 letters, digits or ``_`` (see `version_name`).
+    """
+    if not _VERSION.match(version):
+        raise UsageError(f"model version {version!r}: use 1-64 letters, digits or _")
     return f"vec_{version}"
 
 
@@ -262,7 +276,9 @@ class ServingPointer:
     ``tag`` the tag production reads, ``table_version`` the version it points
     to; ``mode``, ``fusion`` and ``alpha`` the default search (a hybrid that
     won the evaluation is served as one); ``system`` the deployed system's name
-    as eval measured it; ``min_score`` the calibrated similarity threshold, if any.
+    as eval measured it; ``min_score`` the calibrated similarity threshold, if any;
+    ``max_seq_length`` and ``query_prompt_name`` how queries are encoded (as eval
+    encoded them: `domainfit.retrieval.dense.DenseRetriever` with these settings).
     """
 
     backend: str
@@ -278,6 +294,8 @@ class ServingPointer:
     system: str = ""
     min_score: float | None = None
     created: str = ""
+    max_seq_length: int | None = None
+    query_prompt_name: str | None = None
     format: int = POINTER_FORMAT
 
     def to_json(self) -> dict[str, Any]:

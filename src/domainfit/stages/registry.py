@@ -18,6 +18,7 @@ from domainfit.stages.contract import Stage, run_stage
 from domainfit.stages.cost import CostStage
 from domainfit.stages.decide import DecideStage
 from domainfit.stages.eval import EvalStage
+from domainfit.stages.index import IndexStage
 from domainfit.stages.mine import MineStage
 from domainfit.stages.recipe import RecipeStage
 from domainfit.stages.report import ReportStage
@@ -36,6 +37,7 @@ STAGES: tuple[type[Stage[Any]], ...] = (
     CompressStage,
     CostStage,
     CalibrateStage,
+    IndexStage,
     ReportStage,
 )
 
