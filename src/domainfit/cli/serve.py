@@ -96,8 +96,14 @@ def load_encoders(pointer: ServingPointer, extra: dict[str, str], text: TextConf
     from domainfit.core.models import load_bi_encoder
     from domainfit.serve.encoder import SentenceTransformerEncoder
 
-    wanted = {pointer.version: pointer.model, **extra}
-    return {v: SentenceTransformerEncoder(load_bi_encoder(m), m, text=text) for v, m in wanted.items()}
+    production = SentenceTransformerEncoder(
+        load_bi_encoder(pointer.model, max_seq_length=pointer.max_seq_length),
+        pointer.model,
+        text=text,
+        query_prompt_name=pointer.query_prompt_name,
+    )
+    others = {v: SentenceTransformerEncoder(load_bi_encoder(m), m, text=text) for v, m in extra.items()}
+    return {**others, pointer.version: production}
 
 
 def serve(

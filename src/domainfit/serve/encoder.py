@@ -38,13 +38,19 @@ class SentenceTransformerEncoder:
     """An `Encoder` over a sentence-transformers model.
 
     Inputs: the loaded model, the name to report (``/info``), the ``[text]``
-    settings texts are prepared under, and the batch size. The query prompt is
-    the model's ``query`` prompt when it has one (as bench and index use it).
+    settings texts are prepared under, the batch size and the query prompt
+    (default: the model's ``query`` prompt when it has one, as bench and index use it).
     Calls are serialised by a lock: one model, shared by the request threads.
     """
 
     def __init__(
-        self, model: SentenceTransformer, name: str, *, text: TextConfig = DEFAULT_TEXT, batch_size: int = 32
+        self,
+        model: SentenceTransformer,
+        name: str,
+        *,
+        text: TextConfig = DEFAULT_TEXT,
+        batch_size: int = 32,
+        query_prompt_name: str | None = None,
     ) -> None:
         self.model = model
         self.name = name
@@ -53,7 +59,8 @@ class SentenceTransformerEncoder:
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         self.dimension = int(get_dim() or 0)
         self.prompt_names = tuple(sorted(model.prompts or {}))
-        self.query_prompt_name: str | None = "query" if "query" in self.prompt_names else None
+        default = "query" if "query" in self.prompt_names else None
+        self.query_prompt_name: str | None = query_prompt_name or default
         self._task = "query" if is_routed(model) else None
         self._lock = threading.Lock()
 

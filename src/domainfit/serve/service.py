@@ -117,6 +117,24 @@ class SearchService:
             return self.settings.min_score
         return self.served.thresholds.get(version)
 
+    def _run(self, query: SearchQuery) -> list[Hit]:
+        """Search the backend; a query it refuses is a 422.
+
+        A filter value of another type than its field (``{"topic": 3}`` on a
+        text field) is refused by LanceDB's expression planner with a
+        ``ValueError``; it is the request's fault, so it is a 422 as well.
+        """
+        try:
+            return self.backend.search(query.checked())
+        except UsageError as exc:
+            raise RequestError(422, str(exc), "Validation") from None
+        except ValueError as exc:
+            if not query.filters or "invalid input" not in str(exc).lower():
+                raise
+            raise RequestError(
+                422, "filters: a value does not match the type of its field (text, number or boolean)", "Validation"
+            ) from None
+
     def search(self, body: SearchBody) -> SearchResponse:
         """Run one search; count it (and whether it came back empty) and log it."""
         start = time.perf_counter()
@@ -139,10 +157,7 @@ class SearchService:
             fusion=self.served.fusion,
             alpha=self.served.alpha,
         )
-        try:
-            hits: list[Hit] = self.backend.search(query.checked())
-        except UsageError as exc:
-            raise RequestError(422, str(exc), "Validation") from None
+        hits = self._run(query)
         floor = self.floor(mode, version, body.min_score)
         if floor is not None:
             hits = [h for h in hits if h.score >= floor]
