@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from domainfit.core.errors import UsageError
 from domainfit.index.backend import SearchQuery, open_index
@@ -139,9 +140,9 @@ def test_embed_matches_the_model_and_the_tei_shape(client, minilm):
     want = minilm.encode(["reset password link"], normalize_embeddings=True)[0]
     assert np.allclose(vectors[0], want, atol=1e-5)
     raw = client.post("/embed", json={"inputs": ["reset password link", "vpc"], "normalize": False}).json()
-    assert len(raw) == 2 and abs(np.linalg.norm(raw[0]) - 1.0) > 1e-3
-    assert np.allclose(np.asarray(raw[0]) / np.linalg.norm(raw[0]), want, atol=1e-5)
-    assert_error(client.post("/embed", json={"inputs": "x", "prompt_name": "query"}), 422, "Validation")
+    # MiniLM ends in a Normalize module, so its raw output is unit length as well
+    assert np.allclose(raw, minilm.encode(["reset password link", "vpc"], normalize_embeddings=False), atol=1e-5)
+    assert_error(client.post("/embed", json={"inputs": "x", "prompt_name": "no-such-prompt"}), 422, "Validation")
     assert_error(client.post("/embed", json={"inputs": []}), 422, "Validation")
 
 
@@ -318,15 +319,26 @@ def test_a_version_without_an_encoder_is_refused(backend, served):
         create_app(backend, only_base, Served(version="other", model=MODEL), SMALL)
 
 
-@pytest.fixture(scope="module")
-def api_schema(backend, served):
-    return schemathesis.openapi.from_asgi("/openapi.json", make_app(backend, served, threshold=0.3))
+def test_the_openapi_contract_holds_and_nothing_is_a_server_error(backend, served):
+    """Schemathesis over the app's own OpenAPI schema, in process, ten bounded examples per operation.
 
+    Every check but one holds: no 5xx; statuses, content types, headers and bodies as documented. Not
+    ``positive_data_acceptance``: the schema cannot say which filter keys, fields and model versions a given
+    index holds, so a well-formed request naming others is rightly refused (404/422), as is an /embed batch
+    over its cap (413, text-embeddings-inference's status).
+    """
+    schema = schemathesis.openapi.from_asgi("/openapi.json", make_app(backend, served, threshold=0.3))
+    calls: dict[str, int] = {}
+    for result in schema.get_all_operations():
+        operation = result.ok()
 
-schema = schemathesis.pytest.from_fixture("api_schema")
+        @given(case=operation.as_strategy())
+        @settings(max_examples=10, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=list(HealthCheck))  # fmt: skip
+        def check(case, label=operation.label):
+            case.call_and_validate(excluded_checks=[positive_data_acceptance])
+            calls[label] = calls.get(label, 0) + 1
 
-
-@schema.parametrize()
-@settings(max_examples=10, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
-def test_the_openapi_contract_holds_and_nothing_is_a_server_error(case):
-    case.call_and_validate()
+        check()
+    assert set(calls) == {"POST /search", "POST /embed", "GET /health", "GET /info", "GET /metrics"}
+    assert all(n >= 1 for n in calls.values())

@@ -74,7 +74,9 @@ def create_app(
     class SearchRequest(SearchBody):
         """``POST /search``: a query, how many results, how to search, which model version and which fields."""
 
-        query: str = Field(min_length=1, max_length=s.max_query_chars, description="the query text")
+        query: str = Field(
+            min_length=1, max_length=s.max_query_chars, pattern=r"\S", description="the query text (not blank)"
+        )
         k: int = Field(s.default_k, ge=1, le=s.max_k, description=f"number of results (at most {s.max_k})")
         filters: dict[str, FilterValue | list[FilterValue]] | None = Field(
             None, max_length=s.max_filters, description="metadata equality filters; a list means any of its values"
