@@ -25,6 +25,7 @@ CAPABILITIES = (
     "compress",
     "recipe",
     "budget",
+    "index",
     "serve",
 )
 WORKSPACE = "domainfit.core.workspace"
@@ -177,6 +178,7 @@ def test_every_capability_defines_its_settings_in_its_own_config_module():
         "compress",
         "recipe",
         "budget",
+        "index",
         "serve",
     ):
         assert (PACKAGE / package / "config.py").is_file(), package

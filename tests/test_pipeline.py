@@ -33,7 +33,7 @@ def test_run_chains_every_stage_then_skips_what_is_up_to_date(tmp_path, mini_bei
     first = run_pipeline(mini_beir, ws, tiny_config(compress=True))
     stages = [s["stage"] for s in first.stages]
     assert stages[:3] == ["plan", "bench", "decide"]
-    assert stages[-6:] == ["recipe", "train", "eval", "decide", "compress", "report"]
+    assert stages[-7:] == ["recipe", "train", "eval", "decide", "compress", "index", "report"]
     chosen = json.loads((ws.root / "recipe" / "search.json").read_text())
     trained = json.loads((ws.root / "train" / "result.json").read_text())
     assert chosen["train_overrides"]["learning_rate"] in (5e-4, 1e-4) and trained["steps"] == 2
@@ -42,6 +42,7 @@ def test_run_chains_every_stage_then_skips_what_is_up_to_date(tmp_path, mini_bei
     html = (ws.root / "report" / "report.html").read_text()
     assert "Base vs fine-tuned" in html and "Training" in html and "Compression" in html
     assert "Training recipe" in html and "Winner:" in html
+    assert "Serving index" in html and (ws.root / "index" / "serving.json").is_file()
     plan = json.loads((ws.root / "plan" / "plan.json").read_text())
     assert plan["phase"] == "after recipe" and [h["phase"] for h in plan["history"]] == ["start", "after mine"]
     timings = json.loads((ws.root / "plan" / "timings.json").read_text())
@@ -55,6 +56,7 @@ def test_run_chains_every_stage_then_skips_what_is_up_to_date(tmp_path, mini_bei
     assert (
         status["bench"] == status["recipe"] == status["train"] == status["eval"] == status["compress"] == "up to date"
     )
+    assert status["index"] == "up to date"
 
 
 def test_run_stops_when_training_will_not_pay(tmp_path, mini_beir):

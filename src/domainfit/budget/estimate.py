@@ -41,6 +41,10 @@ PILOT_SETUP_SECONDS = 12.0
 COMPRESS_FIXED_SECONDS = 20.0
 #: The compression sweep's part per corpus document (every point scores the test queries against it).
 COMPRESS_DOCUMENT_SECONDS = 1e-3
+#: The index stage's fixed part (open the store, build the full-text index, tag, one sample search).
+INDEX_FIXED_SECONDS = 3.0
+#: The index stage's part per document (hash, write, commit; the vectors come from eval's embedding cache).
+INDEX_DOCUMENT_SECONDS = 1e-3
 #: Texts of a step (query, positive, one negative): a step with n negatives costs about (2 + n) / 3 of the probe's.
 PROBE_TEXTS_PER_EXAMPLE = 3
 
@@ -78,6 +82,7 @@ class Workload:
     pilot_pool_documents: int = 0
     pilot_queries: int = 0
     compress: bool = True
+    index: bool = True
     llm_queries: bool = False
 
 
@@ -109,7 +114,7 @@ def estimate_stages(work: Workload, probe: Probe) -> list[StageEstimate]:
     """Return the estimate of every stage ``run`` will run, in loop order.
 
     Inputs: the workload and the probe. Output: one `StageEstimate` per stage
-    (bench, decide, synth, mine, recipe, train, eval, decide, compress, report).
+    (bench, decide, synth, mine, recipe, train, eval, decide, compress, index, report).
     """
     load = probe.model_load_seconds
     speed = probe.seconds_per_token / REFERENCE_TOKEN_SECONDS
@@ -184,5 +189,8 @@ def estimate_stages(work: Workload, probe: Probe) -> list[StageEstimate]:
         sweep = (COMPRESS_FIXED_SECONDS + work.documents * COMPRESS_DOCUMENT_SECONDS) * speed
         queries = work.queries.get("test", 0) * per_query
         out.append(_stage("compress", {"load model": load, "encode queries": queries, "sweep": sweep}))
+    if work.index:
+        write = (INDEX_FIXED_SECONDS + work.documents * INDEX_DOCUMENT_SECONDS) * speed
+        out.append(_stage("index", {"load model": load, "write": write}))
     out.append(_stage("report", {"render": 5.0}))
     return out

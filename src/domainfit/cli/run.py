@@ -6,7 +6,7 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -69,3 +69,19 @@ def run(
     if result.decision_after:
         typer.echo(f"decision after training: {result.decision_after}")
     typer.echo(f"report: {result.report}")
+    _print_sample(Path(workspace), result.stages)
+
+
+def _print_sample(workspace: Path, stages: list[dict[str, Any]]) -> None:
+    """Print the index stage's sample search (when this run built or checked the index)."""
+    if not any(s["stage"] == "index" for s in stages):
+        return
+    path = workspace / "index" / "build" / "result.json"
+    try:
+        sample = json.loads(path.read_text(encoding="utf-8")).get("sample") or {}
+    except (OSError, ValueError):
+        return
+    typer.echo(f"sample search ({sample.get('mode')}): {sample.get('query')!r}")
+    for rank, hit in enumerate(sample.get("hits", [])[:3], start=1):
+        typer.echo(f"  {rank}. {hit['id']}  {hit['score']:.4f}  {hit.get('title', '')}")
+    typer.echo(f"serve it: domainfit serve --workspace {workspace}")

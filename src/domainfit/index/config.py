@@ -16,7 +16,9 @@ class IndexConfig(BaseModel):
     ``model`` overrides the deployed system (what ``decide`` after training says
     to deploy, as eval measured it); ``batch_size`` documents are embedded and
     committed together (a killed run redoes at most one batch);
-    ``tag_prefix`` starts the tag production reads (``<prefix>-<version>-<time>``).
+    ``tag_prefix`` starts the tag production reads (``<prefix>-<version>-<time>``);
+    ``engine`` ``ray`` encodes on Ray Data with ``ray_workers`` model actors
+    (extra ``domainfit[ray]``; the default, ``local``, never imports Ray).
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -26,6 +28,8 @@ class IndexConfig(BaseModel):
     corpus: str | None = Field(None, description="table / collection name; default: the data folder's name")
     batch_size: int = Field(256, ge=1, description="documents embedded and committed together")
     tag_prefix: str = "prod"
+    engine: Literal["local", "ray"] = "local"
+    ray_workers: int = Field(2, ge=1)
     sample_query: str | None = Field(None, description="the report's sample search; default: a benchmark query")
 
     @field_validator("tag_prefix")

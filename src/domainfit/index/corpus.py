@@ -15,8 +15,8 @@ from pathlib import Path
 from domainfit.core.errors import InputError
 from domainfit.data.beir import read_corpus
 from domainfit.data.jsonl import MAX_LINE_BYTES, iter_jsonl
-from domainfit.index.backend import IndexDocument
 from domainfit.index.schema import merge_kind, scalar_kind, stored_metadata
+from domainfit.index.types import IndexDocument
 from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
 

@@ -97,17 +97,18 @@ def sync_index(
 ) -> SyncResult:
     """Bring ``store`` in step with ``docs`` for ``version``; return what was done.
 
-    Order: the version's column is added, rows that left the corpus are deleted,
-    new and changed rows are written, then the rows lacking a vector are encoded
-    ``batch_size`` at a time, each batch committed before the next is encoded
+    Order: the version's column is added, new and changed rows are written, rows
+    that left the corpus are deleted, then the rows lacking a vector are encoded
+    ``batch_size`` at a time (longest first, so a batch pads little), each batch committed before the next is encoded
     (``on_commit(n)`` is called after each, with the rows committed so far). A
     progress bar shows documents, rate and time left.
     """
     started = time.perf_counter()
     store.add_version(version, dimension)
     plan = plan_sync(store.states(version), docs)
+    plan.embed.sort(key=lambda d: -len(d.embed_text()))  # similar lengths per batch: less padding, as encode does
+    written = store.upsert(plan.write) if plan.write else 0  # first: a row the store refuses fails before any delete
     deleted = store.delete(plan.delete) if plan.delete else 0
-    written = store.upsert(plan.write) if plan.write else 0
     embedded = batches = 0
     embed_started = time.perf_counter()
     with progress_bar(description, len(plan.embed), unit="docs") as advance:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from domainfit.core.types import Run
-from domainfit.index.backend import RRF_K, Fusion, Hit
+from domainfit.index.types import RRF_K, Fusion, Hit
 from domainfit.retrieval.hybrid import convex, rrf
 
 

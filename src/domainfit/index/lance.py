@@ -23,7 +23,9 @@ import numpy as np
 import pyarrow as pa
 
 from domainfit.core.errors import UsageError
-from domainfit.index.backend import (
+from domainfit.index.fusion import fuse
+from domainfit.index.schema import BASE_COLUMNS, FULL_TEXT, metadata_types
+from domainfit.index.types import (
     HYBRID_DEPTH,
     DocState,
     Hit,
@@ -33,8 +35,6 @@ from domainfit.index.backend import (
     SearchQuery,
     vector_column,
 )
-from domainfit.index.fusion import fuse
-from domainfit.index.schema import BASE_COLUMNS, FULL_TEXT, metadata_types
 
 _TABLE = re.compile(r"[^A-Za-z0-9_.-]")
 #: Rows per delete statement / per write of `upsert` (bounds the SQL and the memory of one commit).

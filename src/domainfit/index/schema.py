@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from domainfit.core.errors import UsageError
-from domainfit.index.backend import RESERVED_FIELDS, IndexDocument, Scalar
+from domainfit.index.types import RESERVED_FIELDS, IndexDocument, Scalar
 
 #: The column BM25 indexes and the encoder reads: title and text joined (`IndexDocument.embed_text`).
 FULL_TEXT = "full_text"

@@ -99,7 +99,9 @@ class Stage(ABC, Generic[R]):
     the keys of its ``config.json`` the report shows), ``manifest_format``,
     ``workspace_first`` (True: the workspace is checked before the stage's own
     check, for a stage whose check reads the workspace's records; otherwise bad
-    data is reported first, and the workspace is checked when it is locked).
+    data is reported first, and the workspace is checked when it is locked),
+    ``subfolder`` (non-empty: the stage's folder is ``<workspace>/<name>/<subfolder>``,
+    for a stage whose workspace folder also holds data written in place, the index).
     """
 
     name: ClassVar[str]
@@ -110,6 +112,7 @@ class Stage(ABC, Generic[R]):
     report_config: ClassVar[tuple[str, ...]] = ()
     manifest_format: ClassVar[int] = FORMAT_VERSION
     workspace_first: ClassVar[bool] = False
+    subfolder: ClassVar[str] = ""
 
     def __init__(self, workspace: Workspace, data: Path | str | None = None) -> None:
         self.workspace = workspace
@@ -120,7 +123,8 @@ class Stage(ABC, Generic[R]):
     @property
     def folder(self) -> Path:
         """The stage's folder in the workspace (may not exist yet)."""
-        return self.workspace.stage_dir(self.name)
+        folder = self.workspace.stage_dir(self.name)
+        return folder / self.subfolder if self.subfolder else folder
 
     def check(self) -> None:
         """Validate the inputs before the lock and any expensive work (raise `InputError`); the default checks none."""

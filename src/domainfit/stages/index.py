@@ -153,6 +153,7 @@ class IndexStage(Stage[IndexResult]):
     panel: ClassVar[str] = SHIP
     reads: ClassVar[tuple[str, ...]] = ("decide", "eval", "calibrate")
     report: ClassVar[tuple[ReportSection, ...]] = (ReportSection(f"{BUILD}/index.md", 85),)
+    subfolder: ClassVar[str] = BUILD
 
     def __init__(
         self,
@@ -173,11 +174,6 @@ class IndexStage(Stage[IndexResult]):
     def home(self) -> Path:
         """The index folder (the store and ``serving.json``)."""
         return self.workspace.stage_dir(self.name)
-
-    @property
-    def folder(self) -> Path:
-        """The stage's folder: ``<index folder>/build``."""
-        return self.home / BUILD
 
     @property
     def corpus(self) -> str:
@@ -215,7 +211,6 @@ class IndexStage(Stage[IndexResult]):
     def compute(self, out: Path, previous: Previous | None) -> IndexResult:
         """Sync the store with the corpus for the deployed model, tag it, move the pointer, write the result."""
         assert self.docs is not None and self.deployed is not None and self.data is not None
-        from domainfit.index.embed import sync_index
         from domainfit.retrieval.dense import DenseRetriever
 
         deployed, cfg = self.deployed, self.config
@@ -231,8 +226,7 @@ class IndexStage(Stage[IndexResult]):
         dimension = int((get_dim or retriever.model.get_sentence_embedding_dimension)() or 0)
         store = open_backend(self.home, self.corpus, backend=cfg.backend)
         try:
-            synced = sync_index(store, self.docs, version, dimension, _quiet(retriever.encode_documents),
-                                batch_size=cfg.batch_size)  # fmt: skip
+            synced = self._sync(store, version, dimension, retriever)
             store.optimize()
             tag = f"{cfg.tag_prefix}-{version}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"[:120]
             table_version = store.create_tag(tag)
@@ -280,6 +274,29 @@ class IndexStage(Stage[IndexResult]):
         atomic_write_json(out / "result.json", result.to_json())
         atomic_write_text(out / "index.md", index_markdown(result))
         return result
+
+    def _sync(self, store: Any, version: str, dimension: int, retriever: Any) -> Any:
+        """Embed what the store lacks: here (the encoder reads eval's cache) or on Ray Data (``engine = "ray"``)."""
+        from domainfit.index.embed import sync_index
+
+        assert self.docs is not None and self.deployed is not None
+        cfg = self.config
+        if cfg.engine == "ray":
+            from domainfit.index.ray_embed import ray_sync_index
+
+            return ray_sync_index(
+                store,
+                self.docs,
+                version,
+                dimension,
+                self.deployed.model,
+                max_seq_length=self.deployed.max_seq_length,
+                workers=cfg.ray_workers,
+                batch_size=cfg.batch_size,
+                encode_batch_size=self.eval_config.batch_size,
+            )
+        encode = _quiet(retriever.encode_documents)
+        return sync_index(store, self.docs, version, dimension, encode, batch_size=cfg.batch_size)
 
     def _sample_query(self) -> str:
         """Return the report's sample query: the configured one, else the first benchmark query."""

@@ -2,7 +2,8 @@
 
 `LOOP` lists the steps in order: the plan, bench, decide (before), synth,
 mine, the plan again (after mine), recipe, the training run sized to the
-budget, train, eval, decide (after), compress and report. A step is a stage
+budget, train, eval, decide (after), compress, index (the serving index of
+the system the decision deploys) and report. A step is a stage
 built from the run's state (its settings, and what earlier steps decided) and
 run through the stage contract (`domainfit.stages.contract.run_stage`), so a
 stage whose inputs did not change is skipped and re-running the loop redoes
@@ -197,6 +198,14 @@ def _compress(state: RunState) -> Stage[Any]:
                          max_line_bytes=state.limit, text=c.text)  # fmt: skip
 
 
+def _index(state: RunState) -> Stage[Any]:
+    """Index the system the decision after training deploys (`domainfit.stages.index.deployed_system`)."""
+    from domainfit.stages.index import IndexStage
+
+    c = state.config
+    return IndexStage(state.workspace, state.data, c.index, c.eval, max_line_bytes=state.limit, text=c.text)
+
+
 def _report(state: RunState) -> Stage[Any]:
     from domainfit.stages.registry import STAGES
     from domainfit.stages.report import ReportStage
@@ -312,6 +321,7 @@ LOOP: tuple[Step, ...] = (
     stage_step("eval", _eval),
     stage_step("decide", _decide("after"), after=_after),
     stage_step("compress", _compress, when=lambda state: state.config.pipeline.compress),
+    stage_step("index", _index, when=lambda state: state.config.pipeline.index),
     Step("timings", _timings, recorded=False, always=True),
     stage_step("report", _report, after=_reported, always=True),
 )

@@ -159,6 +159,7 @@ def count_workload(dataset: BeirDataset, config: Config, lengths: list[int], win
         pilot_pool_documents=min(len(dataset.corpus), pilot_queries * config.recipe.dev_pool_depth),
         pilot_queries=pilot_queries,
         compress=config.pipeline.compress,
+        index=config.pipeline.index,
         llm_queries=config.synth.llm.base_url is not None,
     )
     return work, _schedule(config, labelled, synthetic, folds)
@@ -343,7 +344,7 @@ def refit_train(plan: Plan, config: Config, probe: Probe, measured_step: float |
     """
     if budget is None or measured_step is None:
         return config, []
-    after = sum(s["seconds"] for s in plan.stages if s["stage"] in ("eval", "compress", "report", "decide"))
+    after = sum(s["seconds"] for s in plan.stages if s["stage"] in ("eval", "compress", "index", "report", "decide"))
     train = next((s for s in plan.stages if s["stage"] == "train"), None)
     evals = train["parts"].get("evaluations", 0.0) if train else 0.0
     room = budget - spent - after - evals - probe.model_load_seconds

@@ -51,7 +51,9 @@ class ReportStage(Stage[tuple[Path, Path]]):
     def _stage_folders(self) -> list[str]:
         """Return the stage folders holding a manifest (every stage that ran, the plan included)."""
         root = self.workspace.root
-        return sorted(p.parent.name for p in root.glob(f"*/{MANIFEST}") if p.parent.name != self.name)
+        found = [p.parent.name for p in root.glob(f"*/{MANIFEST}") if p.parent.name != self.name]
+        nested = [f"{s.name}/{s.subfolder}" for s in self.stages if s.subfolder]
+        return sorted(found + [name for name in nested if (root / name / MANIFEST).is_file()])
 
     def inputs(self) -> dict[str, Input]:
         """Declare the stages that ran, each one's manifest, and the run's timings."""

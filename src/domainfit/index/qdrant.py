@@ -1,0 +1,439 @@
+"""The Qdrant backend (scale-out): one collection per corpus, named vectors per model version, aliases for tags.
+
+Through ``qdrant-client``: a folder gives its local mode (what the tests use;
+pure Python, exact search, one process at a time), and the same code talks to
+a Qdrant server or cluster by URL (`QdrantBackend.connect`). Per corpus one
+collection holds a point per document (id: a UUID made from the document id;
+payload: ``id``, ``title``, ``text``, ``content_hash``, metadata), a named dense
+vector per model version (``vec_<version>``, dot product on the normalised
+vectors, so scores equal the LanceDB backend's) and a sparse ``bm25`` vector
+with the IDF modifier (`domainfit.index.sparse`). Hybrid is Qdrant's RRF set to
+bench's k = `RRF_K` (Qdrant's default is 2, and it counts ranks from 0, so the
+``k`` it is given is `QDRANT_RRF_K`), or bench's convex fusion.
+
+Qdrant keeps no versions, so this backend keeps them the blue-green way: the
+collection's metadata counts writes (the version); a tag copies the collection
+into a frozen ``<corpus>__v<version>`` and points the alias ``<corpus>__<tag>``
+at it; ``restore`` copies a tagged collection back into the live one;
+``checkout`` reads the tagged collection.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from domainfit.core.errors import UsageError
+from domainfit.index.fusion import fuse
+from domainfit.index.lance import table_name
+from domainfit.index.schema import BASE_COLUMNS
+from domainfit.index.sparse import document_vector, query_vector
+from domainfit.index.types import (
+    HYBRID_DEPTH,
+    RRF_K,
+    DocState,
+    Hit,
+    IndexDocument,
+    IndexMissing,
+    Scalar,
+    SearchQuery,
+    vector_column,
+)
+
+#: The k that gives bench's fusion in Qdrant: Qdrant scores the first hit 1 / k (ranks counted from 0),
+#: bench (`domainfit.retrieval.hybrid.rrf`, Cormack et al.) 1 / (k + 1); Qdrant k = 61 is bench's k = 60.
+QDRANT_RRF_K = RRF_K + 1
+#: The sparse vector's name.
+SPARSE = "bm25"
+_NAMESPACE = uuid.UUID("5b0f8a0e-1f6e-4d8e-9a51-3c4cf0e0d7a1")
+_PAGE = 512
+
+
+def point_id(doc_id: str) -> str:
+    """Return the Qdrant point id of a document id (a UUID5: Qdrant ids are integers or UUIDs)."""
+    return str(uuid.uuid5(_NAMESPACE, doc_id))
+
+
+class QdrantBackend:
+    """`IndexBackend` over one Qdrant collection (see the module docstring).
+
+    Inputs: the local-mode folder (or ``url`` of a server), the corpus name,
+    ``read_only`` (True: the collection must exist; nothing is written).
+    """
+
+    def __init__(
+        self, folder: Path | str | None, corpus: str, *, read_only: bool = False, url: str | None = None
+    ) -> None:
+        from qdrant_client import QdrantClient
+
+        self.corpus, self.name, self.read_only = corpus, table_name(corpus), read_only
+        if url is None and folder is None:
+            raise UsageError("give the Qdrant backend a folder (local mode) or a server URL")
+        if url is None and read_only and not Path(str(folder)).is_dir():
+            raise IndexMissing(f"no Qdrant index at {folder}")
+        self.client = QdrantClient(url=url) if url is not None else QdrantClient(path=str(folder))
+        self._reading = self.name
+        if read_only and not self.client.collection_exists(self.name):
+            self.client.close()
+            raise IndexMissing(f"no collection {self.name!r} in the Qdrant index at {folder or url}")
+
+    @classmethod
+    def connect(cls, url: str, corpus: str, *, read_only: bool = False) -> QdrantBackend:
+        """Open the collection of ``corpus`` on a Qdrant server or cluster."""
+        return cls(None, corpus, read_only=read_only, url=url)
+
+    # -- collection state ------------------------------------------------------------------------
+
+    def _exists(self) -> bool:
+        """Return True when the live collection exists."""
+        return bool(self.client.collection_exists(self.name))
+
+    def _meta(self, collection: str | None = None) -> dict[str, Any]:
+        """Return a collection's metadata (the version counter and the tags)."""
+        info = self.client.get_collection(collection or self.name)
+        return dict(info.config.metadata or {})
+
+    def _bump(self) -> None:
+        """Count one write (the collection's version)."""
+        meta = self._meta()
+        self.client.update_collection(
+            self.name, metadata={"domainfit_version": int(meta.get("domainfit_version", 0)) + 1}
+        )
+
+    def _ensure(self) -> None:
+        """Create the live collection (no dense vectors yet, the sparse BM25 vector with IDF)."""
+        if self._exists():
+            return
+        from qdrant_client import models
+
+        self.client.create_collection(
+            self.name,
+            vectors_config={},
+            sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+            metadata={"domainfit_version": 1, "domainfit_tags": {}},
+        )
+
+    def _writable(self) -> None:
+        """Refuse to write through a read-only handle or a checked-out tag."""
+        if self.read_only or self._reading != self.name:
+            raise UsageError("this index was opened for reading (or a tag is checked out); it cannot be written")
+
+    def versions(self) -> dict[str, int]:
+        """Return the model versions present: version → vector dimension."""
+        if not self.client.collection_exists(self._reading):
+            return {}
+        vectors = self.client.get_collection(self._reading).config.params.vectors or {}
+        if not isinstance(vectors, Mapping):
+            return {}
+        return {name[4:]: int(p.size) for name, p in vectors.items() if name.startswith("vec_")}
+
+    def add_version(self, version: str, dimension: int) -> None:
+        """Add a named dense vector for ``version`` (dot product); raises `UsageError` for another dimension."""
+        self._writable()
+        column = vector_column(version)
+        have = self.versions()
+        if version in have:
+            if have[version] != dimension:
+                raise UsageError(
+                    f"model version {version!r} has dimension {have[version]} in the index, not {dimension}"
+                )
+            return
+        from qdrant_client import models
+
+        self._ensure()
+        self.client.create_vector_name(
+            self.name,
+            column,
+            models.DenseVectorNameConfig(dense=models.DenseVectorConfig(size=dimension, distance=models.Distance.DOT)),
+        )
+        self._bump()
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def upsert(self, docs: Sequence[IndexDocument], vectors: Mapping[str, np.ndarray] | None = None) -> int:
+        """Insert or replace whole points keyed on the document id (vectors of versions not given are dropped)."""
+        self._writable()
+        if not docs:
+            return 0
+        from qdrant_client import models
+
+        vectors = dict(vectors or {})
+        for version, array in vectors.items():
+            self.add_version(version, int(array.shape[1]))
+        self._ensure()
+        for start in range(0, len(docs), _PAGE):
+            points = []
+            for offset, doc in enumerate(docs[start : start + _PAGE]):
+                indices, values = document_vector(doc.embed_text())
+                vector: dict[str, Any] = {SPARSE: models.SparseVector(indices=indices, values=values)}
+                for version, array in vectors.items():
+                    vector[vector_column(version)] = np.asarray(array[start + offset], dtype=np.float32).tolist()
+                payload = {"id": doc.id, "title": doc.title, "text": doc.text, "content_hash": doc.content_hash}
+                points.append(
+                    models.PointStruct(id=point_id(doc.id), vector=vector, payload={**payload, **doc.metadata})
+                )
+            self.client.upsert(self.name, points=points, wait=True)
+        self._bump()
+        return len(docs)
+
+    def set_vectors(self, version: str, ids: Sequence[str], hashes: Sequence[str], vectors: np.ndarray) -> int:
+        """Set ``version``'s vector of the points whose id and content hash match; return how many were set."""
+        self._writable()
+        if not len(ids):
+            return 0
+        dim = self.versions().get(version)
+        if dim is None:
+            raise UsageError(f"no model version {version!r} in the index; add it first")
+        array = np.asarray(vectors, dtype=np.float32)
+        if array.ndim != 2 or array.shape[1] != dim:
+            raise UsageError(f"vectors of shape {array.shape} do not have dimension {dim}")
+        from qdrant_client import models
+
+        found = self.client.retrieve(self.name, ids=[point_id(i) for i in ids], with_payload=["content_hash"])
+        current = {str(p.id): (p.payload or {}).get("content_hash") for p in found}
+        column = vector_column(version)
+        updates = [
+            models.PointVectors(id=point_id(i), vector={column: array[row].tolist()})
+            for row, (i, digest) in enumerate(zip(ids, hashes, strict=True))
+            if current.get(point_id(i)) == digest
+        ]
+        if updates:
+            self.client.update_vectors(self.name, points=updates, wait=True)
+            self._bump()
+        return len(updates)
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Delete the points with these ids; return how many were deleted."""
+        self._writable()
+        if not ids or not self._exists():
+            return 0
+        from qdrant_client import models
+
+        present = self.client.retrieve(self.name, ids=[point_id(i) for i in ids], with_payload=False)
+        if present:
+            self.client.delete(
+                self.name, points_selector=models.PointIdsList(points=[p.id for p in present]), wait=True
+            )
+            self._bump()
+        return len(present)
+
+    def optimize(self) -> None:
+        """Nothing to do: the sparse vectors are scored as written."""
+        self._writable()
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def _scroll(self, collection: str, with_vectors: Any = False, with_payload: Any = True) -> Iterator[Any]:
+        """Yield every point of a collection."""
+        offset = None
+        while True:
+            points, offset = self.client.scroll(
+                collection, limit=_PAGE, offset=offset, with_payload=with_payload, with_vectors=with_vectors
+            )
+            yield from points
+            if offset is None:
+                return
+
+    def states(self, version: str | None = None) -> dict[str, DocState]:
+        """Return every point's content hash and whether it has ``version``'s vector."""
+        if not self.client.collection_exists(self._reading):
+            return {}
+        column = vector_column(version) if version is not None and version in self.versions() else None
+        out: dict[str, DocState] = {}
+        for p in self._scroll(
+            self._reading, with_vectors=[column] if column else False, with_payload=["id", "content_hash"]
+        ):
+            payload = p.payload or {}
+            has = bool(column) and isinstance(p.vector, Mapping) and p.vector.get(column) is not None
+            out[str(payload["id"])] = DocState(str(payload["content_hash"]), has)
+        return out
+
+    def count(self) -> int:
+        """Return the number of documents."""
+        if not self.client.collection_exists(self._reading):
+            return 0
+        return int(self.client.count(self._reading, exact=True).count)
+
+    def _filter(self, filters: Mapping[str, Scalar | Sequence[Scalar]]) -> Any:
+        """Return the Qdrant filter of metadata equality conditions (None for none)."""
+        if not filters:
+            return None
+        from qdrant_client import models
+
+        must: list[Any] = []
+        for key, value in filters.items():
+            if key in BASE_COLUMNS or key.startswith("vec_"):
+                raise UsageError(f"cannot filter on {key!r}: not a metadata field of this index")
+            if isinstance(value, list | tuple):
+                must.append(models.FieldCondition(key=key, match=models.MatchAny(any=list(value))))
+            else:
+                must.append(models.FieldCondition(key=key, match=models.MatchValue(value=value)))
+        return models.Filter(must=must)
+
+    def _version(self, query: SearchQuery) -> str:
+        """Return the model version a query searches (the only one, when it names none)."""
+        have = self.versions()
+        if query.version is not None:
+            if query.version not in have:
+                raise UsageError(
+                    f"no model version {query.version!r} in the index (it has: {', '.join(have) or 'none'})"
+                )
+            return query.version
+        if len(have) != 1:
+            raise UsageError(f"name the model version to search (the index has: {', '.join(have) or 'none'})")
+        return next(iter(have))
+
+    def _hits(self, points: Sequence[Any], fields: Sequence[str]) -> list[Hit]:
+        """Turn scored points into hits carrying the asked fields."""
+        out = []
+        for p in points:
+            payload = p.payload or {}
+            out.append(Hit(str(payload["id"]), float(p.score), {f: payload.get(f) for f in fields if f != "id"}))
+        return out
+
+    def _query(self, query: SearchQuery, k: int, mode: str) -> list[Hit]:
+        """Run one dense or BM25 search on the collection read."""
+        from qdrant_client import models
+
+        if mode == "dense":
+            using, vector = vector_column(self._version(query)), query.vector_array().tolist()
+            q: Any = vector
+        else:
+            using = SPARSE
+            indices, values = query_vector(query.text)
+            if not indices:
+                return []
+            q = models.SparseVector(indices=indices, values=values)
+        found = self.client.query_points(
+            self._reading,
+            query=q,
+            using=using,
+            limit=k,
+            query_filter=self._filter(query.filters),
+            with_payload=["id", *query.fields],
+        )
+        return self._hits(found.points, query.fields)
+
+    def search(self, query: SearchQuery) -> list[Hit]:
+        """Return the top ``query.k`` hits, best first (hybrid: Qdrant's RRF with k = 60, or bench's convex)."""
+        query = query.checked()
+        if not self.client.collection_exists(self._reading):
+            return []
+        if query.mode in ("dense", "bm25"):
+            return self._query(query, query.k, query.mode)
+        depth = max(HYBRID_DEPTH, query.k)
+        if query.fusion == "convex":
+            dense, lexical = self._query(query, depth, "dense"), self._query(query, depth, "bm25")
+            return fuse(dense, lexical, query.k, fusion="convex", alpha=query.alpha)
+        from qdrant_client import models
+
+        flt = self._filter(query.filters)
+        indices, values = query_vector(query.text)
+        found = self.client.query_points(
+            self._reading,
+            prefetch=[
+                models.Prefetch(
+                    query=query.vector_array().tolist(),
+                    using=vector_column(self._version(query)),
+                    limit=depth,
+                    filter=flt,
+                ),
+                models.Prefetch(
+                    query=models.SparseVector(indices=indices, values=values), using=SPARSE, limit=depth, filter=flt
+                ),
+            ],
+            query=models.RrfQuery(rrf=models.Rrf(k=QDRANT_RRF_K)),
+            limit=query.k,
+            query_filter=flt,
+            with_payload=["id", *query.fields],
+        )
+        hits = self._hits(found.points, query.fields)
+        return sorted(hits, key=lambda h: (-h.score, h.id))
+
+    # -- versions and tags -----------------------------------------------------------------------
+
+    def table_version(self) -> int:
+        """Return the collection's write count (its version)."""
+        if not self._exists():
+            raise IndexMissing(f"the index of {self.corpus!r} holds no documents yet")
+        return int(self._meta().get("domainfit_version", 0))
+
+    def _tags(self) -> dict[str, int]:
+        """Return the tags recorded in the live collection's metadata."""
+        return {str(k): int(v) for k, v in dict(self._meta().get("domainfit_tags") or {}).items()}
+
+    def _copy(self, source: str, target: str) -> None:
+        """Make ``target`` a copy of ``source`` (its vector configuration and every point)."""
+        from qdrant_client import models
+
+        info = self.client.get_collection(source).config
+        if self.client.collection_exists(target):
+            self.client.delete_collection(target)
+        self.client.create_collection(
+            target,
+            vectors_config=info.params.vectors,
+            sparse_vectors_config=info.params.sparse_vectors,
+            metadata=dict(info.metadata or {}),
+        )
+        batch: list[Any] = []
+        for p in self._scroll(source, with_vectors=True, with_payload=True):
+            batch.append(models.PointStruct(id=p.id, vector=p.vector, payload=p.payload))
+            if len(batch) >= _PAGE:
+                self.client.upsert(target, points=batch, wait=True)
+                batch = []
+        if batch:
+            self.client.upsert(target, points=batch, wait=True)
+
+    def create_tag(self, tag: str) -> int:
+        """Freeze the current version as ``<corpus>__v<version>`` and point the tag (and its alias) at it."""
+        self._writable()
+        from qdrant_client import models
+
+        version = self.table_version()
+        frozen = f"{self.name}__v{version}"
+        if not self.client.collection_exists(frozen):
+            self._copy(self.name, frozen)
+        alias = f"{self.name}__{tag}"
+        operations: list[Any] = []
+        if any(a.alias_name == alias for a in self.client.get_aliases().aliases):
+            operations.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
+        operations.append(
+            models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=frozen, alias_name=alias))
+        )
+        self.client.update_collection_aliases(change_aliases_operations=operations)
+        tags = {**self._tags(), tag: version}
+        self.client.update_collection(self.name, metadata={"domainfit_tags": tags})
+        return version
+
+    def tags(self) -> dict[str, int]:
+        """Return the tags: name → version."""
+        return self._tags() if self._exists() else {}
+
+    def restore(self, tag: str) -> int:
+        """Copy the tagged collection back into the live one, as a new version; return it."""
+        self._writable()
+        tags = self._tags()
+        if tag not in tags:
+            raise UsageError(f"no tag {tag!r} in the index (it has: {', '.join(tags) or 'none'})")
+        version = self.table_version()
+        self._copy(f"{self.name}__v{tags[tag]}", self.name)
+        self.client.update_collection(self.name, metadata={"domainfit_version": version + 1, "domainfit_tags": tags})
+        return version + 1
+
+    def checkout(self, tag: str | None) -> None:
+        """Read the tagged (frozen) collection, or with None the live one again."""
+        if tag is None:
+            self._reading = self.name
+            return
+        tags = self._tags()
+        if tag not in tags:
+            raise IndexMissing(f"no tag {tag!r} in the index of {self.corpus!r}")
+        self._reading = f"{self.name}__v{tags[tag]}"
+
+    def close(self) -> None:
+        """Close the client (releases local mode's folder lock)."""
+        self.client.close()
