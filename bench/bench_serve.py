@@ -4,11 +4,12 @@ Builds a LanceDB index of the bundled demo corpus (``--docs`` documents) with th
 packaged MiniLM in a temporary workspace, then, on the same ``--queries`` demo
 queries:
 
-1. in process: encode + backend search (what ``/search`` does), and the
-   backend search alone, one query at a time: p50 / p99;
-2. ``domainfit serve`` started as its own process on a free 127.0.0.1 port
-   (loopback only, never another address), one client, each query once: the
-   service's unloaded p50, and the HTTP overhead as service p50 / in-process p50;
+1. ``domainfit serve`` started as its own process on a free 127.0.0.1 port
+   (loopback only, never another address);
+2. one query at a time, interleaved so both see the same machine load: in
+   process (encode + backend search, what ``/search`` does, and the backend
+   search alone), then the same query over HTTP with one client: p50 / p99, and
+   the HTTP overhead as service p50 / in-process p50;
 3. the load test: ``--clients`` concurrent clients (threads, one keep-alive
    connection each) cycling through the queries for ``--seconds`` seconds or
    ``--max-requests`` requests, whichever comes first (it stops by itself):
@@ -86,32 +87,6 @@ def demo_queries(n: int) -> list[str]:
     return [json.loads(line)["text"] for line in lines if line.strip()][:n]
 
 
-def in_process(folder: Path, encoder, queries: list[str], mode: str) -> dict:
-    from domainfit.index.backend import SearchQuery, open_index
-
-    store, _ = open_index(folder)
-    full, search_only = [], []
-    try:
-        for text in queries * 2:  # the first pass warms caches; the second is measured
-            t0 = time.perf_counter()
-            vector = encoder.encode([text])[0].tolist() if mode != "bm25" else None
-            t1 = time.perf_counter()
-            store.search(SearchQuery(text=text, vector=vector, mode=mode, k=10, version="base"))
-            t2 = time.perf_counter()
-            full.append(t2 - t0)
-            search_only.append(t2 - t1)
-    finally:
-        store.close()
-    n = len(queries)
-    full, search_only = full[n:], search_only[n:]
-    return {
-        "encode_and_search_p50_ms": _ms(full, 50),
-        "encode_and_search_p99_ms": _ms(full, 99),
-        "search_only_p50_ms": _ms(search_only, 50),
-        "search_only_p99_ms": _ms(search_only, 99),
-    }
-
-
 def start_server(workspace: Path, port: int) -> subprocess.Popen:
     cmd = [CLI, "serve", "--workspace", str(workspace), "--host", "127.0.0.1", "--port", str(port), "--quiet"]
     env = {k: v for k, v in os.environ.items() if k != "DOMAINFIT_SERVE_TOKEN"}
@@ -132,16 +107,42 @@ def start_server(workspace: Path, port: int) -> subprocess.Popen:
             time.sleep(0.5)
 
 
-def sequential(base: str, queries: list[str], mode: str) -> dict:
-    times, errors = [], 0
-    with httpx.Client(base_url=base, timeout=60) as client:
-        for i, text in enumerate(queries * 2):
-            t0 = time.perf_counter()
-            response = client.post("/search", json={"query": text, "k": 10, "mode": mode})
-            if i >= len(queries):
-                times.append(time.perf_counter() - t0)
-            errors += response.status_code != 200
-    return {"p50_ms": _ms(times, 50), "p99_ms": _ms(times, 99), "errors": errors, "requests": len(times)}
+def paired(folder: Path, encoder, base: str, queries: list[str], mode: str) -> tuple[dict, dict]:
+    """Each query in process (encode + backend search, and the search alone) and then over HTTP, interleaved.
+
+    Interleaving puts both under the same machine load, which on a shared
+    machine moves more than the difference being measured. Two passes; the
+    second is measured.
+    """
+    from domainfit.index.backend import SearchQuery, open_index
+
+    store, _ = open_index(folder)
+    full, search_only, http, errors = [], [], [], 0
+    try:
+        with httpx.Client(base_url=base, timeout=60) as client:
+            for i, text in enumerate(queries * 2):
+                t0 = time.perf_counter()
+                vector = encoder.encode([text])[0].tolist() if mode != "bm25" else None
+                t1 = time.perf_counter()
+                store.search(SearchQuery(text=text, vector=vector, mode=mode, k=10, version="base"))
+                t2 = time.perf_counter()
+                response = client.post("/search", json={"query": text, "k": 10, "mode": mode})
+                t3 = time.perf_counter()
+                if i >= len(queries):
+                    full.append(t2 - t0)
+                    search_only.append(t2 - t1)
+                    http.append(t3 - t2)
+                    errors += response.status_code != 200
+    finally:
+        store.close()
+    local = {
+        "encode_and_search_p50_ms": _ms(full, 50),
+        "encode_and_search_p99_ms": _ms(full, 99),
+        "search_only_p50_ms": _ms(search_only, 50),
+        "search_only_p99_ms": _ms(search_only, 99),
+    }
+    single = {"p50_ms": _ms(http, 50), "p99_ms": _ms(http, 99), "errors": errors, "requests": len(http)}
+    return local, single
 
 
 def load(base: str, queries: list[str], mode: str, clients: int, seconds: float, max_requests: int) -> dict:
@@ -210,14 +211,12 @@ def main() -> None:
         workspace = Path(tmp) / "ws"
         docs, encoder = build(workspace, args.docs)
         queries = demo_queries(args.queries)
-        local = in_process(workspace / "index", encoder, queries, args.mode)
-        print(f"in process: {local}", flush=True)
         port = _free_port()
         proc = start_server(workspace, port)
         base = f"http://127.0.0.1:{port}"
         try:
-            single = sequential(base, queries, args.mode)
-            print(f"one client: {single}", flush=True)
+            local, single = paired(workspace / "index", encoder, base, queries, args.mode)
+            print(f"in process: {local}\none client: {single}", flush=True)
             loaded = load(base, queries, args.mode, args.clients, args.seconds, args.max_requests)
             print(f"load: {loaded}", flush=True)
         finally:
