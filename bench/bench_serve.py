@@ -16,7 +16,8 @@ queries:
    requests/s, p50 / p99, errors (any status but 200, or a transport error).
 
 The client runs on the same machine as the server, so both share its cores.
-Results go to ``bench/results/serve.json`` and a table on stdout.
+Results go to ``bench/results/serve.json`` (``serve-<mode>.json`` for bm25 and
+hybrid) and a table on stdout.
 
 Usage: python bench/bench_serve.py [--docs 2209] [--queries 200] [--clients 8] [--seconds 30]
        [--max-requests 100000] [--mode dense|bm25|hybrid]
@@ -232,8 +233,9 @@ def main() -> None:
         "load_p50_over_in_process_p50": loaded["p50_ms"] / local["encode_and_search_p50_ms"],
         "note": "client and server share the machine's cores; the machine was shared with other jobs",
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    out = RESULTS if args.mode == "dense" else RESULTS.with_name(f"serve-{args.mode}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\n{'':32}{'p50 ms':>10}{'p99 ms':>10}")
     print(f"{'in process: encode + search':32}{local['encode_and_search_p50_ms']:>10.2f}"
           f"{local['encode_and_search_p99_ms']:>10.2f}")  # fmt: skip
@@ -242,7 +244,7 @@ def main() -> None:
     print(f"{f'service, {args.clients} clients':32}{loaded['p50_ms']:>10.2f}{loaded['p99_ms']:>10.2f}")
     print(f"requests/s {loaded['requests_per_second']:.1f}, requests {loaded['requests']}, errors {loaded['errors']}, "
           f"HTTP overhead (p50 ratio) {result['http_overhead_ratio_p50']:.2f}")  # fmt: skip
-    print(f"wrote {RESULTS}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
