@@ -224,7 +224,7 @@ def main() -> None:
             proc.terminate()
             proc.wait(timeout=120)
     result = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "settings": vars(args) | {"documents": len(docs), "queries_used": len(queries)},
         "in_process": local,
         "service_one_client": single,
