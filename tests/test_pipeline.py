@@ -42,7 +42,8 @@ def test_run_chains_every_stage_then_skips_what_is_up_to_date(tmp_path, mini_bei
     html = (ws.root / "report" / "report.html").read_text()
     assert "Base vs fine-tuned" in html and "Training" in html and "Compression" in html
     assert "Training recipe" in html and "Winner:" in html
-    assert "Serving index" in html and (ws.root / "index" / "serving.json").is_file()
+    assert "# Serving index" in (ws.root / "report" / "report.md").read_text()
+    assert (ws.root / "index" / "serving.json").is_file()
     plan = json.loads((ws.root / "plan" / "plan.json").read_text())
     assert plan["phase"] == "after recipe" and [h["phase"] for h in plan["history"]] == ["start", "after mine"]
     timings = json.loads((ws.root / "plan" / "timings.json").read_text())

@@ -1,7 +1,7 @@
 """Every registered stage goes through the stage contract, and passes the same contract test.
 
-The loop runs once over the mini BEIR folder (with compress, then cost and
-calibrate); then, for each registered stage: a second run with nothing
+The loop runs once over the mini BEIR folder (with compress and index, then
+cost and calibrate); then, for each registered stage: a second run with nothing
 changed is skipped; changing any one of its declared inputs makes it run
 again; a run that fails leaves its folder exactly as it was; the workspace
 lock is held while it computes and writes.
@@ -72,6 +72,7 @@ def build(name: str, workspace: Workspace, data: Path, config: Config) -> Stage[
     from domainfit.stages.cost import CostStage
     from domainfit.stages.decide import DecideStage
     from domainfit.stages.eval import EvalStage
+    from domainfit.stages.index import IndexStage
     from domainfit.stages.mine import MineStage
     from domainfit.stages.recipe import RecipeStage
     from domainfit.stages.report import ReportStage
@@ -92,6 +93,7 @@ def build(name: str, workspace: Workspace, data: Path, config: Config) -> Stage[
         "compress": lambda: _compress(ws, data, c, **common),
         "cost": lambda: CostStage(ws, data, c.cost, **common),
         "calibrate": lambda: CalibrateStage(ws, data, c.calibrate, **common),
+        "index": lambda: IndexStage(ws, data, c.index, c.eval, **common),
         "report": lambda: ReportStage(ws, STAGES),
     }
     return builders[name]()

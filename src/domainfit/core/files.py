@@ -70,14 +70,19 @@ def staged_dir(final: Path) -> Iterator[Path]:
     """Yield a temporary folder that replaces ``final`` only if the block succeeds.
 
     On success the old folder (if any) is swapped out and deleted; on any
-    exception the temporary folder is removed and ``final`` is left untouched.
+    exception the temporary folder is removed and ``final`` is left untouched
+    (and so is its parent: a parent folder this call created is removed again).
     """
+    created = not final.parent.exists()
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if created:
+            with contextlib.suppress(OSError):
+                final.parent.rmdir()  # only when empty
         raise
     old = None
     if final.exists():

@@ -137,7 +137,7 @@ class IndexBackend(Protocol):
         ...
 
     def search(self, query: SearchQuery) -> list[Hit]:
-        """Return the top ``query.k`` hits, best first (exact search over the version's vectors)."""
+        """Return the top ``query.k`` hits, best first, equal scores by id (exact search over the version's vectors)."""
         ...
 
     def optimize(self) -> None:

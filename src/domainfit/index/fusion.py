@@ -16,6 +16,16 @@ from domainfit.index.types import RRF_K, Fusion, Hit
 from domainfit.retrieval.hybrid import convex, rrf
 
 
+def overfetch(k: int) -> int:
+    """Return how many hits to ask a store for so that `top` can break ties at the k-th place by id."""
+    return 2 * k + 10
+
+
+def top(hits: Sequence[Hit], k: int) -> list[Hit]:
+    """Return the best ``k`` hits, ties by id: the same list whatever order the store kept equal scores in."""
+    return sorted(hits, key=lambda h: (-h.score, h.id))[:k]
+
+
 def _run(hits: Sequence[Hit]) -> Run:
     """Return one query's hits as a run."""
     return {"q": {hit.id: hit.score for hit in hits}}

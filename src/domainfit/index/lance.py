@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from domainfit.core.errors import UsageError
-from domainfit.index.fusion import fuse
+from domainfit.index.fusion import fuse, overfetch, top
 from domainfit.index.schema import BASE_COLUMNS, FULL_TEXT, metadata_types
 from domainfit.index.types import (
     HYBRID_DEPTH,
@@ -356,14 +356,14 @@ class LanceBackend:
         select = self._select(query)
         where = where_clause(query.filters, self._columns())
         if query.mode == "dense":
-            return self._dense(query, query.k, select, where)
+            return top(self._dense(query, overfetch(query.k), select, where), query.k)
         if query.mode == "bm25":
-            return self._bm25(query, query.k, select, where)
+            return top(self._bm25(query, overfetch(query.k), select, where), query.k)
         depth = max(HYBRID_DEPTH, query.k)
         self._version(query)
         return fuse(
-            self._dense(query, depth, select, where),
-            self._bm25(query, depth, select, where),
+            top(self._dense(query, overfetch(depth), select, where), depth),
+            top(self._bm25(query, overfetch(depth), select, where), depth),
             query.k,
             fusion=query.fusion,
             alpha=query.alpha,

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from domainfit.core.errors import UsageError
-from domainfit.index.fusion import fuse
+from domainfit.index.fusion import fuse, overfetch, top
 from domainfit.index.lance import table_name
 from domainfit.index.schema import BASE_COLUMNS
 from domainfit.index.sparse import document_vector, query_vector
@@ -61,7 +61,7 @@ def point_id(doc_id: str) -> str:
 class QdrantBackend:
     """`IndexBackend` over one Qdrant collection (see the module docstring).
 
-    Inputs: the local-mode folder (or ``url`` of a server), the corpus name,
+    Inputs: the local-mode folder (``":memory:"``: not persisted), or ``url`` of a server; the corpus name,
     ``read_only`` (True: the collection must exist; nothing is written).
     """
 
@@ -73,9 +73,14 @@ class QdrantBackend:
         self.corpus, self.name, self.read_only = corpus, table_name(corpus), read_only
         if url is None and folder is None:
             raise UsageError("give the Qdrant backend a folder (local mode) or a server URL")
-        if url is None and read_only and not Path(str(folder)).is_dir():
+        if url is None and read_only and str(folder) != ":memory:" and not Path(str(folder)).is_dir():
             raise IndexMissing(f"no Qdrant index at {folder}")
-        self.client = QdrantClient(url=url) if url is not None else QdrantClient(path=str(folder))
+        if url is not None:
+            self.client = QdrantClient(url=url)
+        elif str(folder) == ":memory:":  # local mode without persistence (benchmarks, throwaway indexes)
+            self.client = QdrantClient(location=":memory:")
+        else:
+            self.client = QdrantClient(path=str(folder))
         self._reading = self.name
         if read_only and not self.client.collection_exists(self.name):
             self.client.close()
@@ -312,11 +317,11 @@ class QdrantBackend:
             self._reading,
             query=q,
             using=using,
-            limit=k,
+            limit=overfetch(k),
             query_filter=self._filter(query.filters),
             with_payload=["id", *query.fields],
         )
-        return self._hits(found.points, query.fields)
+        return top(self._hits(found.points, query.fields), k)
 
     def search(self, query: SearchQuery) -> list[Hit]:
         """Return the top ``query.k`` hits, best first (hybrid: Qdrant's RRF with k = 60, or bench's convex)."""
@@ -347,12 +352,11 @@ class QdrantBackend:
                 ),
             ],
             query=models.RrfQuery(rrf=models.Rrf(k=QDRANT_RRF_K)),
-            limit=query.k,
+            limit=overfetch(query.k),
             query_filter=flt,
             with_payload=["id", *query.fields],
         )
-        hits = self._hits(found.points, query.fields)
-        return sorted(hits, key=lambda h: (-h.score, h.id))
+        return top(self._hits(found.points, query.fields), query.k)
 
     # -- versions and tags -----------------------------------------------------------------------
 

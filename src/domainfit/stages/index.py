@@ -214,6 +214,7 @@ class IndexStage(Stage[IndexResult]):
         from domainfit.retrieval.dense import DenseRetriever
 
         deployed, cfg = self.deployed, self.config
+        _clear_leftovers(self.home, out)
         retriever = DenseRetriever(
             deployed.model,
             cache_dir=self.workspace.cache_dir / "embeddings",
@@ -324,6 +325,15 @@ class IndexStage(Stage[IndexResult]):
         if current != result.pointer or not (self.home / result.backend).is_dir():
             raise StaleOutput("the index changed since this build (the pointer moved, or the store is gone)")
         return result
+
+
+def _clear_leftovers(home: Path, out: Path) -> None:
+    """Remove staged build folders a killed run left in the index folder (not ``out``, this run's)."""
+    import shutil
+
+    for leftover in home.glob(f".{BUILD}.*"):
+        if leftover.is_dir() and leftover.resolve() != out.resolve():
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _quiet(encode: Any) -> Any:
