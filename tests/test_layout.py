@@ -28,6 +28,7 @@ CAPABILITIES = (
     "monitor",
     "migrate",
     "index",
+    "serve",
 )
 WORKSPACE = "domainfit.core.workspace"
 
@@ -181,5 +182,7 @@ def test_every_capability_defines_its_settings_in_its_own_config_module():
         "budget",
         "monitor",
         "migrate",
+        "index",
+        "serve",
     ):
         assert (PACKAGE / package / "config.py").is_file(), package

@@ -141,7 +141,7 @@ def test_the_command_line_lists_the_stage_commands_in_loop_order_by_panel():
 
     listed = commands()
     assert [c[0] for c in listed] == ["validate", "split", "bench", "decide", "synth", "mine", "train", "eval",
-                                      "compress", "cost", "calibrate", "index", "report", "run",
+                                      "compress", "cost", "calibrate", "index", "report", "serve", "run",
                                       "version"]  # fmt: skip
     by_name = {name: panel for name, _, panel in listed}
     assert by_name["bench"] == MEASURE_PANEL and by_name["train"] == TRAIN and by_name["calibrate"] == SHIP

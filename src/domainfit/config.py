@@ -30,6 +30,7 @@ from domainfit.evaluation.config import KNOWN_METRIC, BenchConfig, DecideConfig,
 from domainfit.index.config import IndexConfig
 from domainfit.mine.config import MineConfig
 from domainfit.recipe.config import RecipeConfig
+from domainfit.serve.config import ServeConfig
 from domainfit.synth.config import SynthConfig
 from domainfit.text.config import TextConfig
 from domainfit.train.config import TrainConfig
@@ -78,6 +79,7 @@ class Config(_Strict):
     mine: MineConfig = Field(default_factory=MineConfig)
     synth: SynthConfig = Field(default_factory=SynthConfig)
     text: TextConfig = Field(default_factory=TextConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
 
 
 _BARE = re.compile(r"[A-Za-z0-9_-]+")

@@ -25,7 +25,7 @@ from domainfit.stages.registry import STAGES
 
 #: The commands that are not a stage, before and after the stages: (command, module under domainfit.cli, panel).
 _BEFORE = (("validate", "validate", PREPARE), ("split", "split", PREPARE))
-_AFTER = (("run", "run", OPERATE), ("version", "version", OPERATE))
+_AFTER = (("serve", "serve", OPERATE), ("run", "run", OPERATE), ("version", "version", OPERATE))
 
 
 def commands() -> list[tuple[str, str, str]]:

@@ -1,0 +1,193 @@
+"""``domainfit serve``: the search service over the workspace's production index.
+
+Resolves, before anything heavy loads: the ``[serve]`` settings (options win),
+the bearer token (``--token-file`` or the environment variable; only its hash
+is kept) and whether the address may be bound without one (exit 2 when not).
+Then it opens ``<workspace>/index`` at the tag its production pointer names,
+loads the pointer's model (and any ``--version-model``), takes the default
+``min_score`` from the pointer or else from ``calibrate``'s thresholds for that
+model, and serves until interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from domainfit.cli.options import ConfigOpt, QuietOpt, WorkspaceOpt
+from domainfit.core.errors import UsageError
+from domainfit.core.workspace import DEFAULT_WORKSPACE, Workspace
+
+if TYPE_CHECKING:
+    from domainfit.index.backend import ServingPointer
+    from domainfit.serve.encoder import Encoder
+    from domainfit.text.config import TextConfig
+
+#: The compression configuration a float32 index is calibrated as (calibrate's reference configuration).
+FULL_PRECISION = "full/float32"
+
+
+def parse_version_models(entries: list[str]) -> dict[str, str]:
+    """Parse ``--version-model VERSION=MODEL`` options into {version: model}; `UsageError` for a malformed one."""
+    found: dict[str, str] = {}
+    for entry in entries:
+        version, sep, model = entry.partition("=")
+        if not sep or not version.strip() or not model.strip():
+            raise UsageError(f"--version-model {entry!r}: expected VERSION=MODEL")
+        found[version.strip()] = model.strip()
+    return found
+
+
+def check_query_log(path: Path) -> Path:
+    """Refuse a query log path that is a folder or a non-empty file that is not a domainfit query log."""
+    from domainfit.core.errors import InputError
+
+    if path.is_dir():
+        raise InputError(path, 0, "-", "the query log is a folder; give a file")
+    if path.is_file() and path.stat().st_size > 0:
+        with path.open("rb") as handle:
+            first = handle.readline(1 << 20)
+        try:
+            record = json.loads(first)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or "format_version" not in record or "query" not in record:
+            raise InputError(path, 1, "-", "exists and is not a domainfit query log; give a new file")
+    return path
+
+
+def calibrated_threshold(workspace: Workspace, model: str) -> float | None:
+    """Return calibrate's full-precision threshold for ``model`` (matched by name or folder), or None.
+
+    Reads ``<workspace>/calibrate/thresholds.json``; a workspace where
+    calibrate did not run, or did not calibrate this model, gives None.
+    """
+    from domainfit.compress.calibrate import CalibrateResult
+    from domainfit.core.models import ModelNotFoundError, resolve_model
+
+    path = workspace.stage_dir("calibrate") / "thresholds.json"
+    if not path.is_file():
+        return None
+    try:
+        result = CalibrateResult.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+    def where(name: str) -> Path | None:
+        try:
+            return resolve_model(name).path.resolve()
+        except ModelNotFoundError:
+            return None
+
+    target = where(model)
+    for entry in result.models:
+        if entry.model == model or (target is not None and where(entry.model) == target):
+            configs = {c.configuration: c for c in entry.configurations}
+            chosen = configs.get(FULL_PRECISION) or (entry.configurations[0] if entry.configurations else None)
+            return chosen.threshold if chosen is not None else None
+    return None
+
+
+def load_encoders(pointer: ServingPointer, extra: dict[str, str], text: TextConfig) -> dict[str, Encoder]:
+    """Load the production model (for the pointer's version) and each ``--version-model`` model."""
+    from domainfit.core.models import load_bi_encoder
+    from domainfit.serve.encoder import SentenceTransformerEncoder
+
+    production = SentenceTransformerEncoder(
+        load_bi_encoder(pointer.model, max_seq_length=pointer.max_seq_length),
+        pointer.model,
+        text=text,
+        query_prompt_name=pointer.query_prompt_name,
+    )
+    others = {v: SentenceTransformerEncoder(load_bi_encoder(m), m, text=text) for v, m in extra.items()}
+    return {**others, pointer.version: production}
+
+
+def serve(
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    config: ConfigOpt = None,
+    host: Annotated[
+        str | None, typer.Option(help="address to bind (default 127.0.0.1; any other needs a token)")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (default 8000)")] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option("--token-file", help="file whose first line is the bearer token (or set DOMAINFIT_SERVE_TOKEN)"),
+    ] = None,
+    query_log: Annotated[
+        Path | None, typer.Option("--query-log", help="append every search to this JSONL file")
+    ] = None,
+    tag: Annotated[str | None, typer.Option(help="serve this index tag instead of production's")] = None,
+    version_model: Annotated[
+        list[str] | None,
+        typer.Option("--version-model", help="VERSION=MODEL: also encode queries for another model version"),
+    ] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Serve search over the workspace's production index (FastAPI + uvicorn)."""
+    from domainfit.config import load_config
+    from domainfit.core.progress import set_quiet, stderr_console
+    from domainfit.serve.auth import check_bind, load_token_digest
+
+    set_quiet(quiet)
+    cfg = load_config(
+        config,
+        {
+            "serve": {
+                "host": host,
+                "port": port,
+                "token_file": str(token_file) if token_file is not None else None,
+                "query_log": str(query_log) if query_log is not None else None,
+            }
+        },
+    )
+    settings = cfg.serve
+    digest = load_token_digest(settings.token_file, settings.token_env)
+    check_bind(settings.host, digest)
+    extra = parse_version_models(version_model or [])
+    log_path = check_query_log(Path(settings.query_log)) if settings.query_log else None
+
+    try:
+        from domainfit.serve.app import create_app
+    except ImportError as exc:
+        raise UsageError(f"domainfit serve needs the serve extra ({exc}): pip install 'domainfit[serve]'") from None
+    from domainfit.index.backend import open_index
+    from domainfit.serve.querylog import QueryLog
+    from domainfit.serve.server import serve_app
+    from domainfit.serve.service import Served
+
+    ws = Workspace(workspace)
+    backend, pointer = open_index(ws.stage_dir("index"), tag=tag)
+    try:
+        threshold = pointer.min_score if pointer.min_score is not None else calibrated_threshold(ws, pointer.model)
+        served = Served(
+            version=pointer.version,
+            model=pointer.model,
+            mode=pointer.mode,
+            fusion=pointer.fusion,
+            alpha=pointer.alpha,
+            thresholds={pointer.version: threshold} if threshold is not None else {},
+            tag=tag or pointer.tag,
+            backend=pointer.backend,
+        )
+        encoders = load_encoders(pointer, extra, cfg.text)
+        log = QueryLog(log_path) if log_path is not None else None
+        app = create_app(backend, encoders, served, settings, token_digest=digest, query_log=log)
+        if not quiet:
+            stderr_console().print(
+                f"serving {pointer.model} (version {pointer.version}, tag {served.tag}, "
+                f"{backend.count()} documents) on http://{settings.host}:{settings.port}"
+                + (" with a bearer token" if digest is not None else ""),
+                highlight=False,
+                markup=False,
+            )
+        serve_app(app, settings.host, settings.port, token_digest=digest)
+    finally:
+        backend.close()
+
+
+#: The function `domainfit.cli.app` registers as this command.
+command = serve

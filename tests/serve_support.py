@@ -1,0 +1,115 @@
+"""What the search-service tests share: a real LanceDB index of the mini corpus under two model versions.
+
+Version ``base`` is the packaged MiniLM (mean pooling); version ``cls`` is the
+same weights with CLS pooling, saved as its own sentence-transformers folder
+(a second real model whose vectors differ). The index lives in a workspace's
+``index/`` folder with its production pointer (``serving.json``) on tag ``prod``,
+as ``domainfit index`` leaves it.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from conftest import build_mini_dataset
+from domainfit.core.workspace import Workspace
+from domainfit.index.backend import IndexDocument, ServingPointer, open_backend, write_pointer
+from domainfit.serve.encoder import SentenceTransformerEncoder
+
+TOKEN = "s3cret-token-for-the-tests-0123456789"
+
+
+def topic_of(doc_id: str) -> str:
+    """The mini corpus's family of a document (``release`` for the distractors)."""
+    if doc_id.startswith("x"):
+        return "release"
+    families = ["auth", "billing", "storage", "network", "compute"]
+    return families[(int(doc_id[1:]) - 1) // 4]
+
+
+def index_documents() -> list[IndexDocument]:
+    """The mini corpus as index rows, with a ``topic`` and a ``rank`` metadata field."""
+    corpus = build_mini_dataset().corpus
+    return [
+        IndexDocument(id=d.id, title=d.title or "", text=d.text, metadata={"topic": topic_of(d.id), "rank": i})
+        for i, d in enumerate(corpus.values())
+    ]
+
+
+def cls_model(minilm):
+    """MiniLM's weights (shared, not copied) with CLS pooling and normalisation: a second real model."""
+    from sentence_transformers import SentenceTransformer, models
+
+    transformer = minilm[0]
+    pooling = models.Pooling(transformer.get_embedding_dimension(), pooling_mode="cls")
+    return SentenceTransformer(modules=[transformer, pooling, models.Normalize()], device="cpu")
+
+
+def save_cls_model(minilm, folder: Path) -> Path:
+    """Save the CLS-pooled model as a sentence-transformers folder (safetensors)."""
+    cls_model(minilm).save(str(folder), safe_serialization=True)
+    return folder
+
+
+@dataclass
+class ServedIndex:
+    """A workspace with an index, its documents and the two versions' encoders."""
+
+    workspace: Path
+    index: Path
+    docs: list[IndexDocument]
+    cls_model: Path
+    encoders: dict[str, SentenceTransformerEncoder]
+
+
+def build_served_index(root: Path, minilm) -> ServedIndex:
+    """Build the workspace, index both versions, optimise (BM25), tag ``prod`` and write the pointer."""
+    workspace = root / "ws"
+    Workspace(workspace).ensure()
+    cls_folder = save_cls_model(minilm, root / "minilm-cls")
+    encoders = {
+        "base": SentenceTransformerEncoder(minilm, "sentence-transformers/all-MiniLM-L6-v2"),
+        "cls": SentenceTransformerEncoder(cls_model(minilm), str(cls_folder)),
+    }
+    docs = index_documents()
+    texts = [d.embed_text() for d in docs]
+    vectors = {v: e.encode(texts) for v, e in encoders.items()}
+    folder = workspace / "index"
+    store = open_backend(folder, "mini")
+    try:
+        store.upsert(docs, vectors)
+        store.optimize()
+        version = store.create_tag("prod")
+    finally:
+        store.close()
+    pointer = ServingPointer(
+        backend="lancedb",
+        corpus="mini",
+        version="base",
+        dimension=int(vectors["base"].shape[1]),
+        model="sentence-transformers/all-MiniLM-L6-v2",
+        tag="prod",
+        table_version=version,
+        mode="dense",
+        min_score=None,
+    )
+    write_pointer(folder, pointer)
+    return ServedIndex(workspace, folder, docs, cls_folder, encoders)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (bound and released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cosine(a: list[float], b: np.ndarray) -> float:
+    """Cosine of two vectors."""
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    return float(x @ y / (np.linalg.norm(x) * np.linalg.norm(y)))
