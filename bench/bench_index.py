@@ -217,7 +217,7 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     args = parser.parse_args()
     results: dict[str, Any] = json.loads(OUT.read_text()) if OUT.is_file() else {}
-    results["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(), "niceness": os.nice(0)}
+    results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "niceness": os.nice(0)}
     if not args.skip_build:
         results["build"] = build_throughput(args.docs, args.batch, args.rounds)
         print(json.dumps(results["build"], indent=2))

@@ -20,7 +20,7 @@ from domainfit.core.workspace import Workspace
 from domainfit.data.beir import write_beir
 from domainfit.stages.pipeline import run_pipeline
 
-LOOP = ["bench", "decide-before", "synth", "mine", "recipe", "train", "eval", "decide-after", "report"]
+LOOP = ["bench", "decide-before", "synth", "mine", "recipe", "train", "eval", "decide-after", "index", "report"]
 
 
 def config(**sections: dict) -> Config:

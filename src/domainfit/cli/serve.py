@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from domainfit.cli.options import ConfigOpt, QuietOpt, WorkspaceOpt
+from domainfit.compress.spec import FULL_PRECISION
 from domainfit.core.errors import UsageError
 from domainfit.core.workspace import DEFAULT_WORKSPACE, Workspace
 
@@ -25,9 +26,6 @@ if TYPE_CHECKING:
     from domainfit.index.backend import ServingPointer
     from domainfit.serve.encoder import Encoder
     from domainfit.text.config import TextConfig
-
-#: The compression configuration a float32 index is calibrated as (calibrate's reference configuration).
-FULL_PRECISION = "full/float32"
 
 
 def parse_version_models(entries: list[str]) -> dict[str, str]:

@@ -24,6 +24,9 @@ from domainfit.core.errors import UsageError
 StoreKind = Literal["float32", "float16", "int8", "binary", "pq", "ivfpq"]
 ReductionKind = Literal["truncate", "pca"]
 
+#: The uncompressed configuration (the model's own width, float32): what a float32 index is calibrated as.
+FULL_PRECISION = "full/float32"
+
 _SPEC = re.compile(
     r"^(?P<red>trunc|pca|full)(?:-(?P<dim>\d+))?/"
     r"(?P<store>float32|float16|int8|binary|(?P<pq>ivfpq|pq)(?P<m>\d+)x(?P<nbits>\d+))"

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from domainfit import __version__
+from domainfit.compress.spec import FULL_PRECISION
 from domainfit.core.files import atomic_write_json, atomic_write_text
 from domainfit.core.progress import is_quiet, set_quiet
 from domainfit.core.workspace import Workspace
@@ -131,10 +132,9 @@ def _threshold(workspace: Workspace, fingerprint: str) -> float | None:
     for model in json.loads(path.read_text(encoding="utf-8")).get("models", []):
         if model.get("fingerprint") == fingerprint:
             for conf in model.get("configurations", []):
-                if conf.get("configuration") in ("float32", "none", "fp32"):
+                if conf.get("configuration") == FULL_PRECISION and "threshold" in conf:
                     return float(conf["threshold"])
-            configurations = model.get("configurations") or [{}]
-            return float(configurations[0]["threshold"]) if "threshold" in configurations[0] else None
+            return None
     return None
 
 
