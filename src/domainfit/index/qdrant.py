@@ -41,6 +41,7 @@ from domainfit.index.types import (
     IndexMissing,
     Scalar,
     SearchQuery,
+    searched_version,
     vector_column,
 )
 
@@ -281,16 +282,7 @@ class QdrantBackend:
 
     def _version(self, query: SearchQuery) -> str:
         """Return the model version a query searches (the only one, when it names none)."""
-        have = self.versions()
-        if query.version is not None:
-            if query.version not in have:
-                raise UsageError(
-                    f"no model version {query.version!r} in the index (it has: {', '.join(have) or 'none'})"
-                )
-            return query.version
-        if len(have) != 1:
-            raise UsageError(f"name the model version to search (the index has: {', '.join(have) or 'none'})")
-        return next(iter(have))
+        return searched_version(query.version, self.versions())
 
     def _hits(self, points: Sequence[Any], fields: Sequence[str]) -> list[Hit]:
         """Turn scored points into hits carrying the asked fields."""

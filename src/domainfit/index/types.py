@@ -10,7 +10,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -209,3 +209,19 @@ class ServingPointer:
             raise ValueError(f"serving pointer format {data.get('format')!r}, expected {POINTER_FORMAT}")
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def searched_version(version: str | None, have: Iterable[str]) -> str:
+    """Return the model version a search reads: ``version`` when the index has it, else the only one it has.
+
+    `UsageError` when ``version`` is not in the index, or when it is None and the
+    index holds none or several (the caller must name one).
+    """
+    have = list(have)
+    if version is not None:
+        if version not in have:
+            raise UsageError(f"no model version {version!r} in the index (it has: {', '.join(have) or 'none'})")
+        return version
+    if len(have) != 1:
+        raise UsageError(f"name the model version to search (the index has: {', '.join(have) or 'none'})")
+    return have[0]
