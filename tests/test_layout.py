@@ -169,20 +169,5 @@ def test_at_most_six_modules_at_the_top_of_the_package():
 
 
 def test_every_capability_defines_its_settings_in_its_own_config_module():
-    for package in (
-        "data",
-        "text",
-        "retrieval",
-        "evaluation",
-        "synth",
-        "mine",
-        "train",
-        "compress",
-        "recipe",
-        "budget",
-        "monitor",
-        "migrate",
-        "index",
-        "serve",
-    ):
+    for package in CAPABILITIES:
         assert (PACKAGE / package / "config.py").is_file(), package
