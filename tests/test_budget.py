@@ -8,7 +8,7 @@ import pytest
 
 from domainfit.budget.duration import format_minutes, parse_duration
 from domainfit.budget.estimate import Workload, estimate_stages
-from domainfit.budget.fit import Schedule, fit_to_budget, with_schedule
+from domainfit.budget.fit import EVAL_QUERY_FLOOR, Schedule, fit_to_budget, with_schedule
 from domainfit.budget.probe import Probe
 from domainfit.config import Config
 from domainfit.render.timings import timings_markdown
@@ -108,6 +108,43 @@ def test_budget_cuts_synthetic_then_pilots_then_steps() -> None:
     assert tight.fits and tight.seconds <= 1500
     assert tight.schedule.trials < 6 or tight.workload.train_steps < 200
     assert tight.changes and any("synthetic" in c for c in tight.changes)
+
+
+def test_large_dev_pool_costs_evaluations_before_steps() -> None:
+    """On a large corpus the full run's evaluations go to two, then score fewer dev queries, before steps go."""
+    work = _work(
+        documents=45_000, queries={"train": 4800, "dev": 800, "test": 2400}, eval_pool_documents=16_000,
+        eval_queries=800, eval_pool_per_query=20.0, train_steps=150, train_evaluations=4, synthetic=0,
+    )  # fmt: skip
+    asked = fit_to_budget(work, _probe(), Schedule(0, 40, 10, 3), eval_steps=50, budget_seconds=None)
+    train = next(s for s in asked.stages if s.stage == "train")
+    budget = asked.seconds - train.parts["evaluations"] * 0.8  # needs most of the evaluations' time back
+    fitted = fit_to_budget(work, _probe(), Schedule(0, 40, 10, 3), eval_steps=50, budget_seconds=budget)
+    assert fitted.fits and fitted.seconds <= budget
+    assert fitted.workload.train_evaluations == 2 and fitted.eval_steps == 150
+    assert EVAL_QUERY_FLOOR <= fitted.workload.eval_queries < 800
+    assert fitted.workload.eval_pool_documents == pytest.approx(fitted.workload.eval_queries * 20.0, abs=1)
+    assert fitted.workload.train_steps == 150  # no step was cut
+    assert any("of 800 dev queries" in c for c in fitted.changes)
+    # the full corpus as the dev pool: fewer queries would not make an evaluation cheaper, so steps go instead
+    full = replace(work, eval_pool_documents=45_000, eval_pool_per_query=None)
+    kept = fit_to_budget(full, _probe(), Schedule(0, 40, 10, 3), eval_steps=50, budget_seconds=budget)
+    assert kept.workload.eval_queries == 800 and kept.workload.train_steps < 150
+
+
+def test_dev_evaluator_samples_queries() -> None:
+    """``max_queries`` keeps that many dev queries, the same ones for the same seed."""
+    from domainfit.data.beir import load_beir
+    from domainfit.data.demo import demo_path
+    from domainfit.train.evaluator import dev_evaluator
+
+    dataset = load_beir(demo_path())
+    whole = dev_evaluator(dataset, "dev", corpus="sample")
+    some = dev_evaluator(dataset, "dev", corpus="sample", max_queries=10, seed=3)
+    again = dev_evaluator(dataset, "dev", corpus="sample", max_queries=10, seed=3)
+    assert whole is not None and some is not None and again is not None
+    assert len(some.queries_ids) == 10 < len(whole.queries_ids)
+    assert some.queries_ids == again.queries_ids and set(some.queries_ids) <= set(whole.queries_ids)
 
 
 def test_budget_too_small_does_not_fit() -> None:

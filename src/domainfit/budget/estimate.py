@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from domainfit.budget.levels import PROBE_BATCH, PROBE_STEPS
 from domainfit.budget.probe import Probe
 
 #: Synthetic queries the offline generators keep per source document (measured: demo 3.6, long pages 1.7).
@@ -27,8 +28,18 @@ SYNTHETIC_PER_DOCUMENT = 3.0
 #: Seconds per document token the reference machine (two cores) encodes at: the constants below were
 #: measured there and scale with this machine's measured speed (`_speed`).
 REFERENCE_TOKEN_SECONDS = 1.6e-4
-#: Scoring every system on the judged queries and writing their runs, per query and document (bench, eval).
-SCORE_SECONDS = 6e-6
+#: Scoring every system on one judged query (metrics, runs, fusions, the convex weight's tuning; bench, eval):
+#: measured 12 ms a query on the demo, where the corpus is small.
+SCORE_QUERY_SECONDS = 1.2e-2
+#: The part of scoring that grows with the corpus, per query and document (exact dense search and BM25
+#: scoring): measured 1.5e-8 s for the dense product and 1.4e-8 s for BM25 on 3,197 queries x 45,332
+#: documents, with the tuning split's searches on top.
+SCORE_PAIR_SECONDS = 6e-8
+#: The levels probe of ``decide`` (before training, `domainfit.budget.levels`) trains `PROBE_STEPS` steps
+#: of `PROBE_BATCH` with three models: the full and the top-layers one cost about a full step each and
+#: the static one almost nothing; it encodes `LEVEL_PROBE_TEXTS` documents twice and as many queries.
+LEVEL_PROBE_MODELS = 2.2
+LEVEL_PROBE_TEXTS = 32
 #: Search, false-negative filtering and curriculum per mined pair: a fixed part and a part per token of the
 #: corpus' (window-cut) documents (measured: 5.8 ms a pair on the demo, 9.5 ms on long pages).
 MINE_PAIR_SECONDS = 3.8e-3
@@ -59,7 +70,10 @@ class Workload:
     ``train_evaluations``: the full run's; ``pilot_steps``: the steps every
     pilot of the recipe search trains in total (successive halving included),
     ``pilot_evaluations`` their dev evaluations; ``pool_documents``: documents
-    an evaluation during training (or a pilot's) encodes.
+    an evaluation during training (or a pilot's) encodes; ``eval_queries``: the
+    dev queries an evaluation during training scores, and ``eval_pool_per_query``
+    the pool's documents per such query (None: the pool does not shrink with
+    them, the full corpus).
     """
 
     documents: int
@@ -75,6 +89,8 @@ class Workload:
     train_steps: int
     train_evaluations: int
     eval_pool_documents: int
+    eval_queries: int = 0
+    eval_pool_per_query: float | None = None
     negatives: int = 1
     pilots: int = 0
     pilot_steps: int = 0
@@ -84,6 +100,7 @@ class Workload:
     compress: bool = True
     index: bool = True
     llm_queries: bool = False
+    levels: bool = False
 
 
 @dataclass
@@ -128,6 +145,13 @@ def estimate_stages(work: Workload, probe: Probe) -> list[StageEstimate]:
     train_eval = probe.document_seconds(work.lengths, work.eval_pool_documents, work.train_window)
     general = probe.document_seconds([GENERAL_TEXT_TOKENS], work.general_texts, work.window)
     mean_tokens = sum(min(n, work.window) for n in work.lengths) / max(1, len(work.lengths))
+    score = judged * (SCORE_QUERY_SECONDS + work.documents * SCORE_PAIR_SECONDS) * speed
+    levels = 0.0
+    if work.levels:
+        batch_step = probe.seconds_per_step * PROBE_BATCH / max(1, probe.batch_size)
+        levels = PROBE_STEPS * LEVEL_PROBE_MODELS * batch_step + 2 * load
+        levels += probe.document_seconds(work.lengths, 2 * LEVEL_PROBE_TEXTS, work.train_window)
+        levels += LEVEL_PROBE_TEXTS * per_query
     out = [
         _stage(
             "bench",
@@ -136,10 +160,17 @@ def estimate_stages(work: Workload, probe: Probe) -> list[StageEstimate]:
                 "encode corpus": corpus * work.bench_models,
                 "encode queries": judged * per_query * work.bench_models,
                 "bm25": work.documents * per_bm25 + probe.bm25_search_seconds(judged, work.documents),
-                "score systems": judged * work.documents * SCORE_SECONDS * speed,
+                "score systems": score,
             },
         ),
-        _stage("decide", {"load model": load, "probe": probe.document_seconds(work.lengths, 32, work.window)}),
+        _stage(
+            "decide",
+            {
+                "load model": load,
+                "probe": probe.document_seconds(work.lengths, 32, work.window),
+                "levels probe": levels,
+            },
+        ),
         _stage(
             "synth",
             {
@@ -170,7 +201,7 @@ def estimate_stages(work: Workload, probe: Probe) -> list[StageEstimate]:
             {
                 "load model": load,
                 "steps": work.train_steps * step,
-                "evaluations": work.train_evaluations * (train_eval + work.queries.get("dev", 0) * per_query),
+                "evaluations": work.train_evaluations * (train_eval + work.eval_queries * per_query),
             },
         ),
         _stage(
@@ -180,7 +211,7 @@ def estimate_stages(work: Workload, probe: Probe) -> list[StageEstimate]:
                 "encode corpus": corpus,
                 "encode queries": judged * per_query,  # the base model's are cached since bench
                 "forgetting set": 2 * general,
-                "score systems": 2 * judged * work.documents * SCORE_SECONDS * speed,
+                "score systems": 2 * score,
             },
         ),
         _stage("decide", {"read": 1.0}),

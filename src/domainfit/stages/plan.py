@@ -133,7 +133,7 @@ def count_workload(dataset: BeirDataset, config: Config, lengths: list[int], win
         per_doc = config.synth.llm.queries_per_document if config.synth.llm.base_url else SYNTHETIC_PER_DOCUMENT
         synthetic = int(source * per_doc) if config.mine.synthetic else 0
     queries = {s: _judged(q) for s, q in dataset.qrels.items()}
-    dev = queries.get(train.eval_split, 0)
+    dev = min(queries.get(train.eval_split, 0), train.eval_max_queries or queries.get(train.eval_split, 0))
     from domainfit.recipe.folds import needs_folds
 
     folds = needs_folds(dataset.qrels.get(train.eval_split), config.recipe.min_dev_queries)
@@ -155,12 +155,15 @@ def count_workload(dataset: BeirDataset, config: Config, lengths: list[int], win
         train_steps=steps,
         train_evaluations=1 + steps // max(1, train.eval_steps),
         eval_pool_documents=pool,
+        eval_queries=dev,
+        eval_pool_per_query=None if train.eval_corpus == "full" else pool / max(1, dev),
         negatives=train.max_negatives,
         pilot_pool_documents=min(len(dataset.corpus), pilot_queries * config.recipe.dev_pool_depth),
         pilot_queries=pilot_queries,
         compress=config.pipeline.compress,
         index=config.pipeline.index,
         llm_queries=config.synth.llm.base_url is not None,
+        levels=config.decide.levels,
     )
     return work, _schedule(config, labelled, synthetic, folds)
 
@@ -181,6 +184,8 @@ def _overrides(config: Config, fitted: Fitted, asked: Workload, schedule: Schedu
             "eval_steps": fitted.eval_steps,
             "save_steps": fitted.eval_steps,
         }
+    if fitted.workload.eval_queries < asked.eval_queries:
+        out.setdefault("train", {})["eval_max_queries"] = fitted.workload.eval_queries
     return out
 
 

@@ -269,6 +269,7 @@ class TrainStage(Stage[TrainResult]):
             max_corpus=cfg.eval_max_corpus,
             seed=cfg.seed,
             corpus=cfg.eval_corpus,
+            max_queries=cfg.eval_max_queries,
             pool=PoolSource(
                 cfg.base_model, cfg.eval_pool_depth, cfg.max_seq_length, workspace.cache_dir / "embeddings", text
             ),

@@ -44,7 +44,7 @@ def dev_set(stage: TrainStage) -> DevSet | None:
     cfg, workspace = stage.cfg, stage.workspace
     evaluator = dev_evaluator(
         stage.dataset, cfg.eval_split, max_corpus=cfg.eval_max_corpus, seed=cfg.seed, corpus=cfg.eval_corpus,
-        pool=PoolSource(
+        max_queries=cfg.eval_max_queries, pool=PoolSource(
             cfg.base_model, cfg.eval_pool_depth, cfg.max_seq_length, workspace.cache_dir / "embeddings", stage.text
         ),
     )  # fmt: skip

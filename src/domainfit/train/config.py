@@ -50,6 +50,9 @@ class TrainConfig(BaseModel):
     )
     eval_pool_depth: int = Field(20, ge=10, description="pool: top documents of BM25 and the base model per query")
     eval_max_corpus: int = Field(1000, ge=10, description="sample: relevant docs plus random others up to this")
+    eval_max_queries: int | None = Field(
+        None, ge=10, description="dev queries the evaluations during training score, sampled (None: all)"
+    )
     eval_split: str = "dev"
     train_split: str = "train"
     seed: int = 13

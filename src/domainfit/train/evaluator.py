@@ -33,6 +33,7 @@ def dev_evaluator(
     batch_size: int = 32,
     corpus: str = "sample",
     pool: PoolSource | None = None,
+    max_queries: int | None = None,
 ) -> Any | None:
     """Build an IR evaluator on ``split``: its queries and the documents they are ranked among.
 
@@ -41,7 +42,9 @@ def dev_evaluator(
     each query (as hard as the full corpus: the base model's top 10 are all
     there, so its score is the full corpus' score); ``"sample"`` the judged
     documents plus random others up to ``max_corpus`` (cheap, but easier than
-    the full corpus, so it can hide that a model got worse). Returns None when
+    the full corpus, so it can hide that a model got worse). ``max_queries``:
+    at most this many of the split's queries, sampled with ``seed`` (None:
+    all); the pool is then built for those queries only. Returns None when
     the split does not exist or has no relevant pairs.
     """
     from domainfit.recipe.devpool import pool_evaluator
@@ -53,6 +56,9 @@ def dev_evaluator(
     relevant = {qid: docs for qid, docs in relevant.items() if docs}
     if not relevant:
         return None
+    if max_queries is not None and len(relevant) > max_queries:
+        chosen = random.Random(seed).sample(sorted(relevant), max_queries)
+        relevant = {qid: relevant[qid] for qid in sorted(chosen)}
     keep = set().union(*relevant.values())
     if corpus == "full":
         keep = set(dataset.corpus)
