@@ -147,6 +147,19 @@ def test_dev_evaluator_samples_queries() -> None:
     assert some.queries_ids == again.queries_ids and set(some.queries_ids) <= set(whole.queries_ids)
 
 
+def test_stages_done_are_counted_once() -> None:
+    """After mine, what bench to mine took is in ``spent``; their estimates are not counted again."""
+    asked = fit_to_budget(_work(), _probe(), Schedule(6, 40, 10, 3), eval_steps=50, budget_seconds=None)
+    upto = {"bench", "decide", "synth", "mine"}
+    spent = sum(s.seconds for s in asked.stages[:4] if s.stage in upto)
+    again = fit_to_budget(_work(), _probe(), Schedule(6, 40, 10, 3), eval_steps=50, budget_seconds=asked.seconds,
+                          spent=spent, done=("mine",), cut_synthetic=False)  # fmt: skip
+    assert again.fits and not again.changes and again.seconds == pytest.approx(asked.seconds, abs=1)
+    late = fit_to_budget(_work(), _probe(), Schedule(6, 40, 10, 3), eval_steps=50, budget_seconds=asked.seconds,
+                         spent=spent + 300, done=("mine",), cut_synthetic=False)  # fmt: skip
+    assert late.fits and late.changes and late.seconds <= asked.seconds  # 5 minutes late: the rest shrinks
+
+
 def test_budget_too_small_does_not_fit() -> None:
     fitted = fit_to_budget(
         _work(), _probe(), Schedule(6, 40, 10, 3), eval_steps=50, budget_seconds=60, min_train_steps=20

@@ -30,9 +30,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Protocol, TypeVar
 
 from domainfit.budget.estimate import SYNTHETIC_PER_DOCUMENT, StageEstimate, Workload, estimate_stages
 from domainfit.budget.probe import Probe
+
+
+class _Named(Protocol):
+    """A stage's estimate: anything with the stage's name."""
+
+    stage: str
+
+
+T = TypeVar("T", bound=_Named)
 
 #: Fewest pilots a budget may leave the search (the reference and one other recipe).
 MIN_PILOTS = 2
@@ -110,10 +120,17 @@ def _evaluations(steps: int, eval_steps: int) -> int:
     return 1 + steps // max(1, eval_steps)
 
 
-def _total(work: Workload, probe: Probe, spent: float) -> tuple[list[StageEstimate], float]:
-    """Return the stage estimates and ``spent`` plus their sum."""
+def still_to_run(stages: list[T], done: tuple[str, ...]) -> list[T]:
+    """Return the estimates of the stages still to run: everything after the last of ``done`` in loop order."""
+    names = [s.stage for s in stages]
+    last = max((i for i, n in enumerate(names) if n in done), default=-1)
+    return stages[last + 1 :]
+
+
+def _total(work: Workload, probe: Probe, spent: float, done: tuple[str, ...] = ()) -> tuple[list[StageEstimate], float]:
+    """Return the stage estimates and ``spent`` plus the sum of those still to run after ``done``."""
     stages = estimate_stages(work, probe)
-    return stages, spent + sum(s.seconds for s in stages)
+    return stages, spent + sum(s.seconds for s in still_to_run(stages, done))
 
 
 def fit_to_budget(
@@ -127,22 +144,25 @@ def fit_to_budget(
     min_train_steps: int = 20,
     max_share: float = 0.5,
     cut_synthetic: bool = True,
+    done: tuple[str, ...] = (),
 ) -> Fitted:
     """Return the largest plan (up to ``work``) whose estimate, plus ``spent``, fits ``budget_seconds``.
 
     Inputs: the workload the settings ask for, the probe, the recipe search's
     schedule, the full run's ``eval_steps``, the budget (None: no budget, the
     workload as asked), seconds already spent, the fewest training steps and
-    the largest synthetic share the search tries. Output: a `Fitted`.
+    the largest synthetic share the search tries, and the stages already
+    ``done`` (their time is in ``spent``: only the stages after them count).
+    Output: a `Fitted` (its ``stages`` are every stage's estimate).
     """
     work = with_schedule(work, schedule)
-    stages, total = _total(work, probe, spent)
+    stages, total = _total(work, probe, spent, done)
     fitted = Fitted(work, schedule, eval_steps, stages, round(total, 1), True)
     if budget_seconds is None or total <= budget_seconds:
         return fitted
 
     def over() -> bool:
-        fitted.stages, total = _total(fitted.workload, probe, spent)
+        fitted.stages, total = _total(fitted.workload, probe, spent, done)
         fitted.seconds = round(total, 1)
         return total > budget_seconds
 

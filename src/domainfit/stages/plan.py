@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from domainfit.budget.duration import format_minutes
 from domainfit.budget.estimate import SYNTHETIC_PER_DOCUMENT, Workload
-from domainfit.budget.fit import Fitted, Schedule, fit_to_budget
+from domainfit.budget.fit import Fitted, Schedule, fit_to_budget, still_to_run
 from domainfit.budget.probe import Probe, corpus_lengths, measure_probe
 from domainfit.core.errors import UsageError
 from domainfit.core.files import atomic_write_json, staged_dir
@@ -228,8 +228,9 @@ def make_plan(
     stages already done (left out of the estimates) and ``force`` to probe
     again (else the workspace's last probe of the same model, batch and
     windows is reused). Output: the plan, the
-    config with its overrides, the probe. Raises `UsageError` when the budget
-    cannot hold even the smallest plan.
+    config with its overrides, the probe. Raises `UsageError` when, at the
+    start, the budget cannot hold even the smallest plan; later phases keep
+    the smallest plan and say by how much it overruns.
     """
     window = config.bench.max_seq_length or 512
     triples = _labelled_triples(dataset, config.train.train_split, config.train.seed)
@@ -255,8 +256,9 @@ def make_plan(
         min_train_steps=config.run.min_train_steps,
         max_share=max(config.recipe.synthetic_shares or [0.5]),
         cut_synthetic=not done,
+        done=done,
     )
-    stages = _after(fitted.stages, done) if done else fitted.stages
+    stages = still_to_run(fitted.stages, done)
     plan = Plan(
         budget_seconds=budget,
         spent_seconds=round(spent, 1),
@@ -273,7 +275,12 @@ def make_plan(
         probe=probe.to_json(),
         phase=phase,
     )
-    if budget is not None and not fitted.fits:
+    if budget is not None and not fitted.fits and done:  # mid-run: the work done is kept, the rest shrinks
+        plan.changes.append(
+            f"the smallest plan overruns the budget by {format_minutes(plan.seconds - budget)}: the stages before "
+            "ran over their estimates; the run goes on with the smallest plan"
+        )
+    elif budget is not None and not fitted.fits:
         raise UsageError(
             f"the budget of {format_minutes(budget)} cannot hold even the smallest plan "
             f"({format_minutes(plan.seconds)}: {_breakdown(plan)}); raise --budget"
@@ -293,13 +300,6 @@ def _earlier_probe(workspace: Workspace, config: Config, window: int, train_wind
         return None
     same = (probe.window, probe.train_window, probe.batch_size) == (window, train_window, config.bench.batch_size)
     return probe if same and previous.workload.get("train_batch_size") == config.train.batch_size else None
-
-
-def _after(stages: list[Any], done: tuple[str, ...]) -> list[Any]:
-    """Return the estimates of the stages still to run: everything after the last of ``done`` in loop order."""
-    names = [s.stage for s in stages]
-    last = max((i for i, n in enumerate(names) if n in done), default=-1)
-    return stages[last + 1 :]
 
 
 def _breakdown(plan: Plan) -> str:
@@ -401,7 +401,7 @@ def record_timings(workspace: Workspace, stages: list[dict[str, Any]], total: fl
 
 def update_train(workspace: Workspace, plan: Plan, seconds: float, changes: list[str], spent: float) -> Plan:
     """Write the phase "after recipe": the full run's estimate from the pilots' measured steps."""
-    stages = _after([_Entry(**s) for s in plan.stages], ("recipe",))
+    stages = still_to_run([_Entry(**s) for s in plan.stages], ("recipe",))
     rows = [{**asdict(s), "seconds": round(seconds, 1) if s.stage == "train" else s.seconds} for s in stages]
     new = replace(plan, phase="after recipe", stages=rows, changes=changes, history=[], spent_seconds=round(spent, 1),
                   seconds=round(spent + sum(r["seconds"] for r in rows), 1))  # fmt: skip
