@@ -437,7 +437,7 @@ class QdrantBackend:
         nearest = nearest[: k * precision.oversample]
         if not nearest:
             return []
-        stored = np.asarray([p.vector[copy] for p in nearest], dtype=np.float32)
+        stored = np.asarray([p.vector[copy] for p in nearest if isinstance(p.vector, Mapping)], dtype=np.float32)
         if precision.rescore == "float32":
             scores = stored @ reduced
         else:
