@@ -122,7 +122,7 @@ class QdrantBackend:
             self.name,
             vectors_config={},
             sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
-            metadata={"domainfit_version": 1, "domainfit_tags": {}},
+            metadata={"domainfit_version": 1, "domainfit_tags": {}, "domainfit_fields": {}},
         )
 
     def _writable(self) -> None:
