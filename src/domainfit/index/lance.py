@@ -7,6 +7,11 @@ vector column per model version (``vec_<version>``, null until embedded).
 Dense search is exact (flat: the vector index is bypassed, so it matches
 bench's exact search); BM25 is LanceDB's native full-text index on
 ``full_text``; hybrid fuses both with bench's fusion (`domainfit.index.fusion`).
+A version stored at a compressed precision (`domainfit.index.precision`) has
+its column typed by it (float16, int8 codes, packed binary bits, plus a
+rescoring copy ``vec_<version>__rescore``) and its record in the column's field
+metadata, so a tag or restore carries it. A filter value of another type than
+its column is refused with the field and both types named.
 Every write is a new table version; tags name versions; restore commits a
 tagged version as the latest. Not fork-safe: worker processes are spawned.
 """

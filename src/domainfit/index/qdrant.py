@@ -11,6 +11,18 @@ with the IDF modifier (`domainfit.index.sparse`). Hybrid is Qdrant's RRF set to
 bench's k = `RRF_K` (Qdrant's default is 2, and it counts ranks from 0, so the
 ``k`` it is given is `QDRANT_RRF_K`), or bench's convex fusion.
 
+A version stored at a compressed precision (`domainfit.index.precision`) keeps
+compress's own codes as stored vectors rather than Qdrant's quantization:
+Qdrant's scalar and binary quantization pick their own ranges and are not
+applied in local mode, so they would not search what compress measured. int8
+codes (code + 128) and binary bits (one a dimension) are ``uint8`` vectors
+searched by dot product with a transformed query, whose scores are turned back
+into compress's; a rescored binary version also stores its rescoring copy, and
+its ``k * oversample`` nearest bit vectors are ranked by that copy. The
+precision of each version is recorded in the collection metadata, as are the
+metadata fields' types (a filter value of another type is refused, as LanceDB
+refuses it).
+
 Qdrant keeps no versions, so this backend keeps them the blue-green way: the
 collection's metadata counts writes (the version); a tag copies the collection
 into a frozen ``<corpus>__v<version>`` and points the alias ``<corpus>__<tag>``
