@@ -20,12 +20,22 @@ LanceDB column and its latency and recall@10 against exact search are reported.
 searched through that workspace's index (flat, the pointer's model) and by
 bench's exact search; both NDCG@10 and their difference are recorded.
 
+(Operating points) With ``--precision`` the benchmark queries of the split
+are searched through indexes whose vectors are stored at compress's
+configurations (``--specs``, and with ``--compress-workspace`` the operating
+point that workspace's compress chose, next to the NDCG@10 compress recorded for
+it): for each, compress's own NDCG@10 (its `build_index` over the same
+embeddings, searched to compress's depth, scored by the same `evaluate`) and the
+index's (LanceDB, and Qdrant local mode with ``--precision-qdrant``), their
+difference, and the bytes of the stored vector columns against float32.
+
 Results go to ``bench/results/index.json`` and a summary on stdout. On a
 machine shared with other work run it under ``nice``: the ratios compare
 measurements of the same run, the absolute times are the machine's at the time.
 
 Usage: python bench/bench_index.py [--docs 1000] [--batch 256] [--rounds 3] [--vectors 100000]
        [--queries 200] [--qdrant-queries 20] [--ann] [--skip-build] [--skip-search] [--parity WORKSPACE]
+       [--precision] [--specs trunc-256/float32,...] [--compress-workspace WORKSPACE] [--precision-qdrant]
 """
 
 from __future__ import annotations
@@ -200,6 +210,111 @@ def parity(workspace: Path, data: Path | None, split: str) -> dict[str, Any]:
             "abs_difference": abs(ours - theirs)}  # fmt: skip
 
 
+#: Configurations compared by default (``--specs``): truncation, float16, int8, binary with and without rescoring.
+DEFAULT_SPECS = ("full/float32", "trunc-256/float32", "full/float16", "full/int8", "trunc-256/int8",
+                 "full/binary", "full/binary+float32x4", "full/binary+int8x4")  # fmt: skip
+
+
+def _column_bytes(folder: Path, table: str, version: str) -> int:
+    """Return the in-memory Arrow bytes of a version's vector column(s) (the searched one and any rescoring copy)."""
+    import lancedb
+
+    data = lancedb.connect(str(folder)).open_table(table).to_arrow()
+    return sum(data.column(c).nbytes for c in data.column_names if c.startswith(f"vec_{version}"))
+
+
+def _folder_bytes(folder: Path) -> int:
+    """Return the bytes of every file under ``folder``."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def precision_parity(
+    data: Path | None, split: str, specs: list[str], compress_workspace: Path | None, with_qdrant: bool
+) -> dict[str, Any]:
+    """NDCG@10 of vectors stored at compress's configurations: compress's own index against domainfit's index."""
+    import domainfit
+    from domainfit.compress.config import CompressConfig
+    from domainfit.compress.embed import encode_corpus, encode_split_queries, open_retriever
+    from domainfit.compress.pipeline import build_index
+    from domainfit.compress.spec import parse_spec
+    from domainfit.compress.sweep import to_run
+    from domainfit.core.progress import set_quiet
+    from domainfit.data.beir import load_beir
+    from domainfit.evaluation.metrics import evaluate
+    from domainfit.index.backend import IndexDocument, SearchQuery, open_backend
+    from domainfit.index.precision import RangeCalibration, StoredPrecision
+
+    set_quiet(True)
+    recorded: dict[str, Any] = {}
+    model_name = None
+    if compress_workspace is not None:
+        results = json.loads((compress_workspace / "compress" / "results.json").read_text(encoding="utf-8"))
+        chosen = results["operating_point"]["name"]
+        by_name = {v["name"]: v for v in results["variants"]}
+        recorded = {"workspace_operating_point": chosen, "model": results["model"],
+                    "ndcg@10_recorded_by_compress": by_name[chosen]["metrics"].get("ndcg@10")}  # fmt: skip
+        model_name = results["model"]
+        specs = [chosen, *[s for s in specs if s != chosen]]
+    config = CompressConfig()
+    if model_name is not None:  # encode as that compress run encoded (its batch size and sequence length)
+        saved = compress_workspace / "compress" / "config.json"  # type: ignore[operator]
+        settings = json.loads(saved.read_text(encoding="utf-8"))["compress"] if saved.is_file() else {}
+        config = CompressConfig.model_validate({**settings, "model": model_name})
+    dataset = load_beir(data or Path(domainfit.__file__).parent / "demo_data")
+    with tempfile.TemporaryDirectory() as cache:
+        retriever = open_retriever(config.model, Path(cache), batch_size=config.batch_size,
+                                   max_seq_length=config.max_seq_length)  # fmt: skip
+        corpus = encode_corpus(dataset, retriever)
+        queries = encode_split_queries(dataset, split, retriever)
+    full_dim = int(corpus.vectors.shape[1])
+    by_id = dataset.corpus
+    docs = [IndexDocument(i, by_id[i].text, by_id[i].title or "") for i in corpus.doc_ids]
+    rows: list[dict[str, Any]] = []
+    float32_bytes: int | None = None
+    for name in specs:
+        spec = parse_spec(name, full_dim)
+        reference = build_index(spec, corpus.vectors)
+        ids, scores = reference.search(queries.vectors, config.depth)
+        theirs = evaluate(queries.qrels, to_run(ids, scores, corpus.doc_ids, queries.query_ids), ["ndcg@10"])
+        precision = StoredPrecision.of(spec.name, full_dim)
+        if precision.needs_ranges:
+            calibration = RangeCalibration(precision)
+            calibration.add(corpus.vectors)
+            precision = precision.calibrated(calibration.ranges())
+        row: dict[str, Any] = {"configuration": spec.name, "ndcg@10_compress": round(theirs["ndcg@10"], 6),
+                               "compress_bytes_per_vector": reference.bytes_per_vector,
+                               "compress_rescore_bytes_per_vector": reference.rescore_bytes_per_vector}  # fmt: skip
+        for backend in ("lancedb", "qdrant") if with_qdrant else ("lancedb",):
+            with tempfile.TemporaryDirectory() as folder:
+                store = open_backend(folder, "parity", backend=backend)
+                store.add_version("m", full_dim, precision)
+                store.upsert(docs, {"m": corpus.vectors})
+                start = time.perf_counter()
+                run = {
+                    qid: {h.id: h.score for h in store.search(SearchQuery(vector=v.tolist(), k=config.depth))}
+                    for qid, v in zip(queries.query_ids, queries.vectors, strict=True)
+                }
+                seconds = time.perf_counter() - start
+                ours = evaluate(queries.qrels, run, ["ndcg@10"])["ndcg@10"]
+                row[f"ndcg@10_{backend}"] = round(ours, 6)
+                row[f"abs_difference_{backend}"] = abs(ours - theirs["ndcg@10"])
+                row[f"{backend}_ms_per_query"] = round(1000 * seconds / len(queries.query_ids), 2)
+                if backend == "lancedb":
+                    store.close()
+                    row["lancedb_vector_bytes"] = _column_bytes(Path(folder) / "lancedb", "parity", "m")
+                    row["lancedb_folder_bytes"] = _folder_bytes(Path(folder) / "lancedb")
+                    if spec.name == parse_spec("full/float32", full_dim).name:
+                        float32_bytes = row["lancedb_vector_bytes"]
+                else:
+                    store.close()
+        rows.append(row)
+    for row in rows:
+        if float32_bytes:
+            row["vector_bytes_vs_float32"] = round(row["lancedb_vector_bytes"] / float32_bytes, 4)
+    return {"model": Path(str(config.model)).name, "split": split, "queries": len(queries.query_ids),
+            "documents": len(docs), "depth": config.depth, **recorded, "configurations": rows}  # fmt: skip
+
+
 def main() -> None:
     """Parse the options, run the benchmarks asked for, write ``bench/results/index.json``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -215,6 +330,10 @@ def main() -> None:
     parser.add_argument("--parity", type=Path, help="a workspace with a built index: its NDCG@10 against exact")
     parser.add_argument("--data", type=Path, help="the BEIR folder of --parity (default: the bundled demo)")
     parser.add_argument("--split", default="test")
+    parser.add_argument("--precision", action="store_true", help="NDCG@10 of compress's configurations, stored")
+    parser.add_argument("--specs", default=",".join(DEFAULT_SPECS), help="comma-separated compress configurations")
+    parser.add_argument("--compress-workspace", type=Path, help="a workspace whose compress chose an operating point")
+    parser.add_argument("--precision-qdrant", action="store_true", help="also store them in Qdrant's local mode")
     args = parser.parse_args()
     results: dict[str, Any] = json.loads(OUT.read_text()) if OUT.is_file() else {}
     results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "niceness": os.nice(0)}
@@ -227,6 +346,11 @@ def main() -> None:
     if args.parity is not None:
         results["parity"] = parity(args.parity, args.data, args.split)
         print(json.dumps(results["parity"], indent=2))
+    if args.precision:
+        specs = [s.strip() for s in args.specs.split(",") if s.strip()]
+        results["precision"] = precision_parity(args.data, args.split, specs, args.compress_workspace,
+                                                args.precision_qdrant)  # fmt: skip
+        print(json.dumps(results["precision"], indent=2))
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {OUT}")

@@ -4,7 +4,7 @@ Version ``base`` is the packaged MiniLM (mean pooling); version ``cls`` is the
 same weights with CLS pooling, saved as its own sentence-transformers folder
 (a second real model whose vectors differ). The index lives in a workspace's
 ``index/`` folder with its production pointer (``serving.json``) on tag ``prod``,
-as ``domainfit index`` leaves it.
+as ``domainfit index`` leaves it, in LanceDB (default) or Qdrant's local mode.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 from conftest import build_mini_dataset
 from domainfit.core.workspace import Workspace
 from domainfit.index.backend import IndexDocument, ServingPointer, open_backend, write_pointer
+from domainfit.index.precision import RangeCalibration, StoredPrecision
 from domainfit.serve.encoder import SentenceTransformerEncoder
 
 TOKEN = "s3cret-token-for-the-tests-0123456789"
@@ -66,8 +67,13 @@ class ServedIndex:
     encoders: dict[str, SentenceTransformerEncoder]
 
 
-def build_served_index(root: Path, minilm) -> ServedIndex:
-    """Build the workspace, index both versions, optimise (BM25), tag ``prod`` and write the pointer."""
+def build_served_index(root: Path, minilm, *, backend: str = "lancedb", quantised: bool = False) -> ServedIndex:
+    """Build the workspace, index both versions, optimise (BM25), tag ``prod`` and write the pointer.
+
+    ``backend``: the store (``lancedb`` or ``qdrant``, local mode). ``quantised``: also
+    a version ``int8`` (MiniLM's vectors stored as compress's ``full/int8``, ranges
+    calibrated on the corpus), encoded by the base model.
+    """
     workspace = root / "ws"
     Workspace(workspace).ensure()
     cls_folder = save_cls_model(minilm, root / "minilm-cls")
@@ -79,15 +85,23 @@ def build_served_index(root: Path, minilm) -> ServedIndex:
     texts = [d.embed_text() for d in docs]
     vectors = {v: e.encode(texts) for v, e in encoders.items()}
     folder = workspace / "index"
-    store = open_backend(folder, "mini")
+    store = open_backend(folder, "mini", backend=backend)
     try:
+        if quantised:
+            full = vectors["base"].shape[1]
+            precision = StoredPrecision.of("full/int8", full)
+            calibration = RangeCalibration(precision)
+            calibration.add(vectors["base"])
+            store.add_version("int8", full, precision.calibrated(calibration.ranges()))
+            vectors["int8"] = vectors["base"]
+            encoders["int8"] = encoders["base"]
         store.upsert(docs, vectors)
         store.optimize()
         version = store.create_tag("prod")
     finally:
         store.close()
     pointer = ServingPointer(
-        backend="lancedb",
+        backend=backend,
         corpus="mini",
         version="base",
         dimension=int(vectors["base"].shape[1]),

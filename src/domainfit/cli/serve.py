@@ -57,10 +57,12 @@ def check_query_log(path: Path) -> Path:
     return path
 
 
-def calibrated_threshold(workspace: Workspace, model: str) -> float | None:
-    """Return calibrate's full-precision threshold for ``model`` (matched by name or folder), or None.
+def calibrated_threshold(workspace: Workspace, model: str, configuration: str = FULL_PRECISION) -> float | None:
+    """Return calibrate's threshold for ``model`` (matched by name or folder) at ``configuration``, or None.
 
-    Reads ``<workspace>/calibrate/thresholds.json``; a workspace where
+    ``configuration``: how the served vectors are stored (the pointer's
+    ``precision``); when calibrate did not calibrate it, its full-precision
+    threshold. Reads ``<workspace>/calibrate/thresholds.json``; a workspace where
     calibrate did not run, or did not calibrate this model, gives None.
     """
     from domainfit.compress.calibrate import CalibrateResult
@@ -84,7 +86,11 @@ def calibrated_threshold(workspace: Workspace, model: str) -> float | None:
     for entry in result.models:
         if entry.model == model or (target is not None and where(entry.model) == target):
             configs = {c.configuration: c for c in entry.configurations}
-            chosen = configs.get(FULL_PRECISION) or (entry.configurations[0] if entry.configurations else None)
+            chosen = (
+                configs.get(configuration)
+                or configs.get(FULL_PRECISION)
+                or (entry.configurations[0] if entry.configurations else None)
+            )
             return chosen.threshold if chosen is not None else None
     return None
 
@@ -160,7 +166,9 @@ def serve(
     ws = Workspace(workspace)
     backend, pointer = open_index(ws.stage_dir("index"), tag=tag)
     try:
-        threshold = pointer.min_score if pointer.min_score is not None else calibrated_threshold(ws, pointer.model)
+        threshold = pointer.min_score
+        if threshold is None:
+            threshold = calibrated_threshold(ws, pointer.model, pointer.precision)
         served = Served(
             version=pointer.version,
             model=pointer.model,

@@ -34,6 +34,7 @@ import numpy as np
 
 from domainfit.core.errors import UsageError
 from domainfit.core.files import atomic_write_json
+from domainfit.index.precision import StoredPrecision
 from domainfit.index.types import (
     BACKENDS,
     DEFAULT_FIELDS,
@@ -103,8 +104,17 @@ class IndexBackend(Protocol):
         """Return the model versions present: version → vector dimension."""
         ...
 
-    def add_version(self, version: str, dimension: int) -> None:
-        """Add an empty vector column for ``version`` (no-op when it exists with that dimension)."""
+    def add_version(self, version: str, dimension: int, precision: StoredPrecision | None = None) -> None:
+        """Add an empty vector column for ``version`` (no-op when it exists with that dimension and precision).
+
+        ``precision``: how its vectors are stored (`domainfit.index.precision`; None: float32).
+        Every vector written or searched afterwards is full-width (``dimension``); the store reduces and
+        quantises it.
+        """
+        ...
+
+    def precision(self, version: str) -> StoredPrecision:
+        """Return how ``version``'s vectors are stored (`UsageError` when the index does not hold it)."""
         ...
 
     def upsert(self, docs: Sequence[IndexDocument], vectors: Mapping[str, np.ndarray] | None = None) -> int:

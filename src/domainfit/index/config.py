@@ -18,7 +18,11 @@ class IndexConfig(BaseModel):
     committed together (a killed run redoes at most one batch);
     ``tag_prefix`` starts the tag production reads (``<prefix>-<version>-<time>``);
     ``engine`` ``ray`` encodes on Ray Data with ``ray_workers`` model actors
-    (extra ``domainfit[ray]``; the default, ``local``, never imports Ray).
+    (extra ``domainfit[ray]``; the default, ``local``, never imports Ray);
+    ``precision`` how the vectors are stored (`domainfit.index.precision`):
+    ``float32``, ``operating-point`` (what ``compress`` chose for the indexed
+    model) or a configuration such as ``int8``, ``binary+float32x4``,
+    ``truncate:256`` or ``trunc-256/int8``.
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -31,6 +35,17 @@ class IndexConfig(BaseModel):
     engine: Literal["local", "ray"] = "local"
     ray_workers: int = Field(2, ge=1)
     sample_query: str | None = Field(None, description="the report's sample search; default: a benchmark query")
+    precision: str = Field(
+        "float32", description="float32, operating-point (compress's choice), or e.g. int8, binary+float32x4"
+    )
+
+    @field_validator("precision")
+    @classmethod
+    def _precision(cls, value: str) -> str:
+        """Accept float32, operating-point or a configuration an index can store."""
+        from domainfit.index.precision import check_setting
+
+        return check_setting(value)
 
     @field_validator("tag_prefix")
     @classmethod

@@ -7,12 +7,18 @@ vector column per model version (``vec_<version>``, null until embedded).
 Dense search is exact (flat: the vector index is bypassed, so it matches
 bench's exact search); BM25 is LanceDB's native full-text index on
 ``full_text``; hybrid fuses both with bench's fusion (`domainfit.index.fusion`).
+A version stored at a compressed precision (`domainfit.index.precision`) has
+its column typed by it (float16, int8 codes, packed binary bits, plus a
+rescoring copy ``vec_<version>__rescore``) and its record in the column's field
+metadata, so a tag or restore carries it. A filter value of another type than
+its column is refused with the field and both types named.
 Every write is a new table version; tags name versions; restore commits a
 tagged version as the latest. Not fork-safe: worker processes are spawned.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -24,7 +30,8 @@ import pyarrow as pa
 
 from domainfit.core.errors import UsageError
 from domainfit.index.fusion import fuse, overfetch, top
-from domainfit.index.schema import BASE_COLUMNS, FULL_TEXT, metadata_types
+from domainfit.index.precision import StoredPrecision
+from domainfit.index.schema import BASE_COLUMNS, FULL_TEXT, check_filter_value, metadata_types
 from domainfit.index.types import (
     HYBRID_DEPTH,
     DocState,
@@ -33,6 +40,7 @@ from domainfit.index.types import (
     IndexMissing,
     Scalar,
     SearchQuery,
+    rescore_column,
     searched_version,
     vector_column,
 )
@@ -42,6 +50,10 @@ _TABLE = re.compile(r"[^A-Za-z0-9_.-]")
 _CHUNK = 5000
 #: How old an untagged version must be before `optimize` prunes it.
 _CLEANUP = timedelta(days=7)
+#: The vector column's field-metadata key holding its `StoredPrecision` record.
+PRECISION_KEY = b"domainfit_precision"
+#: Arrow element type of each stored kind (binary: packed bits, eight dimensions a byte).
+_ELEMENT = {"float32": pa.float32(), "float16": pa.float16(), "int8": pa.int8(), "binary": pa.uint8()}
 
 
 def table_name(corpus: str) -> str:
@@ -58,15 +70,18 @@ def _literal(value: Scalar) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def where_clause(filters: Mapping[str, Scalar | Sequence[Scalar]], columns: Sequence[str]) -> str | None:
+def where_clause(filters: Mapping[str, Scalar | Sequence[Scalar]], schema: pa.Schema) -> str | None:
     """Return the SQL ``WHERE`` of metadata equality filters (a list: any of its values), or None for none.
 
-    Raises `UsageError` for a key that is not a filterable column.
+    Raises `UsageError` for a key that is not a filterable column, or a value
+    whose type is not the column's (`domainfit.index.schema.check_filter_value`).
     """
     parts: list[str] = []
+    columns = schema.names
     for key, value in filters.items():
         if key not in columns or key in BASE_COLUMNS or key.startswith("vec_"):
             raise UsageError(f"cannot filter on {key!r}: not a metadata field of this index")
+        check_filter_value(key, value, schema.field(key).type)
         if isinstance(value, list | tuple):
             if not value:
                 return "FALSE"
@@ -146,26 +161,61 @@ class LanceBackend:
             if have != kind and not (pa.types.is_floating(have) and pa.types.is_integer(kind)):
                 raise UsageError(f"metadata field {key!r} holds {kind} values, but the index stores it as {have}")
 
-    def versions(self) -> dict[str, int]:
-        """Return the model versions present: version → vector dimension."""
-        found: dict[str, int] = {}
+    def _precisions(self) -> dict[str, StoredPrecision]:
+        """Return every model version's precision (from its column's field metadata; none: float32)."""
+        found: dict[str, StoredPrecision] = {}
         for fld in self._table.schema if self._table is not None else []:
-            if fld.name.startswith("vec_") and pa.types.is_fixed_size_list(fld.type):
-                found[fld.name[4:]] = int(fld.type.list_size)
+            name = fld.name
+            if not name.startswith("vec_") or name.endswith("__rescore") or not pa.types.is_fixed_size_list(fld.type):
+                continue
+            record = (fld.metadata or {}).get(PRECISION_KEY)
+            if record is None:
+                found[name[4:]] = StoredPrecision.full(int(fld.type.list_size))
+            else:
+                found[name[4:]] = StoredPrecision.from_json(json.loads(record))
         return found
 
-    def add_version(self, version: str, dimension: int) -> None:
-        """Add an empty (null) vector column for ``version``; raises `UsageError` for another dimension."""
+    def versions(self) -> dict[str, int]:
+        """Return the model versions present: version → the dimension of the vectors it takes (the model's)."""
+        return {version: p.full_dim for version, p in self._precisions().items()}
+
+    def precision(self, version: str) -> StoredPrecision:
+        """Return how ``version``'s vectors are stored (`UsageError` for a version the index does not hold)."""
+        found = self._precisions()
+        if version not in found:
+            raise UsageError(f"no model version {version!r} in the index (it has: {', '.join(found) or 'none'})")
+        return found[version]
+
+    def add_version(self, version: str, dimension: int, precision: StoredPrecision | None = None) -> None:
+        """Add empty (null) vector columns for ``version`` at ``precision`` (default: float32).
+
+        Raises `UsageError` when the version exists with another dimension or precision.
+        """
         self._writable()
-        have = self.versions()
+        wanted = precision or StoredPrecision.full(dimension)
+        if wanted.full_dim != dimension:
+            raise UsageError(f"precision {wanted.name} is for dimension {wanted.full_dim}, not {dimension}")
+        have = self._precisions()
         if version in have:
-            if have[version] != dimension:
+            if have[version].full_dim != dimension:
                 raise UsageError(
-                    f"model version {version!r} has dimension {have[version]} in the index, not {dimension}"
+                    f"model version {version!r} has dimension {have[version].full_dim} in the index, not {dimension}"
+                )
+            if precision is not None and have[version].name != wanted.name:
+                raise UsageError(
+                    f"model version {version!r} is stored as {have[version].name} in the index, not {wanted.name}"
                 )
             return
+        if wanted.needs_ranges and wanted.ranges is None:
+            raise UsageError(f"precision {wanted.name}: calibrate the int8 ranges before adding the version")
         self._ensure({})
-        self._table.add_columns(pa.field(vector_column(version), pa.list_(pa.float32(), dimension)))
+        metadata = None if wanted.is_full else {PRECISION_KEY: wanted.to_text().encode()}
+        fields = [
+            pa.field(vector_column(version), pa.list_(_ELEMENT[wanted.store], wanted.stored_width), metadata=metadata)
+        ]
+        if wanted.rescore is not None:
+            fields.append(pa.field(rescore_column(version), pa.list_(_ELEMENT[wanted.rescore], wanted.dim)))
+        self._table.add_columns(fields)
 
     def _writable(self) -> None:
         """Refuse to write through a read-only handle."""
@@ -187,15 +237,28 @@ class LanceBackend:
             elif name == FULL_TEXT:
                 values = [d.embed_text() for d in docs]
             elif name.startswith("vec_"):
-                given = vectors.get(name[4:])
+                version = name[4:].removesuffix("__rescore")
+                given = vectors.get(version)
                 if given is not None:
-                    columns[name] = _vector_array(given, fld.type.list_size)
+                    columns[name] = self._stored(version, given, rescore=name.endswith("__rescore"))
                     continue
                 values = [None] * len(docs)
             else:
                 values = [d.metadata.get(name) for d in docs]
             columns[name] = pa.array(values, type=fld.type)
         return pa.table(columns, schema=schema)
+
+    def _stored(self, version: str, vectors: np.ndarray, *, rescore: bool = False) -> pa.FixedSizeListArray:
+        """Return full-width float vectors of ``version`` as its column stores them (or its rescoring copy)."""
+        precision = self.precision(version)
+        array = np.asarray(vectors, dtype=np.float32)
+        if array.ndim != 2 or array.shape[1] != precision.full_dim:
+            raise UsageError(f"vectors of shape {array.shape} do not have dimension {precision.full_dim}")
+        if rescore:
+            codes = precision.rescore_codes(array)
+            assert codes is not None and precision.rescore is not None
+            return _fixed_list(codes, _ELEMENT[precision.rescore])
+        return _fixed_list(precision.codes(array), _ELEMENT[precision.store])
 
     def upsert(self, docs: Sequence[IndexDocument], vectors: Mapping[str, np.ndarray] | None = None) -> int:
         """Insert or replace whole rows keyed on id (one commit per `_CHUNK` rows); return how many."""
@@ -220,17 +283,16 @@ class LanceBackend:
         self._writable()
         if not len(ids):
             return 0
-        dim = self.versions().get(version)
-        if dim is None:
+        if version not in self.versions():
             raise UsageError(f"no model version {version!r} in the index; add it first")
-        column = vector_column(version)
-        rows = pa.table(
-            {
-                "id": pa.array(list(ids), type=pa.string()),
-                "content_hash": pa.array(list(hashes), type=pa.string()),
-                column: _vector_array(vectors, dim),
-            }
-        )
+        data = {
+            "id": pa.array(list(ids), type=pa.string()),
+            "content_hash": pa.array(list(hashes), type=pa.string()),
+            vector_column(version): self._stored(version, vectors),
+        }
+        if self.precision(version).rescore is not None:
+            data[rescore_column(version)] = self._stored(version, vectors, rescore=True)
+        rows = pa.table(data)
         result = (
             self._table.merge_insert("id")
             .when_matched_update_all(where="target.content_hash = source.content_hash")
@@ -319,18 +381,112 @@ class LanceBackend:
             out.append(Hit(str(row["id"]), value, {f: row[f] for f in fields if f != "id"}))
         return out
 
-    def _dense(self, query: SearchQuery, k: int, select: list[str], where: str | None) -> list[Hit]:
-        """Exact inner-product search over the version's vectors (rows without one are skipped)."""
-        column = vector_column(self._version(query))
+    def _dense(self, query: SearchQuery, k: int, select: list[str], where: str | None, want: int) -> list[Hit]:
+        """Exact search over the version's vectors at its precision (rows without one are skipped).
+
+        float32 / float16: LanceDB's flat inner-product search on the reduced
+        query (float16: LanceDB multiplies in float16, so the hits it returns
+        are scored again in float32, as compress scores them). binary:
+        LanceDB's flat Hamming search on the query's sign bits, scored
+        ``1 - 2 h / dim``, or, rescored, its ``want * oversample`` nearest
+        (``want``: the k asked for) ranked by the rescoring copy. int8: LanceDB
+        0.40 cannot search int8 vectors with a float query (it refuses the
+        type), so it returns the filtered rows' codes and they are scored here
+        as compress scores them (float query · bucket centre).
+        """
+        version = self._version(query)
+        precision = self.precision(version)
+        column = vector_column(version)
+        reduced = precision.reduce(query.vector_array()[None, :])[0]
+        condition = f"{column} IS NOT NULL" + (f" AND ({where})" if where else "")
+        if precision.store == "int8":
+            return self._int8_scan(precision, column, reduced, k, select, condition, query.fields)
+        if precision.store == "binary":
+            return self._binary(precision, version, reduced, (k, want), select, condition, query)
+        halves = precision.store == "float16"
         builder = (
-            self.table.search(query.vector_array(), vector_column_name=column)
+            self.table.search(reduced, vector_column_name=column)
             .distance_type("dot")
             .bypass_vector_index()
-            .where(f"{column} IS NOT NULL" + (f" AND ({where})" if where else ""), prefilter=True)
-            .select([*select, "_distance"])
+            .where(condition, prefilter=True)
+            .select([*select, *([column] if halves else []), "_distance"])
             .limit(k)
         )
-        return self._hits(builder.to_arrow(), query.fields, "_distance")
+        rows = builder.to_arrow()
+        if halves and rows.num_rows:  # LanceDB multiplies in float16; score as compress does, float32 · float16
+            exact = _codes(rows.column(column), precision.dim, np.float16).astype(np.float32) @ reduced
+            rows = rows.set_column(rows.schema.get_field_index("_distance"), "_distance", pa.array(1.0 - exact))
+        return self._hits(rows, query.fields, "_distance")
+
+    def _int8_scan(
+        self,
+        precision: StoredPrecision,
+        column: str,
+        reduced: np.ndarray,
+        k: int,
+        select: list[str],
+        condition: str,
+        fields: Sequence[str],
+    ) -> list[Hit]:
+        """Score every filtered row's int8 codes against the float query (compress's asymmetric int8)."""
+        rows = self.table.search().where(condition).select([*select, column]).limit(None).to_arrow()
+        if rows.num_rows == 0:
+            return []
+        codes = _codes(rows.column(column), precision.dim, np.int8)
+        scores = precision.int8_scores(reduced, codes)
+        best = np.lexsort((np.arange(len(scores)), -scores))[:k]
+        ids = rows.column("id").to_pylist()
+        wanted = {f: rows.column(f).to_pylist() for f in fields if f != "id"}
+        return [Hit(str(ids[i]), float(scores[i]), {f: v[i] for f, v in wanted.items()}) for i in best]
+
+    def _binary(
+        self,
+        precision: StoredPrecision,
+        version: str,
+        reduced: np.ndarray,
+        sizes: tuple[int, int],
+        select: list[str],
+        condition: str,
+        query: SearchQuery,
+    ) -> list[Hit]:
+        """Hamming search on the sign bits; rescored: the ``want * oversample`` nearest ranked by the copy.
+
+        ``sizes``: (hits to return, the k asked for). Candidates tied on Hamming distance at the
+        cut are taken by document id (a store returns equal distances in no set order).
+        """
+        from domainfit.compress.quantize import binary_codes, hamming_to_similarity
+
+        k, want = sizes
+        bits = np.asarray(binary_codes(reduced[None, :]), dtype=np.uint8)[0]
+        depth = overfetch(want * precision.oversample) if precision.rescore else k
+        extra = [rescore_column(version)] if precision.rescore else []
+        rows = (
+            self.table.search(bits, vector_column_name=vector_column(version))
+            .distance_type("hamming")
+            .bypass_vector_index()
+            .where(condition, prefilter=True)
+            .select([*select, *extra, "_distance"])
+            .limit(depth)
+            .to_arrow()
+        )
+        if rows.num_rows == 0:
+            return []
+        ids = rows.column("id").to_pylist()
+        wanted = {f: rows.column(f).to_pylist() for f in query.fields if f != "id"}
+        if precision.rescore is None:
+            hamming = np.asarray(rows.column("_distance").to_pylist(), dtype=np.float32)
+            scores = hamming_to_similarity(hamming, precision.dim)
+            order = np.lexsort((np.asarray(ids, dtype=object).astype(str), -scores))
+        else:
+            hamming = np.asarray(rows.column("_distance").to_pylist(), dtype=np.float32)
+            nearest = np.lexsort((np.asarray(ids, dtype=object).astype(str), hamming))[: want * precision.oversample]
+            if precision.rescore == "float32":
+                copy = _codes(rows.column(extra[0]), precision.dim, np.float32)
+                scores = (copy @ reduced).astype(np.float32)
+            else:
+                scores = precision.int8_scores(reduced, _codes(rows.column(extra[0]), precision.dim, np.int8))
+            order = nearest[np.argsort(-scores[nearest], kind="stable")]  # ties: the Hamming order, as compress
+        return [Hit(str(ids[i]), float(scores[i]), {f: v[i] for f, v in wanted.items()}) for i in order[:k]]
 
     def _bm25(self, query: SearchQuery, k: int, select: list[str], where: str | None) -> list[Hit]:
         """BM25 over ``full_text`` with LanceDB's native full-text index."""
@@ -346,15 +502,15 @@ class LanceBackend:
         if self._table is None:
             return []
         select = self._select(query)
-        where = where_clause(query.filters, self._columns())
+        where = where_clause(query.filters, self._table.schema)
         if query.mode == "dense":
-            return top(self._dense(query, overfetch(query.k), select, where), query.k)
+            return top(self._dense(query, overfetch(query.k), select, where, query.k), query.k)
         if query.mode == "bm25":
             return top(self._bm25(query, overfetch(query.k), select, where), query.k)
         depth = max(HYBRID_DEPTH, query.k)
         self._version(query)
         return fuse(
-            top(self._dense(query, overfetch(depth), select, where), depth),
+            top(self._dense(query, overfetch(depth), select, where, depth), depth),
             top(self._bm25(query, overfetch(depth), select, where), depth),
             query.k,
             fusion=query.fusion,
@@ -406,9 +562,14 @@ class LanceBackend:
         self._table = None
 
 
-def _vector_array(vectors: np.ndarray, dimension: int) -> pa.FixedSizeListArray:
-    """Return float32 vectors as an Arrow fixed-size-list array (raises `UsageError` on a wrong dimension)."""
-    array = np.ascontiguousarray(vectors, dtype=np.float32)
-    if array.ndim != 2 or array.shape[1] != dimension:
-        raise UsageError(f"vectors of shape {array.shape} do not have dimension {dimension}")
-    return pa.FixedSizeListArray.from_arrays(pa.array(array.reshape(-1), type=pa.float32()), dimension)
+def _fixed_list(rows: np.ndarray, element: pa.DataType) -> pa.FixedSizeListArray:
+    """Return a 2-d array as an Arrow fixed-size-list array of ``element`` values."""
+    array = np.ascontiguousarray(rows)
+    return pa.FixedSizeListArray.from_arrays(pa.array(array.reshape(-1), type=element), int(array.shape[1]))
+
+
+def _codes(column: pa.ChunkedArray | pa.Array, width: int, dtype: Any) -> np.ndarray:
+    """Return a fixed-size-list column as an (n, width) numpy array of ``dtype``."""
+    flat = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    values = flat.flatten().to_numpy(zero_copy_only=False)
+    return np.asarray(values, dtype=dtype).reshape(len(flat), width)

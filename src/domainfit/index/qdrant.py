@@ -11,6 +11,18 @@ with the IDF modifier (`domainfit.index.sparse`). Hybrid is Qdrant's RRF set to
 bench's k = `RRF_K` (Qdrant's default is 2, and it counts ranks from 0, so the
 ``k`` it is given is `QDRANT_RRF_K`), or bench's convex fusion.
 
+A version stored at a compressed precision (`domainfit.index.precision`) keeps
+compress's own codes as stored vectors rather than Qdrant's quantization:
+Qdrant's scalar and binary quantization pick their own ranges and are not
+applied in local mode, so they would not search what compress measured. int8
+codes (code + 128) and binary bits (one a dimension) are ``uint8`` vectors
+searched by dot product with a transformed query, whose scores are turned back
+into compress's; a rescored binary version also stores its rescoring copy, and
+its ``k * oversample`` nearest bit vectors are ranked by that copy. The
+precision of each version is recorded in the collection metadata, as are the
+metadata fields' types (a filter value of another type is refused, as LanceDB
+refuses it).
+
 Qdrant keeps no versions, so this backend keeps them the blue-green way: the
 collection's metadata counts writes (the version); a tag copies the collection
 into a frozen ``<corpus>__v<version>`` and points the alias ``<corpus>__<tag>``
@@ -30,7 +42,8 @@ import numpy as np
 from domainfit.core.errors import UsageError
 from domainfit.index.fusion import fuse, overfetch, top
 from domainfit.index.lance import table_name
-from domainfit.index.schema import BASE_COLUMNS
+from domainfit.index.precision import StoredPrecision
+from domainfit.index.schema import BASE_COLUMNS, check_filter_value, merge_kind, scalar_kind
 from domainfit.index.sparse import document_vector, query_vector
 from domainfit.index.types import (
     HYBRID_DEPTH,
@@ -41,6 +54,7 @@ from domainfit.index.types import (
     IndexMissing,
     Scalar,
     SearchQuery,
+    rescore_column,
     searched_version,
     vector_column,
 )
@@ -120,7 +134,7 @@ class QdrantBackend:
             self.name,
             vectors_config={},
             sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
-            metadata={"domainfit_version": 1, "domainfit_tags": {}},
+            metadata={"domainfit_version": 1, "domainfit_tags": {}, "domainfit_fields": {}},
         )
 
     def _writable(self) -> None:
@@ -128,35 +142,117 @@ class QdrantBackend:
         if self.read_only or self._reading != self.name:
             raise UsageError("this index was opened for reading (or a tag is checked out); it cannot be written")
 
-    def versions(self) -> dict[str, int]:
-        """Return the model versions present: version → vector dimension."""
+    def _precisions(self) -> dict[str, StoredPrecision]:
+        """Return every model version's precision (recorded in the collection metadata; none: float32)."""
         if not self.client.collection_exists(self._reading):
             return {}
-        vectors = self.client.get_collection(self._reading).config.params.vectors or {}
+        info = self.client.get_collection(self._reading).config
+        vectors = info.params.vectors or {}
         if not isinstance(vectors, Mapping):
             return {}
-        return {name[4:]: int(p.size) for name, p in vectors.items() if name.startswith("vec_")}
+        records = dict((info.metadata or {}).get("domainfit_precision") or {})
+        found: dict[str, StoredPrecision] = {}
+        for name, params in vectors.items():
+            if not name.startswith("vec_") or name.endswith("__rescore"):
+                continue
+            version = name[4:]
+            record = records.get(version)
+            found[version] = StoredPrecision.from_json(record) if record else StoredPrecision.full(int(params.size))
+        return found
 
-    def add_version(self, version: str, dimension: int) -> None:
-        """Add a named dense vector for ``version`` (dot product); raises `UsageError` for another dimension."""
+    def versions(self) -> dict[str, int]:
+        """Return the model versions present: version → the dimension of the vectors it takes (the model's)."""
+        return {version: p.full_dim for version, p in self._precisions().items()}
+
+    def precision(self, version: str) -> StoredPrecision:
+        """Return how ``version``'s vectors are stored (`UsageError` for a version the index does not hold)."""
+        found = self._precisions()
+        if version not in found:
+            raise UsageError(f"no model version {version!r} in the index (it has: {', '.join(found) or 'none'})")
+        return found[version]
+
+    def add_version(self, version: str, dimension: int, precision: StoredPrecision | None = None) -> None:
+        """Add the named vector(s) of ``version`` at ``precision`` (default: float32, dot product).
+
+        int8 codes and binary bits are stored as Qdrant ``uint8`` vectors (code + 128; one bit a
+        dimension) searched by dot product with a transformed query (`_dense_query`); a binary
+        version with rescoring also gets its rescoring copy (``vec_<version>__rescore``).
+        Raises `UsageError` when the version exists with another dimension or precision.
+        """
         self._writable()
         column = vector_column(version)
-        have = self.versions()
+        wanted = precision or StoredPrecision.full(dimension)
+        if wanted.full_dim != dimension:
+            raise UsageError(f"precision {wanted.name} is for dimension {wanted.full_dim}, not {dimension}")
+        have = self._precisions()
         if version in have:
-            if have[version] != dimension:
+            if have[version].full_dim != dimension:
                 raise UsageError(
-                    f"model version {version!r} has dimension {have[version]} in the index, not {dimension}"
+                    f"model version {version!r} has dimension {have[version].full_dim} in the index, not {dimension}"
+                )
+            if precision is not None and have[version].name != wanted.name:
+                raise UsageError(
+                    f"model version {version!r} is stored as {have[version].name} in the index, not {wanted.name}"
                 )
             return
+        if wanted.needs_ranges and wanted.ranges is None:
+            raise UsageError(f"precision {wanted.name}: calibrate the int8 ranges before adding the version")
         from qdrant_client import models
 
         self._ensure()
-        self.client.create_vector_name(
-            self.name,
-            column,
-            models.DenseVectorNameConfig(dense=models.DenseVectorConfig(size=dimension, distance=models.Distance.DOT)),
-        )
+        kinds = {"float32": None, "float16": models.Datatype.FLOAT16, "int8": models.Datatype.UINT8,
+                 "binary": models.Datatype.UINT8}  # fmt: skip
+        names = [(column, wanted.store)] + ([(rescore_column(version), wanted.rescore)] if wanted.rescore else [])
+        for name, kind in names:
+            self.client.create_vector_name(
+                self.name,
+                name,
+                models.DenseVectorNameConfig(
+                    dense=models.DenseVectorConfig(size=wanted.dim, distance=models.Distance.DOT, datatype=kinds[kind])
+                ),
+            )
+        if not wanted.is_full:
+            records = {**dict(self._meta().get("domainfit_precision") or {}), version: wanted.to_json()}
+            self.client.update_collection(self.name, metadata={"domainfit_precision": records})
         self._bump()
+
+    def _stored(self, version: str, vectors: np.ndarray) -> dict[str, np.ndarray]:
+        """Return full-width float vectors of ``version`` as Qdrant stores them: name → (n, dim) rows."""
+        precision = self.precision(version)
+        array = np.asarray(vectors, dtype=np.float32)
+        if array.ndim != 2 or array.shape[1] != precision.full_dim:
+            raise UsageError(f"vectors of shape {array.shape} do not have dimension {precision.full_dim}")
+        codes = precision.codes(array)
+        if precision.store == "int8":
+            codes = codes.astype(np.int16) + 128  # uint8: code + 128
+        elif precision.store == "binary":
+            codes = np.unpackbits(codes, axis=1)[:, : precision.dim]
+        out = {vector_column(version): codes.astype(np.float32)}
+        copy = precision.rescore_codes(array)
+        if copy is not None:
+            out[rescore_column(version)] = (
+                copy.astype(np.int16) + 128 if precision.rescore == "int8" else copy
+            ).astype(np.float32)
+        return out
+
+    def _record_fields(self, docs: Sequence[IndexDocument]) -> None:
+        """Record the type of each metadata field (for filter checks), refusing a type the field does not hold."""
+        fields = {str(k): str(v) for k, v in dict(self._meta().get("domainfit_fields") or {}).items()}
+        changed = False
+        for doc in docs:
+            for key, value in doc.metadata.items():
+                kind = scalar_kind(value)
+                if kind is None:
+                    continue
+                merged = merge_kind(fields.get(key), kind)
+                if merged is None:
+                    raise UsageError(
+                        f"document {doc.id!r}: metadata {key!r} is {kind}, the index stores it as {fields[key]}"
+                    )
+                if fields.get(key) != merged:
+                    fields[key], changed = merged, True
+        if changed:
+            self.client.update_collection(self.name, metadata={"domainfit_fields": fields})
 
     # -- writes ----------------------------------------------------------------------------------
 
@@ -171,13 +267,17 @@ class QdrantBackend:
         for version, array in vectors.items():
             self.add_version(version, int(array.shape[1]))
         self._ensure()
+        self._record_fields(docs)
+        stored: dict[str, np.ndarray] = {}
+        for version, array in vectors.items():
+            stored.update(self._stored(version, array))
         for start in range(0, len(docs), _PAGE):
             points = []
             for offset, doc in enumerate(docs[start : start + _PAGE]):
                 indices, values = document_vector(doc.embed_text())
                 vector: dict[str, Any] = {SPARSE: models.SparseVector(indices=indices, values=values)}
-                for version, array in vectors.items():
-                    vector[vector_column(version)] = np.asarray(array[start + offset], dtype=np.float32).tolist()
+                for name, rows in stored.items():
+                    vector[name] = rows[start + offset].tolist()
                 payload = {"id": doc.id, "title": doc.title, "text": doc.text, "content_hash": doc.content_hash}
                 points.append(
                     models.PointStruct(id=point_id(doc.id), vector=vector, payload={**payload, **doc.metadata})
@@ -191,19 +291,15 @@ class QdrantBackend:
         self._writable()
         if not len(ids):
             return 0
-        dim = self.versions().get(version)
-        if dim is None:
+        if version not in self.versions():
             raise UsageError(f"no model version {version!r} in the index; add it first")
-        array = np.asarray(vectors, dtype=np.float32)
-        if array.ndim != 2 or array.shape[1] != dim:
-            raise UsageError(f"vectors of shape {array.shape} do not have dimension {dim}")
+        stored = self._stored(version, vectors)
         from qdrant_client import models
 
         found = self.client.retrieve(self.name, ids=[point_id(i) for i in ids], with_payload=["content_hash"])
         current = {str(p.id): (p.payload or {}).get("content_hash") for p in found}
-        column = vector_column(version)
         updates = [
-            models.PointVectors(id=point_id(i), vector={column: array[row].tolist()})
+            models.PointVectors(id=point_id(i), vector={name: rows[row].tolist() for name, rows in stored.items()})
             for row, (i, digest) in enumerate(zip(ids, hashes, strict=True))
             if current.get(point_id(i)) == digest
         ]
@@ -271,9 +367,13 @@ class QdrantBackend:
         from qdrant_client import models
 
         must: list[Any] = []
+        recorded = self._meta(self._reading).get("domainfit_fields")
+        fields = {str(k): str(v) for k, v in dict(recorded or {}).items()}
         for key, value in filters.items():
-            if key in BASE_COLUMNS or key.startswith("vec_"):
+            if key in BASE_COLUMNS or key.startswith("vec_") or (recorded is not None and key not in fields):
                 raise UsageError(f"cannot filter on {key!r}: not a metadata field of this index")
+            if key in fields:
+                check_filter_value(key, value, fields[key])
             if isinstance(value, list | tuple):
                 must.append(models.FieldCondition(key=key, match=models.MatchAny(any=list(value))))
             else:
@@ -292,25 +392,95 @@ class QdrantBackend:
             out.append(Hit(str(payload["id"]), float(p.score), {f: payload.get(f) for f in fields if f != "id"}))
         return out
 
+    def _dense_query(self, query: SearchQuery, depth: int, flt: Any) -> tuple[dict[str, Any], float, float]:
+        """Return the dense search of ``query`` at its version's precision, and how to turn its scores into compress's.
+
+        Output: (``query_points`` arguments: ``query``, ``using``, maybe ``prefetch``; scale; offset):
+        a hit's score is ``scale * qdrant_score + offset``. float32 / float16: the reduced query.
+        int8 (stored as code + 128): ``q * step``, offset ``q · min + 0.5 q · step``. binary (bits 0/1):
+        the query's signs ``s``, ``1 - 2 h / dim = (2 s · bits - sum(s)) / dim``; rescored, the
+        ``depth * oversample`` nearest bits are prefetched and scored by the rescoring copy.
+        """
+        from qdrant_client import models
+
+        version = self._version(query)
+        precision = self.precision(version)
+        reduced = precision.reduce(query.vector_array()[None, :])[0]
+
+        def int8(q: np.ndarray) -> tuple[list[float], float]:
+            scaled, offset = precision.int8_query(q)
+            return scaled.tolist(), offset - 128.0 * float(scaled.sum())
+
+        if precision.store in ("float32", "float16"):
+            return {"query": reduced.tolist(), "using": vector_column(version)}, 1.0, 0.0
+        if precision.store == "int8":
+            vector, offset = int8(reduced)
+            return {"query": vector, "using": vector_column(version)}, 1.0, offset
+        signs = np.where(reduced > 0, 1.0, -1.0)
+        if precision.rescore is None:
+            return ({"query": signs.tolist(), "using": vector_column(version)}, 2.0 / precision.dim,
+                    -float(signs.sum()) / precision.dim)  # fmt: skip
+        bits = models.Prefetch(
+            query=signs.tolist(), using=vector_column(version), limit=depth * precision.oversample, filter=flt
+        )
+        if precision.rescore == "float32":
+            vector, offset = reduced.tolist(), 0.0
+        else:
+            vector, offset = int8(reduced)
+        return {"query": vector, "using": rescore_column(version), "prefetch": [bits]}, 1.0, offset
+
+    def _rescored(self, query: SearchQuery, k: int, flt: Any) -> list[Hit]:
+        """Binary search rescored: the ``k * oversample`` nearest bits (ties by id) ranked by the rescoring copy."""
+        version = self._version(query)
+        precision = self.precision(version)
+        reduced = precision.reduce(query.vector_array()[None, :])[0]
+        signs = np.where(reduced > 0, 1.0, -1.0)
+        copy = rescore_column(version)
+        found = self.client.query_points(
+            self._reading,
+            query=signs.tolist(),
+            using=vector_column(version),
+            limit=overfetch(k * precision.oversample),
+            query_filter=flt,
+            with_payload=["id", *query.fields],
+            with_vectors=[copy],
+        ).points
+        nearest = sorted(found, key=lambda p: (-p.score, str((p.payload or {}).get("id"))))
+        nearest = nearest[: k * precision.oversample]
+        if not nearest:
+            return []
+        stored = np.asarray([p.vector[copy] for p in nearest if isinstance(p.vector, Mapping)], dtype=np.float32)
+        if precision.rescore == "float32":
+            scores = stored @ reduced
+        else:
+            scores = precision.int8_scores(reduced, (stored - 128).astype(np.int8))
+        hits = self._hits(nearest, query.fields)
+        order = np.argsort(-scores, kind="stable")
+        return top([Hit(hits[i].id, float(scores[i]), hits[i].fields) for i in order[:k]], k)
+
     def _query(self, query: SearchQuery, k: int, mode: str) -> list[Hit]:
         """Run one dense or BM25 search on the collection read."""
         from qdrant_client import models
 
+        flt = self._filter(query.filters)
+        if mode == "dense" and self.precision(self._version(query)).rescore is not None:
+            return self._rescored(query, k, flt)
         if mode == "dense":
-            using, vector = vector_column(self._version(query)), query.vector_array().tolist()
-            q: Any = vector
-        else:
-            using = SPARSE
-            indices, values = query_vector(query.text)
-            if not indices:
-                return []
-            q = models.SparseVector(indices=indices, values=values)
+            args, scale, offset = self._dense_query(query, k, flt)
+            found = self.client.query_points(
+                self._reading, **args, limit=overfetch(k), query_filter=flt, with_payload=["id", *query.fields]
+            )
+            hits = [Hit(h.id, scale * h.score + offset, h.fields) for h in self._hits(found.points, query.fields)]
+            return top(hits, k)
+        indices, values = query_vector(query.text)
+        if not indices:
+            return []
         found = self.client.query_points(
             self._reading,
-            query=q,
-            using=using,
+            query=models.SparseVector(indices=indices, values=values),
+            using=SPARSE,
             limit=overfetch(k),
-            query_filter=self._filter(query.filters),
+            query_filter=flt,
             with_payload=["id", *query.fields],
         )
         return top(self._hits(found.points, query.fields), k)
@@ -330,15 +500,11 @@ class QdrantBackend:
 
         flt = self._filter(query.filters)
         indices, values = query_vector(query.text)
+        searched, _, _ = self._dense_query(query, depth, flt)
         found = self.client.query_points(
             self._reading,
             prefetch=[
-                models.Prefetch(
-                    query=query.vector_array().tolist(),
-                    using=vector_column(self._version(query)),
-                    limit=depth,
-                    filter=flt,
-                ),
+                models.Prefetch(**searched, limit=depth, filter=flt),
                 models.Prefetch(
                     query=models.SparseVector(indices=indices, values=values), using=SPARSE, limit=depth, filter=flt
                 ),

@@ -73,3 +73,44 @@ def metadata_types(docs: Sequence[IndexDocument]) -> dict[str, pa.DataType]:
                 raise UsageError(f"document {doc.id!r}: metadata {key!r} is {kind}, other documents hold {kinds[key]}")
             kinds[key] = merged
     return {key: _ARROW[kind] for key, kind in kinds.items()}
+
+
+def _accepted(kind: pa.DataType) -> tuple[str, ...]:
+    """Return the value kinds a column of Arrow type ``kind`` may be compared with."""
+    if pa.types.is_boolean(kind):
+        return ("bool",)
+    if pa.types.is_integer(kind):
+        return ("int",)
+    if pa.types.is_floating(kind):
+        return ("int", "float")
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return ("str",)
+    return ()
+
+
+_NAMES = {"bool": "boolean", "int": "integer", "float": "number", "str": "text"}
+
+
+def kind_name(kind: pa.DataType | str) -> str:
+    """Return a user's name for a column type or value kind: text, integer, number or boolean."""
+    if isinstance(kind, str):
+        return _NAMES.get(kind, kind)
+    accepted = _accepted(kind)
+    return _NAMES[accepted[-1]] if accepted else str(kind)
+
+
+def check_filter_value(key: str, value: Any, kind: pa.DataType | str) -> None:
+    """Refuse a filter value (or any value of a list) whose type is not the field's.
+
+    Inputs: the field, the filter's value (a scalar or a list of them) and the
+    field's Arrow type or scalar kind (``str``, ``int``, ``float``, ``bool``).
+    Raises `UsageError` naming the field, its type and the value's, e.g.
+    ``filter 'rank': the field holds integer values, got text 'three'``.
+    """
+    accepted = _accepted(_ARROW[kind]) if isinstance(kind, str) else _accepted(kind)
+    values = value if isinstance(value, list | tuple) else [value]
+    for item in values:
+        got = scalar_kind(item)
+        if got is None or got not in accepted:
+            shown = kind_name(got) if got is not None else type(item).__name__
+            raise UsageError(f"filter {key!r}: the field holds {kind_name(kind)} values, got {shown} {item!r}")

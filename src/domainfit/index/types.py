@@ -71,11 +71,17 @@ def version_name(label: str) -> str:
 def vector_column(version: str) -> str:
     """Return the column (LanceDB) or vector name (Qdrant) of a model version: ``vec_<version>``.
 
-    Raises `UsageError` for a version name other than 1-64 letters, digits or ``_`` (see `version_name`).
+    Raises `UsageError` for a version name other than 1-64 letters, digits or ``_`` (see `version_name`),
+    or one ending in ``__rescore`` (the suffix of `rescore_column`).
     """
-    if not _VERSION.match(version):
-        raise UsageError(f"model version {version!r}: use 1-64 letters, digits or _")
+    if not _VERSION.match(version) or version.endswith("__rescore"):
+        raise UsageError(f"model version {version!r}: use 1-64 letters, digits or _ (not ending in __rescore)")
     return f"vec_{version}"
+
+
+def rescore_column(version: str) -> str:
+    """Return the column / vector name of a version's rescoring copy: ``vec_<version>__rescore``."""
+    return f"{vector_column(version)}__rescore"
 
 
 @dataclass(frozen=True)
@@ -178,7 +184,10 @@ class ServingPointer:
     won the evaluation is served as one); ``system`` the deployed system's name
     as eval measured it; ``min_score`` the calibrated similarity threshold, if any;
     ``max_seq_length`` and ``query_prompt_name`` how queries are encoded (as eval
-    encoded them: `domainfit.retrieval.dense.DenseRetriever` with these settings).
+    encoded them: `domainfit.retrieval.dense.DenseRetriever` with these settings);
+    ``precision`` how the version's vectors are stored: compress's configuration
+    name (``full/float32``, ``trunc-384/int8``, ...; `domainfit.index.precision`,
+    whose record, int8 ranges included, is kept with the vectors themselves).
     """
 
     backend: str
@@ -196,6 +205,7 @@ class ServingPointer:
     created: str = ""
     max_seq_length: int | None = None
     query_prompt_name: str | None = None
+    precision: str = "full/float32"
     format: int = POINTER_FORMAT
 
     def to_json(self) -> dict[str, Any]:

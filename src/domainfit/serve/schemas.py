@@ -94,6 +94,9 @@ class VersionInfo(BaseModel):
     dimension: int
     model: str | None
     threshold: float | None
+    precision: str = Field(
+        "full/float32", description="how its vectors are stored: compress's configuration name (full/float32, ...)"
+    )
 
 
 class Info(BaseModel):

@@ -10,6 +10,12 @@ returns. Without one, a dense search is cut at the configured ``min_score``,
 else at the calibrated threshold of the version searched (calibrate's F-beta
 threshold is a cosine similarity, so it means nothing for BM25 scores or
 fused ranks: bm25 and hybrid searches are not cut by default).
+
+Stored precision: a version whose vectors the index holds quantised or
+truncated (`domainfit.index.precision`) is searched with the same full-width
+query vector; the backend reduces and quantises it as it did the documents,
+so the service encodes every query the same way, and ``/info`` says each
+version's precision.
 """
 
 from __future__ import annotations
@@ -120,20 +126,14 @@ class SearchService:
     def _run(self, query: SearchQuery) -> list[Hit]:
         """Search the backend; a query it refuses is a 422.
 
-        A filter value of another type than its field (``{"topic": 3}`` on a
-        text field) is refused by LanceDB's expression planner with a
-        ``ValueError``; it is the request's fault, so it is a 422 as well.
+        Both backends refuse with a `UsageError` naming what is wrong: an unknown
+        field, or a filter value of another type than its field (``{"rank": "3"}``
+        on an integer field), so each is a 422 with that message.
         """
         try:
             return self.backend.search(query.checked())
         except UsageError as exc:
             raise RequestError(422, str(exc), "Validation") from None
-        except ValueError as exc:
-            if not query.filters or "invalid input" not in str(exc).lower():
-                raise
-            raise RequestError(
-                422, "filters: a value does not match the type of its field (text, number or boolean)", "Validation"
-            ) from None
 
     def search(self, body: SearchBody) -> SearchResponse:
         """Run one search; count it (and whether it came back empty) and log it."""
@@ -231,6 +231,7 @@ class SearchService:
                 dimension=d,
                 model=self.encoders[v].name if v in self.encoders else None,
                 threshold=served.thresholds.get(v),
+                precision=self.backend.precision(v).name,
             )
             for v, d in sorted(self.versions.items())
         ]

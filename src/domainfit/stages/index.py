@@ -29,6 +29,14 @@ read from eval's record of it (``eval/metrics.json``: its model, the hybrid's
 fusion and weight, the encoding settings), so a hybrid that won is served as
 that hybrid; else the base model, dense. Document embeddings are read from the
 workspace's embedding cache when eval already computed them for that model.
+
+How the vectors are stored: ``[index] precision`` (`domainfit.index.precision`):
+float32 by default, or the operating point ``compress`` chose for that model
+(``operating-point``), or an explicit configuration (``int8``, ``binary+float32x4``,
+``truncate:256``). A quantised precision is its own model version
+(``<model>_<fingerprint>_<precision>``), so float32 and compressed vectors can
+live side by side; int8 ranges are calibrated on the whole corpus before the
+first batch is written, and recorded with the vectors, so a re-run keeps them.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ from domainfit.data.jsonl import MAX_LINE_BYTES
 from domainfit.evaluation.config import EvalConfig, short_name
 from domainfit.index.backend import IndexDocument, ServingPointer, open_backend, version_name, write_pointer
 from domainfit.index.config import IndexConfig
+from domainfit.index.precision import OPERATING_POINT, resolve_precision
 from domainfit.index.results import IndexResult
 from domainfit.stages.contract import SHIP, Previous, ReportSection, Stage, StaleOutput, read_result, run_stage
 from domainfit.stages.inputs import DataFiles, Input, Model, Section, Text, Upstream, Value
@@ -124,15 +133,19 @@ def _folder_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
 
 
-def _threshold(workspace: Workspace, fingerprint: str) -> float | None:
-    """Return calibrate's float32 threshold for the model of this fingerprint (None when not calibrated)."""
+def _threshold(workspace: Workspace, fingerprint: str, configuration: str = FULL_PRECISION) -> float | None:
+    """Return calibrate's threshold for the model of this fingerprint at this configuration (None: not calibrated).
+
+    ``configuration``: the stored precision's name (calibrate scores pairs the
+    way each compression configuration scores them; its float32 one is ``full/float32``).
+    """
     path = workspace.stage_dir("calibrate") / "thresholds.json"
     if not path.is_file():
         return None
     for model in json.loads(path.read_text(encoding="utf-8")).get("models", []):
         if model.get("fingerprint") == fingerprint:
             for conf in model.get("configurations", []):
-                if conf.get("configuration") == FULL_PRECISION and "threshold" in conf:
+                if conf.get("configuration") == configuration and "threshold" in conf:
                     return float(conf["threshold"])
             return None
     return None
@@ -151,7 +164,7 @@ class IndexStage(Stage[IndexResult]):
     name: ClassVar[str] = "index"
     command: ClassVar[str | None] = "index"
     panel: ClassVar[str] = SHIP
-    reads: ClassVar[tuple[str, ...]] = ("decide", "eval", "calibrate")
+    reads: ClassVar[tuple[str, ...]] = ("decide", "eval", "calibrate", "compress")
     report: ClassVar[tuple[ReportSection, ...]] = (ReportSection(f"{BUILD}/index.md", 85),)
     subfolder: ClassVar[str] = BUILD
 
@@ -204,9 +217,38 @@ class IndexStage(Stage[IndexResult]):
             if decided
             else Value(None),
             "calibrate_sha256": Upstream("calibrate", self.workspace.stage_dir("calibrate") / "thresholds.json"),
+            "compress_sha256": Upstream("compress", self._compress_results())
+            if self.config.precision == OPERATING_POINT
+            else Value(None),
             "text_normalization": Text(self.text, only_normalization=True),
             "domainfit_version": Value(__version__),
         }
+
+    def _compress_results(self) -> Path:
+        """Return compress's ``results.json`` (its operating point); `UsageError` when it is not there."""
+        from domainfit.index.precision import read_operating_point
+
+        path = self.workspace.stage_dir("compress") / "results.json"
+        read_operating_point(path)  # refuses a missing or choice-less record before anything is written
+        return path
+
+    def _precision(self, store: Any, version: str, dimension: int, retriever: Any, precision: Any) -> Any:
+        """Return the precision of ``version`` in the store: the recorded one, or a new one calibrated and added.
+
+        A version already in the store keeps the precision (and int8 ranges) it was
+        built with, so a re-run embeds new documents with the same codes; a new one
+        needing int8 ranges has them calibrated on the whole corpus first (as compress does).
+        """
+        from domainfit.index.precision import calibrate_ranges
+
+        assert self.docs is not None
+        if version in store.versions():
+            return store.precision(version)
+        texts = [d.embed_text() for d in self.docs]
+        precision = calibrate_ranges(precision, texts, _quiet(retriever.encode_documents),
+                                     batch_size=self.config.batch_size)  # fmt: skip
+        store.add_version(version, dimension, precision)
+        return precision
 
     def compute(self, out: Path, previous: Previous | None) -> IndexResult:
         """Sync the store with the corpus for the deployed model, tag it, move the pointer, write the result."""
@@ -222,11 +264,15 @@ class IndexStage(Stage[IndexResult]):
             max_seq_length=deployed.max_seq_length,
             text=self.text,
         )
-        version = version_name(f"{short_name(deployed.model)}_{retriever.fingerprint[:8]}")
         get_dim = getattr(retriever.model, "get_embedding_dimension", None)
         dimension = int((get_dim or retriever.model.get_sentence_embedding_dimension)() or 0)
+        wanted = resolve_precision(cfg.precision, dimension, retriever.fingerprint,
+                                   self.workspace.stage_dir("compress") / "results.json")  # fmt: skip
+        label = f"{short_name(deployed.model)}_{retriever.fingerprint[:8]}"
+        version = version_name(f"{label}_{wanted.slug()}" if wanted.slug() else label)
         store = open_backend(self.home, self.corpus, backend=cfg.backend)
         try:
+            precision = self._precision(store, version, dimension, retriever, wanted)
             synced = self._sync(store, version, dimension, retriever)
             store.optimize()
             tag = f"{cfg.tag_prefix}-{version}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"[:120]
@@ -243,10 +289,13 @@ class IndexStage(Stage[IndexResult]):
                 fusion=deployed.fusion,  # type: ignore[arg-type]
                 alpha=deployed.alpha,
                 system=deployed.system,
-                min_score=_threshold(self.workspace, retriever.fingerprint) if deployed.mode == "dense" else None,
+                min_score=_threshold(self.workspace, retriever.fingerprint, precision.name)
+                if deployed.mode == "dense"
+                else None,
                 created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 max_seq_length=retriever.model.max_seq_length,
                 query_prompt_name=retriever.query_prompt_name,
+                precision=precision.name,
             )
             sample = _sample(store, retriever, pointer, self._sample_query())
             versions, tags = store.versions(), store.tags()
@@ -267,7 +316,7 @@ class IndexStage(Stage[IndexResult]):
             tags=tags,
             size_bytes=_folder_size(self.home / cfg.backend),
             sample=sample,
-            notes=list(deployed.notes),
+            notes=[*deployed.notes, *_precision_notes(precision)],
             output_dir=str(self.folder),
         )
         from domainfit.render.index import index_markdown
@@ -325,6 +374,18 @@ class IndexStage(Stage[IndexResult]):
         if current != result.pointer or not (self.home / result.backend).is_dir():
             raise StaleOutput("the index changed since this build (the pointer moved, or the store is gone)")
         return result
+
+
+def _precision_notes(precision: Any) -> list[str]:
+    """Say how the vectors are stored when not float32 at full width (bytes per vector against float32)."""
+    if precision.is_full:
+        return []
+    extra = precision.rescore_bytes_per_vector()
+    rescored = f", plus a {precision.rescore} rescoring copy of {extra:g} bytes" if extra else ""
+    return [
+        f"vectors stored as {precision.name}: {precision.bytes_per_vector():g} bytes a vector{rescored} "
+        f"(float32: {4 * precision.full_dim}); from {precision.source}"
+    ]
 
 
 def _clear_leftovers(home: Path, out: Path) -> None:
