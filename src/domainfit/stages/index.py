@@ -221,6 +221,7 @@ class IndexStage(Stage[IndexResult]):
             batch_size=self.eval_config.batch_size,
             max_seq_length=deployed.max_seq_length,
             text=self.text,
+            encode=self.eval_config.encode,
         )
         version = version_name(f"{short_name(deployed.model)}_{retriever.fingerprint[:8]}")
         get_dim = getattr(retriever.model, "get_embedding_dimension", None)

@@ -231,7 +231,9 @@ def fit_on_dev(
     kept: AdapterFit | None = None
     for option in options:
         fit = fit_query_adapter(queries, positives, option, dev_score=dev_score, **settings)
-        trials.append({"hard_negatives": fit.hard_negatives, "best_dev_ndcg@10": fit.best_dev, "best_epoch": fit.best_epoch})
+        trials.append(
+            {"hard_negatives": fit.hard_negatives, "best_dev_ndcg@10": fit.best_dev, "best_epoch": fit.best_epoch}
+        )
         if kept is None or (fit.best_dev or -1.0) > (kept.best_dev or -1.0):
             kept = fit
     assert kept is not None
@@ -240,6 +242,4 @@ def fit_on_dev(
 
 def save_adapter(folder: Path, fit: AdapterFit, base_model: str, info: dict[str, Any] | None = None) -> None:
     """Save a trained adapter into ``folder`` (see `domainfit.retrieval.query_adapter.save_query_adapter`)."""
-    save_query_adapter(
-        folder, fit.kind, _state(fit.module), base_model, hidden=fit.hidden, rank=fit.rank, info=info
-    )
+    save_query_adapter(folder, fit.kind, _state(fit.module), base_model, hidden=fit.hidden, rank=fit.rank, info=info)
