@@ -187,9 +187,10 @@ def fit_query_adapter(
             docs = p[idx] if neg is None else torch.cat([p[idx], neg[idx].reshape(-1, dim)])
             logits = mapped @ docs.T / temperature
             if same is not None:  # another query's positive that is this query's positive too: not a negative
-                shared = same[idx][:, None] == same[idx][None, :]
+                shared = torch.zeros(logits.shape, dtype=torch.bool)  # the hard-negative columns stay unmasked
+                shared[:, : len(idx)] = same[idx][:, None] == same[idx][None, :]
                 shared.fill_diagonal_(False)
-                logits[:, : len(idx)] = logits[:, : len(idx)].masked_fill(shared, float("-inf"))
+                logits = logits.masked_fill(shared, float("-inf"))
             loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(idx)))
             optimiser.zero_grad()
             loss.backward()
