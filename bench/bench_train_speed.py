@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from bench_levels import dense_run, write_pairs
+from bench_levels import dense_run, sampled_corpus, write_pairs
 
 from domainfit.core.models import load_bi_encoder
 from domainfit.core.progress import set_quiet
@@ -87,6 +87,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--window", type=int, default=128)
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--corpus", type=int, default=0, help="documents searched (0: the whole corpus)")
     args = parser.parse_args()
     set_quiet(True)
     started = time.perf_counter()
@@ -94,10 +95,12 @@ def main() -> None:
     dataset = load_beir(data)
     tmp_root = Path(tempfile.mkdtemp(prefix="bench-train-speed-"))
     pairs = write_pairs(dataset, args.batch * args.steps, tmp_root / "pairs.jsonl")
+    searched = sampled_corpus(dataset, args.corpus) if args.corpus else dataset
     record: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "torch_threads": torch.get_num_threads()},
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "pairs": args.batch * args.steps,
+        "evaluated_documents": len(searched.corpus),
         "padding": padded_tokens(pairs, args.batch, args.window, 13),
         "complete": False,
     }
@@ -105,7 +108,7 @@ def main() -> None:
     qrels = dataset.qrels["test"]
     queries = {q: dataset.queries[q].text for q in qrels}
     cache = tmp_root / "cache"
-    base_run, _ = dense_run("sentence-transformers/all-MiniLM-L6-v2", dataset, queries, cache)
+    base_run, _ = dense_run("sentence-transformers/all-MiniLM-L6-v2", searched, queries, cache)
     record["minilm_ndcg@10"] = evaluate(qrels, base_run, ["ndcg@10"])["ndcg@10"]
     variants: dict[str, Any] = {}
     for name in args.variants.split(","):
@@ -116,7 +119,7 @@ def main() -> None:
         )  # fmt: skip
         ws = Workspace(tmp_root / f"ws-{name}")
         result = run_train(data, ws, cfg, force=True)
-        run, _ = dense_run(str(ws.stage_dir("train") / "model"), dataset, queries, cache)
+        run, _ = dense_run(str(ws.stage_dir("train") / "model"), searched, queries, cache)
         ndcg = evaluate(qrels, run, ["ndcg@10"])["ndcg@10"]
         test = compare_runs(qrels, {"minilm": base_run, name: run}, metrics=["ndcg@10"]).to_dict()
         variants[name] = {
