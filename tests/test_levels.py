@@ -11,7 +11,7 @@ from domainfit.evaluation.levels import LevelEstimate, expected_lifts, recommend
 from domainfit.render.levels import levels_table
 from domainfit.retrieval.dense import DenseRetriever
 from domainfit.retrieval.query_adapter import is_adapter_folder, load_query_adapter, save_query_adapter
-from domainfit.train.adapter import fit_query_adapter, save_adapter
+from domainfit.train.adapter import fit_on_dev, fit_query_adapter, save_adapter
 from domainfit.train.levels import freeze_below_top, layer_count
 from domainfit.train.prompts import BUILTIN_PROMPTS, prompt_candidates
 
@@ -32,7 +32,7 @@ def _top1(queries: np.ndarray, docs: np.ndarray) -> float:
     return float(np.mean(np.argmax(queries @ docs.T, axis=1) == np.arange(len(queries))))
 
 
-@pytest.mark.parametrize("kind", ["linear", "mlp"])
+@pytest.mark.parametrize("kind", ["linear", "lowrank", "mlp"])
 def test_adapter_starts_as_identity_learns_the_map_and_reloads_the_same(tmp_path, kind):
     queries, positives = _rotated_pairs()
     start = fit_query_adapter(queries, positives, None, kind=kind, epochs=1, learning_rate=1e-12)
@@ -54,6 +54,32 @@ def test_adapter_keeps_the_best_dev_epoch_and_stops_early():
     fit = fit_query_adapter(queries, positives, None, epochs=50, dev_score=lambda _m: next(scores), patience=3)
     assert fit.best_epoch == 1 and fit.epochs_run == 4
     assert [h["epoch"] for h in fit.dev_history] == [0, 1, 2, 3, 4]
+
+
+def test_a_positive_shared_by_two_queries_of_a_batch_is_not_their_negative():
+    documents = _unit(np.random.default_rng(2).normal(size=(8, 16)))
+    positives = np.repeat(documents, 8, axis=0)  # eight queries per document, each query near its document
+    queries = _unit(positives + 0.01 * np.random.default_rng(3).normal(size=positives.shape))
+    keys = [str(i // 8) for i in range(64)]
+    settings = {"epochs": 1, "batch_size": 64, "learning_rate": 1e-12}
+    plain = fit_query_adapter(queries, positives, None, **settings)
+    masked = fit_query_adapter(queries, positives, None, positive_keys=keys, **settings)
+    # unmasked, the seven copies of each query's positive count as wrong answers: the loss is about log 8
+    assert plain.loss_history[0]["loss"] > 1.5 > 0.1 > masked.loss_history[0]["loss"]
+
+
+def test_hard_negatives_are_kept_only_when_they_help_on_dev():
+    queries, positives = _rotated_pairs()
+    negatives = _unit(np.random.default_rng(1).normal(size=(len(queries), 2, queries.shape[1])).reshape(-1, 16))
+    negatives = negatives.reshape(len(queries), 2, 16)
+
+    def dev(query_map):
+        return _top1(query_map(queries[:64]), positives[:64])
+
+    fit, trials = fit_on_dev(queries, positives, negatives, dev, epochs=10, learning_rate=1e-2, batch_size=64)
+    assert [t["hard_negatives"] for t in trials] == [0, 2]
+    assert fit.best_dev == max(t["best_dev_ndcg@10"] for t in trials) > trials[0]["best_dev_ndcg@10"] - 1e-9
+    assert fit.hard_negatives in (0, 2) and fit.dev_history[0]["ndcg@10"] < fit.best_dev
 
 
 def test_a_damaged_adapter_is_refused_with_the_file_named(tmp_path):

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from domainfit.core.errors import UsageError
 from domainfit.core.models import DEFAULT_MODEL
 from domainfit.evaluation.metrics import check_metrics
+from domainfit.retrieval.config import EncodeConfig
 
 Precision = Literal["float32", "float16", "int8", "binary"]
 Reduction = Literal["truncate", "pca"]
@@ -130,6 +131,9 @@ class CompressConfig(_Section):
     )
     batch_size: int = Field(32, ge=1, description="encoding batch size")
     max_seq_length: int | None = Field(256, ge=8, description="as in [bench], so its embedding cache is reused")
+    encode: EncodeConfig = Field(
+        default_factory=EncodeConfig, description="CPU encoding backend (torch, onnx, ..., auto)"
+    )
     seed: int = 13
     operating_point: OperatingPointConfig = Field(default_factory=OperatingPointConfig)
 

@@ -15,6 +15,7 @@ import numpy as np
 from domainfit.core.types import Qrels
 from domainfit.data.beir import BeirDataset
 from domainfit.data.judged import check_evaluated_split
+from domainfit.retrieval.config import EncodeConfig
 from domainfit.retrieval.dense import DenseRetriever
 from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
@@ -44,14 +45,19 @@ def open_retriever(
     batch_size: int = 32,
     max_seq_length: int | None = 256,
     text: TextConfig = DEFAULT_TEXT,
+    encode: EncodeConfig | None = None,
 ) -> DenseRetriever:
-    """Load a bi-encoder with an embedding cache (the workspace's is ``<workspace>/cache/embeddings``)."""
+    """Load a bi-encoder with an embedding cache (the workspace's is ``<workspace>/cache/embeddings``).
+
+    ``encode`` picks the CPU backend (`domainfit.retrieval.backends`; None: torch).
+    """
     return DenseRetriever(
         model,
         text=text,
         cache_dir=cache_dir,
         batch_size=batch_size,
         max_seq_length=max_seq_length,
+        encode=encode,
     )
 
 

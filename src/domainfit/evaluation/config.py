@@ -74,6 +74,10 @@ class EvalConfig(BaseModel):
     batch_size: int = Field(32, ge=1)
     max_seq_length: int | None = Field(256, ge=8)
     significance_test: str = "student"
+    encode: EncodeConfig = Field(
+        default_factory=EncodeConfig,
+        description="CPU encoding backend of every dense system, the forgetting check, index (torch, ..., auto)",
+    )
 
     _metrics = field_validator("metrics")(known_metrics)
     _test = field_validator("significance_test")(known_test)

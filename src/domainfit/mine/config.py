@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from domainfit.core.models import DEFAULT_MODEL
+from domainfit.retrieval.config import EncodeConfig
 from domainfit.synth.config import LLMNegativesConfig
 
 if TYPE_CHECKING:
@@ -48,6 +49,9 @@ class MineConfig(BaseModel):
     seed: int = 13
     batch_size: int = Field(32, ge=1, description="encoding batch size")
     max_seq_length: int | None = Field(256, ge=8)
+    encode: EncodeConfig = Field(
+        default_factory=EncodeConfig, description="CPU encoding backend (torch, onnx, ..., auto)"
+    )
     query_batch: int = Field(256, ge=1, description="queries searched per step (memory bound)")
     search_backend: Literal["auto", "numpy", "faiss"] = "auto"
     random_pool: int = Field(32, ge=1, description="documents the random source draws per pair")

@@ -153,7 +153,8 @@ class DenseRetriever:
     an optional cache folder, batch size, max sequence length, the prompt names
     for queries and documents (used when the model defines them), the search
     backend, the ``[text]`` settings texts are prepared under, the ``[encode]``
-    settings with the folder fast-path exports are cached in (with a backend other
+    settings with the folder fast-path exports are cached in (default: ``encoders``
+    beside the embedding cache folder; with a backend other
     than torch, the first texts encoded choose it, `domainfit.retrieval.backends`,
     and the choice is in ``backend_choice``), and an optional
     query adapter folder (`domainfit.train.adapter`) applied to query vectors
@@ -179,6 +180,8 @@ class DenseRetriever:
     ) -> None:
         self.text = text
         self.encode_config = encode or EncodeConfig()
+        if export_dir is None and cache_dir is not None:  # beside the embedding cache: <workspace>/cache/encoders
+            export_dir = Path(cache_dir).parent / "encoders"
         self.export_dir, self.cache_dir = export_dir, cache_dir
         self.backend_choice: BackendChoice | None = None
         self.model_name = model if isinstance(model, str) else str(getattr(model, "_domainfit_path", "in-memory"))

@@ -3,8 +3,9 @@
 The folder holds ``query_adapter.json`` (format version, kind, width, the base
 model whose query embeddings it maps) and ``query_adapter.safetensors`` (the
 weights; never pickle). The map is the identity plus what training learnt
-(`domainfit.train.adapter`): ``linear`` is ``x W^T + b``; ``mlp`` is
-``x + W2 relu(W1 x + b1) + b2``; the result is L2-normalised. Documents keep
+(`domainfit.train.adapter`): ``linear`` is ``x W^T + b``; ``lowrank`` is
+``x + (x V^T) U^T`` (rank r); ``mlp`` is ``x + W2 relu(W1 x + b1) + b2``; the
+result is L2-normalised. Documents keep
 the base model's vectors, so nothing stored is re-embedded.
 
 Example::
@@ -43,13 +44,14 @@ def save_query_adapter(
     base_model: str,
     *,
     hidden: int | None = None,
+    rank: int | None = None,
     info: dict[str, Any] | None = None,
 ) -> None:
     """Write ``query_adapter.safetensors`` and ``query_adapter.json`` (kind, width, base model, ``info``).
 
-    Inputs: the folder (created), the kind (``linear`` or ``mlp``), the weights by
-    name (``linear.weight``/``linear.bias``, or ``up.*``/``down.*``), the base model
-    name or folder, the MLP's hidden width and extra records.
+    Inputs: the folder (created), the kind (``linear``, ``lowrank`` or ``mlp``), the
+    weights by name (``linear.weight``/``linear.bias``, or ``up.*``/``down.*``), the
+    base model name or folder, the MLP's hidden width, the low-rank rank and extra records.
     """
     from safetensors.numpy import save_file
 
@@ -63,6 +65,7 @@ def save_query_adapter(
             "kind": kind,
             "dim": int(next(iter(weights.values())).shape[-1]),
             "hidden": hidden if kind == "mlp" else None,
+            "rank": rank if kind == "lowrank" else None,
             "base_model": base_model,
             "applies_to": "query embeddings of the base model (L2-normalised), before search",
             **(info or {}),
@@ -120,6 +123,12 @@ def map_of(kind: str, weights: dict[str, np.ndarray], dim: int | None = None) ->
         def raw(x: np.ndarray) -> np.ndarray:
             return np.asarray(x @ w.T + b)
 
+    elif kind == "lowrank":
+        down, up = weights["down.weight"], weights["up.weight"]
+
+        def raw(x: np.ndarray) -> np.ndarray:
+            return np.asarray(x + (x @ down.T) @ up.T)
+
     elif kind == "mlp":
         w1, b1, w2, b2 = weights["up.weight"], weights["up.bias"], weights["down.weight"], weights["down.bias"]
 
@@ -127,7 +136,7 @@ def map_of(kind: str, weights: dict[str, np.ndarray], dim: int | None = None) ->
             return np.asarray(x + np.maximum(x @ w1.T + b1, 0.0) @ w2.T + b2)
 
     else:
-        raise ValueError(f"unknown adapter kind {kind!r}; use linear or mlp")
+        raise ValueError(f"unknown adapter kind {kind!r}; use linear, lowrank or mlp")
     width = dim if dim is not None else int(next(iter(weights.values())).shape[-1])
 
     def apply(vectors: np.ndarray) -> np.ndarray:

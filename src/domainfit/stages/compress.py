@@ -61,6 +61,7 @@ def _measure(dataset: BeirDataset, workspace: Workspace, config: CompressConfig,
         batch_size=config.batch_size,
         max_seq_length=config.max_seq_length,
         text=text,
+        encode=config.encode,
     )
     corpus = encode_corpus(dataset, retriever)
     queries = encode_split_queries(dataset, config.split, retriever)

@@ -204,6 +204,7 @@ def _forgetting(
             cache_dir=cache / "embeddings",
             batch_size=cfg.batch_size,
             text=text,
+            encode=cfg.encode,
         )
         vectors[label] = dense.encode_documents(texts)
         if split is not None:
@@ -356,7 +357,7 @@ class EvalStage(Stage[EvalResult]):
         bench_cfg = BenchConfig(
             split=cfg.split, tune_split=cfg.tune_split, models=models, depth=cfg.depth,
             metrics=cfg.metrics, primary_metric=cfg.primary_metric, batch_size=cfg.batch_size,
-            max_seq_length=cfg.max_seq_length, significance_test=cfg.significance_test,
+            max_seq_length=cfg.max_seq_length, significance_test=cfg.significance_test, encode=cfg.encode,
         )  # fmt: skip
         qrels = dataset.qrels[cfg.split]
         tune, tune_split, tune_note = tuning_qrels(dataset, cfg.tune_split)

@@ -263,6 +263,7 @@ class IndexStage(Stage[IndexResult]):
             batch_size=self.eval_config.batch_size,
             max_seq_length=deployed.max_seq_length,
             text=self.text,
+            encode=self.eval_config.encode,
         )
         get_dim = getattr(retriever.model, "get_embedding_dimension", None)
         dimension = int((get_dim or retriever.model.get_sentence_embedding_dimension)() or 0)

@@ -267,6 +267,7 @@ class MineStage(Stage[MineResult]):
             max_seq_length=config.max_seq_length,
             backend=config.search_backend,
             text=text,
+            encode=config.encode,
         )
         seconds["load_model"] = time.perf_counter() - clock
         clock = time.perf_counter()

@@ -54,6 +54,7 @@ from domainfit.train.losses import build_loss, loss_config
 from domainfit.train.merge import choose_merge
 from domainfit.train.origins import mined_examples
 from domainfit.train.router import router_mapping
+from domainfit.train.speed import length_grouped_batches, step_timer, torch_threads
 from domainfit.train.teacher import CrossEncoderTeacher, HybridTeacher
 from domainfit.train.trainer import (
     card_widget,
@@ -103,6 +104,8 @@ class TrainResult:
     truncated_positives: int | None = None  # training positives longer than max_seq_length (None: not checked)
     level: str = "full"  # see domainfit.train.levels
     level_details: dict[str, Any] | None = None  # what the level did (frozen layers, prompts tried, adapter epochs)
+    step_seconds: float | None = None  # median optimiser step time (warm-up step left out; None: no trainer)
+    batch_grouping: str = "none"  # see domainfit.train.speed
 
 
 def _chunked_qrels_examples(
@@ -288,10 +291,13 @@ class TrainStage(Stage[TrainResult]):
         args = training_args(cfg, ckpt_dir, evaluator is not None, list(train_ds.column_names))
         if in_order:
             args.batch_sampler = sequential_batches
+        elif cfg.batch_grouping == "length" and "anchor" in train_ds.column_names:
+            args.batch_sampler = length_grouped_batches
         if cfg.separate_encoders:  # dataset columns -> query / document route
             args.router_mapping = router_mapping(train_ds.column_names)
         regularizer = domain_regularizer(model, loss, cfg, steps, text)
-        callbacks: list[Any] = [completion_callback()]  # marks each checkpoint complete once saved
+        timer = step_timer()
+        callbacks: list[Any] = [completion_callback(), timer]  # marks each checkpoint complete once saved
         if evaluator is not None and cfg.early_stopping_patience:
             callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
         trainer = SentenceTransformerTrainer(
@@ -308,7 +314,8 @@ class TrainStage(Stage[TrainResult]):
         start = time.perf_counter()
         with progress_bar("training", steps) as advance:  # the one progress display: the trainer's tqdm is off
             trainer.add_callback(step_progress(advance))
-            trainer.train(resume_from_checkpoint=str(last) if last else None)
+            with torch_threads(cfg.threads):
+                trainer.train(resume_from_checkpoint=str(last) if last else None)
         seconds = time.perf_counter() - start
         best_step = step_of(trainer.state.best_model_checkpoint)
         best = float(trainer.state.best_metric) if trainer.state.best_metric is not None else None
@@ -338,6 +345,8 @@ class TrainStage(Stage[TrainResult]):
             truncated_positives=truncated,
             level=cfg.level,
             level_details=level_details,
+            step_seconds=timer.median(),
+            batch_grouping="length" if args.batch_sampler is length_grouped_batches else "none",
         )
         if not self.writes():
             return result

@@ -167,7 +167,7 @@ def adapter_inputs(
 
 def compute_adapter(stage: TrainStage, out: Path) -> TrainResult:
     """Train the query-side adapter on base-model embeddings of the pairs; save it as ``model/``."""
-    from domainfit.train.adapter import fit_query_adapter, save_adapter
+    from domainfit.train.adapter import fit_on_dev, fit_query_adapter, save_adapter
 
     cfg = stage.cfg
     examples, n_general = mix_general(stage.examples, cfg, stage.text)
@@ -187,18 +187,27 @@ def compute_adapter(stage: TrainStage, out: Path) -> TrainResult:
             return dev.ndcg10(query_map(dev_queries), dev_docs)
 
     encoded = time.perf_counter()
-    fit = fit_query_adapter(
-        queries, positives, negatives, kind=cfg.adapter, hidden=cfg.adapter_hidden, epochs=cfg.adapter_epochs,
-        batch_size=cfg.batch_size, learning_rate=cfg.adapter_learning_rate, temperature=cfg.temperature,
-        seed=cfg.seed, dev_score=dev_score,
-    )  # fmt: skip
+    settings: dict[str, Any] = {
+        "kind": cfg.adapter, "hidden": cfg.adapter_hidden, "rank": cfg.adapter_rank, "epochs": cfg.adapter_epochs,
+        "batch_size": cfg.batch_size, "learning_rate": cfg.adapter_learning_rate, "temperature": cfg.temperature,
+        "seed": cfg.seed, "patience": cfg.adapter_patience, "positive_keys": [e.positive for e in examples],
+    }  # fmt: skip
+    trials: list[dict[str, Any]] | None = None
+    if dev_score is not None and negatives is not None and cfg.adapter_hard_negatives == "dev":
+        fit, trials = fit_on_dev(queries, positives, negatives, dev_score, **settings)
+    else:
+        used = None if cfg.adapter_hard_negatives == "never" else negatives
+        fit = fit_query_adapter(queries, positives, used, dev_score=dev_score, **settings)
     seconds = time.perf_counter() - start
     base_dev = fit.dev_history[0]["ndcg@10"] if fit.dev_history else None
-    best_dev = max((h["ndcg@10"] for h in fit.dev_history), default=None)
+    best_dev = fit.best_dev
     details = {
         "adapter": cfg.adapter,
         "hidden": cfg.adapter_hidden if cfg.adapter == "mlp" else None,
-        "negatives_per_query": k,
+        "rank": cfg.adapter_rank if cfg.adapter == "lowrank" else None,
+        "negatives_per_query": fit.hard_negatives,
+        "negatives_mined_per_query": k,
+        "hard_negative_trials": trials,
         "epochs_run": fit.epochs_run,
         "best_epoch": fit.best_epoch,
         "encode_seconds": round(encoded - start, 1),

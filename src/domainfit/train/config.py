@@ -81,10 +81,21 @@ class TrainConfig(BaseModel):
     prompt_candidates: list[tuple[str, str]] = Field(
         [], description="prompts: (query prompt, document prompt) pairs tried on dev besides the built-in templates"
     )
-    adapter: Literal["linear", "mlp"] = Field("linear", description="adapter: query-side map (identity at start)")
+    adapter: Literal["linear", "lowrank", "mlp"] = Field(
+        "linear", description="adapter: query-side map (identity at start): linear, lowrank (I + U V^T) or mlp"
+    )
     adapter_hidden: int = Field(256, ge=1, description="adapter mlp: hidden width of the residual branch")
-    adapter_epochs: int = Field(30, ge=1, description="adapter: passes over the training pairs")
-    adapter_learning_rate: float = Field(1e-3, gt=0)
+    adapter_rank: int = Field(32, ge=1, description="adapter lowrank: rank r of U V^T")
+    adapter_epochs: int = Field(60, ge=1, description="adapter: most passes over the training pairs")
+    adapter_patience: int = Field(8, ge=1, description="adapter: epochs without a dev gain before stopping")
+    adapter_learning_rate: float = Field(3e-4, gt=0)
+    adapter_hard_negatives: Literal["dev", "always", "never"] = Field(
+        "dev", description="adapter: train with the mined hard negatives, without, or both and keep the better on dev"
+    )
+    batch_grouping: Literal["none", "length"] = Field(
+        "none", description="length: batches of similar text length (less padding), no duplicate text in a batch"
+    )
+    threads: int = Field(0, ge=0, description="torch intra-op threads while training (0: torch's default)")
     static_source: Literal["distill", "tokenlearn"] = Field(
         "distill", description="static: distil the base model's vocabulary (model2vec) or start from tokenlearn's"
     )
