@@ -223,7 +223,7 @@ def test_bad_input_exits_2_with_file_and_line_before_anything_loads(indexed, tmp
     assert no_index.exit_code == 2 and "no index" in no_index.output
 
 
-def test_a_torn_last_line_is_skipped(indexed, minilm, tmp_path):
+def test_a_torn_last_line_is_skipped(tmp_path):
     from domainfit.monitor.logs import read_query_log
 
     good = {"format_version": 1, "query": "open a file", "scores": [0.5], "ids": ["d1"]}

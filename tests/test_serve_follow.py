@@ -90,7 +90,7 @@ class Load:
     def __init__(self, port: int, threads: int = 2) -> None:
         self.port = port
         self.stop = threading.Event()
-        self.answers: list[tuple[float, str, int, dict | None]] = []
+        self.answers: list[tuple[float, float, str, int, dict | None]] = []  # start, end, query, status, body
         self.failures: list[str] = []
         self.lock = threading.Lock()
         self.threads = [threading.Thread(target=self._loop, args=(i,), daemon=True) for i in range(threads)]
@@ -101,11 +101,12 @@ class Load:
                 if self.stop.is_set():
                     return
                 query = QUERIES[(n + offset) % len(QUERIES)]
+                start = time.monotonic()
                 try:
                     response = client.post("/search", json={"query": query, "k": 5})
                     body = response.json() if response.status_code == 200 else None
                     with self.lock:
-                        self.answers.append((time.monotonic(), query, response.status_code, body))
+                        self.answers.append((start, time.monotonic(), query, response.status_code, body))
                 except httpx.HTTPError as exc:
                     with self.lock:
                         self.failures.append(f"{query}: {exc!r}")
@@ -152,19 +153,23 @@ def test_promote_and_rollback_under_load_fail_no_request_and_never_mix(server):
         write_pointer(served.index, new)  # a promotion: one rename
         promoted = _switch_to(client, "cls")
         load.wait_for(20)
+        rollback = time.monotonic()
         write_pointer(served.index, old)  # the rollback
         rolled_back = _switch_to(client, "base")
         load.wait_for(20)
     assert load.failures == []
-    assert {status for _, _, status, _ in load.answers} == {200}
-    for _, query, _, body in load.answers:  # each response is wholly one version's
+    assert {status for _, _, _, status, _ in load.answers} == {200}
+    for _, _, query, _, body in load.answers:  # each response is wholly one version's
         assert body is not None and [h["id"] for h in body["hits"]] == expected[body["version"]][query], body
-    versions = [body["version"] for _, _, _, body in load.answers if body]
+    versions = [body["version"] for _, _, _, _, body in load.answers if body]
     assert "cls" in versions and versions[0] == "base"
-    later = [body["version"] for when, _, _, body in load.answers if body and promoted + 1.0 < when < rolled_back - 1.0]
-    assert later and set(later) == {"cls"}  # after the switch (and before the rollback), the new version answers
-    after = {q: [h["id"] for h in client.post("/search", json={"query": q, "k": 5}).json()["hits"]] for q in QUERIES}
-    assert after == before  # the rollback returns exactly what production returned before
+    # a request sent after /info reported the switch, answered before the rollback was written: the new version
+    between = [b["version"] for start, end, _, _, b in load.answers if b and promoted < start and end < rollback]
+    assert between and set(between) == {"cls"}
+    after = [body["version"] for start, _, _, _, body in load.answers if body and start > rolled_back]
+    assert after and set(after) == {"base"}
+    again = {q: [h["id"] for h in client.post("/search", json={"query": q, "k": 5}).json()["hits"]] for q in QUERIES}
+    assert again == before  # the rollback returns exactly what production returned before
     info = client.get("/info").json()
     assert info["pointer"]["switches"] == 2 and info["pointer"]["errors"] == 0
     assert "domainfit_pointer_switches_total 2.0" in client.get("/metrics").text
@@ -188,3 +193,32 @@ def test_a_damaged_pointer_is_not_applied_and_the_service_keeps_serving(server):
     finally:
         tmp.write_bytes(good)
         os.replace(tmp, pointer_file)
+
+
+def test_monitor_runs_the_canaries_through_the_running_service(server, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from conftest import build_mini_dataset
+    from domainfit.cli import app
+
+    _, served, port = server
+    dataset = build_mini_dataset()
+    canaries = tmp_path / "canaries.jsonl"
+    canaries.write_text("".join(
+        json.dumps({"id": q, "query": dataset.queries[q].text, "relevant": sorted(rel)}) + "\n"
+        for q, rel in dataset.qrels["test"].items()))  # fmt: skip
+    args = ["monitor", "--workspace", str(served.workspace), "--canaries", str(canaries),
+            "--url", f"http://127.0.0.1:{port}", "--json"]  # fmt: skip
+    runner = CliRunner(env={"NO_COLOR": "1"})
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    recorded = json.loads(first.stdout)
+    assert recorded["baseline_recorded"] is True and recorded["canary"]["searched"] == f"http://127.0.0.1:{port}"
+    second = runner.invoke(app, args)
+    assert second.exit_code == 0, second.output
+    result = json.loads(second.stdout)
+    assert result["baseline_recorded"] is False and result["status"] == "healthy"
+    metrics = {m["metric"]: m["value"] for m in result["verdict"]["canary"]["metrics"]}
+    assert metrics["recall@10"] == 1.0  # each mini query's one document is in its top 10

@@ -107,13 +107,14 @@ def monitor_history(history: list[dict[str, Any]]) -> bytes:
     for name in names:
         stats = [(r.get("statistics") or {}).get(name) for r in history]
         ratios = [s["value"] / s["threshold"] if s and s["threshold"] else None for s in stats]
-        line = bottom.plot(x, ratios, ".-", linewidth=1, label=name)[0]
+        bottom.plot(x, ratios, ".-", linewidth=1, label=name)
         alerts = [(i, v) for i, (s, v) in enumerate(zip(stats, ratios, strict=True)) if s and s["alert"]]
         if alerts:
             bottom.scatter([i for i, _ in alerts], [v for _, v in alerts], color="#d62728", zorder=3, s=18)
-        del line
     bottom.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
-    bottom.set_yscale("symlog", linthresh=1.0)
+    bottom.set_yscale("symlog", linthresh=1.0)  # linear up to the threshold, logarithmic above
+    bottom.set_yticks([0, 0.5, 1, 2, 5, 10, 100])
+    bottom.set_yticklabels(["0", "0.5", "1", "2", "5", "10", "100"])
     bottom.set_ylabel("drift: value / threshold")
     if names:
         bottom.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)

@@ -124,6 +124,7 @@ class MonitorStage(Stage[MonitorRun]):
         self.records: list[dict[str, Any]] | None = None
         self.canaries: CanarySet | None = None
         self.notes: list[str] = []
+        self._loaded: Encoder | None = None
 
     @property
     def index_folder(self) -> Path:
@@ -182,9 +183,8 @@ class MonitorStage(Stage[MonitorRun]):
 
         assert self.pointer is not None
         pointer = self.pointer
-        encoder = self._encoder()
-        drift, windows = self._drift(encoder)
-        canary, canary_info, recorded = self._canary_check(encoder)
+        drift, windows = self._drift()
+        canary, canary_info, recorded = self._canary_check()
         verdict = decide(drift, canary, self.settings)
         run = MonitorRun(
             time=self.started,
@@ -204,14 +204,17 @@ class MonitorStage(Stage[MonitorRun]):
         return run
 
     def _encoder(self) -> Encoder:
-        """Load the serving model as production encodes queries (the pointer's sequence length and prompt)."""
+        """Return the serving model as production encodes queries (the pointer's length and prompt), loaded once."""
         from domainfit.core.models import load_bi_encoder
         from domainfit.serve.encoder import SentenceTransformerEncoder
 
         p = self.pointer
         assert p is not None
-        model = load_bi_encoder(p.model, max_seq_length=p.max_seq_length)
-        return SentenceTransformerEncoder(model, p.model, text=self.text, query_prompt_name=p.query_prompt_name)
+        if self._loaded is None:
+            model = load_bi_encoder(p.model, max_seq_length=p.max_seq_length)
+            prompt = p.query_prompt_name
+            self._loaded = SentenceTransformerEncoder(model, p.model, text=self.text, query_prompt_name=prompt)
+        return self._loaded
 
     def _threshold(self, split: WindowSplit) -> float | None:
         """Return the served score threshold: the pointer's, else the floor the service logged most often."""
@@ -221,7 +224,7 @@ class MonitorStage(Stage[MonitorRun]):
         floors = [r.get("min_score") for r in split.reference + split.current if isinstance(r.get("min_score"), float)]
         return max(set(floors), key=floors.count) if floors else None
 
-    def _drift(self, encoder: Encoder) -> tuple[Any, dict[str, Any]]:
+    def _drift(self) -> tuple[Any, dict[str, Any]]:
         """Cut the log into its windows, embed their queries and compute the drift report (None: not checked)."""
         from domainfit.monitor.drift import drift_report
         from domainfit.monitor.window import window_from_records
@@ -243,15 +246,18 @@ class MonitorStage(Stage[MonitorRun]):
         if min(len(split.reference), len(split.current)) < s.min_window:
             self.notes.append(f"the query log is too short for drift: {split.describe()}, {s.min_window} needed each")
         texts = [r["query"] for r in split.reference + split.current]
-        vectors = encoder.encode(texts, prompt_name=encoder.query_prompt_name) if texts else np.zeros((0, 1))
+        vectors = None
+        if texts:
+            encoder = self._encoder()
+            vectors = encoder.encode(texts, prompt_name=encoder.query_prompt_name)
         n = len(split.reference)
-        reference = window_from_records(split.reference, vectors[:n] if texts else None)
-        current = window_from_records(split.current, vectors[n:] if texts else None)
+        reference = window_from_records(split.reference, vectors[:n] if vectors is not None else None)
+        current = window_from_records(split.current, vectors[n:] if vectors is not None else None)
         threshold = self._threshold(split)
         windows["min_score"] = threshold
         return drift_report(reference, current, s, min_score=threshold), windows
 
-    def _canary_run(self, encoder: Encoder, canaries: CanarySet) -> Run:
+    def _canary_run(self, canaries: CanarySet) -> Run:
         """Search every canary query against production (in process, or through ``--url``); return the run."""
         if self.url is not None:
             from domainfit.monitor.remote import remote_run
@@ -263,8 +269,10 @@ class MonitorStage(Stage[MonitorRun]):
         try:
             ids = list(canaries.queries)
             texts = [canaries.queries[q] for q in ids]
-            dense = pointer.mode in ("dense", "hybrid")
-            vectors = encoder.encode(texts, prompt_name=encoder.query_prompt_name) if dense else None
+            vectors = None
+            if pointer.mode in ("dense", "hybrid"):
+                encoder = self._encoder()
+                vectors = encoder.encode(texts, prompt_name=encoder.query_prompt_name)
             run: Run = {}
             for i, (qid, query) in enumerate(zip(ids, texts, strict=True)):
                 vector = vectors[i].tolist() if vectors is not None else None
@@ -275,7 +283,7 @@ class MonitorStage(Stage[MonitorRun]):
         finally:
             store.close()
 
-    def _canary_check(self, encoder: Encoder) -> tuple[Any, dict[str, Any] | None, bool]:
+    def _canary_check(self) -> tuple[Any, dict[str, Any] | None, bool]:
         """Run the canaries and compare with the baseline (recording one when there is none); None: no canaries."""
         from domainfit.monitor.canary import canary_baseline, canary_check
 
@@ -284,7 +292,7 @@ class MonitorStage(Stage[MonitorRun]):
         if canaries is None:
             self.notes.append("no canary queries: canaries were not checked")
             return None, None, False
-        run = self._canary_run(encoder, canaries)
+        run = self._canary_run(canaries)
         fingerprint = canary_fingerprint(canaries.queries, canaries.qrels)
         baseline = read_baseline(self.index_folder, fingerprint)
         recorded = False
