@@ -29,6 +29,7 @@ from domainfit.data.config import ChunkingConfig, DataConfig
 from domainfit.evaluation.config import KNOWN_METRIC, BenchConfig, DecideConfig, EvalConfig
 from domainfit.index.config import IndexConfig
 from domainfit.mine.config import MineConfig
+from domainfit.monitor.config import MonitorSettings
 from domainfit.recipe.config import RecipeConfig
 from domainfit.serve.config import ServeConfig
 from domainfit.synth.config import SynthConfig
@@ -80,6 +81,7 @@ class Config(_Strict):
     synth: SynthConfig = Field(default_factory=SynthConfig)
     text: TextConfig = Field(default_factory=TextConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
 
 
 _BARE = re.compile(r"[A-Za-z0-9_-]+")

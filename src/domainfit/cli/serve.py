@@ -25,6 +25,9 @@ from domainfit.core.workspace import DEFAULT_WORKSPACE, Workspace
 if TYPE_CHECKING:
     from domainfit.index.backend import ServingPointer
     from domainfit.serve.encoder import Encoder
+    from domainfit.serve.pointer_watch import SnapshotBuilder
+    from domainfit.serve.service import Served
+    from domainfit.serve.shadow import ShadowSpec
     from domainfit.text.config import TextConfig
 
 
@@ -95,17 +98,108 @@ def calibrated_threshold(workspace: Workspace, model: str, configuration: str = 
     return None
 
 
-def load_encoders(pointer: ServingPointer, extra: dict[str, str], text: TextConfig) -> dict[str, Encoder]:
-    """Load the production model (for the pointer's version) and each ``--version-model`` model."""
+def production_encoder(pointer: ServingPointer, text: TextConfig) -> Encoder:
+    """Load the pointer's model as its version's query encoder (its sequence length and query prompt)."""
     from domainfit.core.models import load_bi_encoder
     from domainfit.serve.encoder import SentenceTransformerEncoder
 
-    production = SentenceTransformerEncoder(
+    return SentenceTransformerEncoder(
         load_bi_encoder(pointer.model, max_seq_length=pointer.max_seq_length),
         pointer.model,
         text=text,
         query_prompt_name=pointer.query_prompt_name,
     )
+
+
+def served_of(workspace: Workspace, pointer: ServingPointer, tag: str | None = None) -> Served:
+    """Return what production serves under ``pointer``: its version, model, search defaults and threshold."""
+    from domainfit.serve.service import Served
+
+    threshold = pointer.min_score
+    if threshold is None:
+        threshold = calibrated_threshold(workspace, pointer.model, pointer.precision)
+    return Served(
+        version=pointer.version,
+        model=pointer.model,
+        mode=pointer.mode,
+        fusion=pointer.fusion,
+        alpha=pointer.alpha,
+        thresholds={pointer.version: threshold} if threshold is not None else {},
+        tag=tag or pointer.tag,
+        backend=pointer.backend,
+    )
+
+
+def snapshot_builder(workspace: Workspace, text: TextConfig) -> SnapshotBuilder:
+    """Return the builder the pointer watcher calls on a new pointer: open its tag, re-use or load its model."""
+    from domainfit.index.backend import open_backend
+    from domainfit.serve.service import checked_snapshot
+    from domainfit.serve.snapshot import Snapshot
+
+    folder = workspace.stage_dir("index")
+
+    def build(pointer: ServingPointer, previous: Snapshot) -> Snapshot:
+        store = open_backend(folder, pointer.corpus, backend=pointer.backend, read_only=True)
+        try:
+            store.checkout(pointer.tag)
+            encoders = dict(previous.encoders)
+            loaded = encoders.get(pointer.version)
+            if loaded is None or loaded.name != pointer.model:
+                encoders[pointer.version] = production_encoder(pointer, text)
+            snapshot = Snapshot(store, served_of(workspace, pointer), dict(store.versions()), encoders, pointer, True)
+            return checked_snapshot(snapshot)
+        except BaseException:
+            store.close()
+            raise
+
+    return build
+
+
+def shadow_log_path(given: str | None, query_log: Path | None) -> Path:
+    """Return the shadow log: the one given, else beside the query log (``<name>.shadow.jsonl``); `UsageError` else."""
+    from domainfit.core.errors import InputError
+
+    if given:
+        path = Path(given)
+    elif query_log is not None:
+        path = query_log.with_name(f"{query_log.stem}.shadow.jsonl")
+    else:
+        raise UsageError("--shadow needs --shadow-log FILE (or a --query-log to write it beside)")
+    if path.is_dir():
+        raise InputError(path, 0, "-", "the shadow log is a folder; give a file")
+    if path.is_file() and path.stat().st_size > 0:
+        with path.open("rb") as handle:
+            first = handle.readline(1 << 20)
+        try:
+            record = json.loads(first)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or "format_version" not in record or "shadow" not in record:
+            raise InputError(path, 1, "-", "exists and is not a domainfit shadow log; give a new file")
+    return path
+
+
+def shadow_spec(
+    version: str | None, encoders: dict[str, Encoder], production: str, versions: dict[str, int], log: Path
+) -> ShadowSpec:
+    """Return the shadow of ``--shadow VERSION``; `UsageError` for production's version, one not indexed or unloaded."""
+    from domainfit.serve.shadow import ShadowSpec
+
+    if version is None or version not in versions:
+        raise UsageError(f"--shadow {version}: no such model version in the index (it has: {', '.join(versions)})")
+    if version == production:
+        raise UsageError(f"--shadow {version}: that is the version production serves; shadow another one")
+    if version not in encoders:
+        raise UsageError(f"--shadow {version}: give its model with --version-model {version}=MODEL")
+    return ShadowSpec(version, encoders[version], log)
+
+
+def load_encoders(pointer: ServingPointer, extra: dict[str, str], text: TextConfig) -> dict[str, Encoder]:
+    """Load the production model (for the pointer's version) and each ``--version-model`` model."""
+    from domainfit.core.models import load_bi_encoder
+    from domainfit.serve.encoder import SentenceTransformerEncoder
+
+    production = production_encoder(pointer, text)
     others = {v: SentenceTransformerEncoder(load_bi_encoder(m), m, text=text) for v, m in extra.items()}
     return {**others, pointer.version: production}
 
@@ -129,6 +223,13 @@ def serve(
         list[str] | None,
         typer.Option("--version-model", help="VERSION=MODEL: also encode queries for another model version"),
     ] = None,
+    shadow: Annotated[
+        str | None,
+        typer.Option("--shadow", help="VERSION: also run each search on this version off the request path and log it"),
+    ] = None,
+    shadow_log: Annotated[
+        Path | None, typer.Option("--shadow-log", help="JSONL file of the shadow comparisons")
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Serve search over the workspace's production index (FastAPI + uvicorn)."""
@@ -145,6 +246,7 @@ def serve(
                 "port": port,
                 "token_file": str(token_file) if token_file is not None else None,
                 "query_log": str(query_log) if query_log is not None else None,
+                "shadow_log": str(shadow_log) if shadow_log is not None else None,
             }
         },
     )
@@ -153,6 +255,9 @@ def serve(
     check_bind(settings.host, digest)
     extra = parse_version_models(version_model or [])
     log_path = check_query_log(Path(settings.query_log)) if settings.query_log else None
+    shadow_path = shadow_log_path(settings.shadow_log, log_path) if shadow else None
+    if shadow and shadow not in extra:
+        raise UsageError(f"--shadow {shadow}: give its model with --version-model {shadow}=MODEL")
 
     try:
         from domainfit.serve.app import create_app
@@ -161,32 +266,24 @@ def serve(
     from domainfit.index.backend import open_index
     from domainfit.serve.querylog import QueryLog
     from domainfit.serve.server import serve_app
-    from domainfit.serve.service import Served
 
     ws = Workspace(workspace)
     backend, pointer = open_index(ws.stage_dir("index"), tag=tag)
     try:
-        threshold = pointer.min_score
-        if threshold is None:
-            threshold = calibrated_threshold(ws, pointer.model, pointer.precision)
-        served = Served(
-            version=pointer.version,
-            model=pointer.model,
-            mode=pointer.mode,
-            fusion=pointer.fusion,
-            alpha=pointer.alpha,
-            thresholds={pointer.version: threshold} if threshold is not None else {},
-            tag=tag or pointer.tag,
-            backend=pointer.backend,
-        )
+        served = served_of(ws, pointer, tag)
         encoders = load_encoders(pointer, extra, cfg.text)
+        spec = shadow_spec(shadow, encoders, served.version, backend.versions(), shadow_path) if shadow_path else None
+        follows = settings.follow_pointer and not tag  # a pinned tag is not moved by a promotion
+        follow = (ws.stage_dir("index"), snapshot_builder(ws, cfg.text)) if follows else None
         log = QueryLog(log_path) if log_path is not None else None
-        app = create_app(backend, encoders, served, settings, token_digest=digest, query_log=log)
+        app = create_app(backend, encoders, served, settings, token_digest=digest, query_log=log, pointer=pointer,
+                         follow=follow, shadow=spec)  # fmt: skip
         if not quiet:
             stderr_console().print(
                 f"serving {pointer.model} (version {pointer.version}, tag {served.tag}, "
                 f"{backend.count()} documents) on http://{settings.host}:{settings.port}"
-                + (" with a bearer token" if digest is not None else ""),
+                + (" with a bearer token" if digest is not None else "")
+                + (f", shadowing version {shadow}" if spec is not None else ""),
                 highlight=False,
                 markup=False,
             )

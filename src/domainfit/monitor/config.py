@@ -8,6 +8,8 @@ field of `MonitorSettings` that overrides it. Example::
     psi_threshold = 0.1
     canary_max_drop = 0.05
     max_empty_rate = 0.2
+    query_log = "queries.jsonl"   # domainfit monitor: the service's query log
+    canaries = "canaries.jsonl"   # and a canary list (besides the benchmark's test split)
 
 How a check decides (see `domainfit.monitor.verdict`): a statistic alerts when
 its effect size is above its threshold *and*, for the statistics that have a
@@ -82,3 +84,13 @@ class MonitorSettings(BaseModel):
         None, ge=0.0, le=1.0, description="absolute floor of every canary metric (None: baseline - max drop only)"
     )
     min_window: int = Field(20, ge=2, description="fewest queries a window needs to be tested at all")
+    # What ``domainfit monitor`` reads (the stage; the functions above take plain inputs).
+    query_log: str | None = Field(None, description="the service's query log (default: [serve] query_log)")
+    reference_size: int = Field(500, ge=2, description="searches in the reference window (the first since promotion)")
+    current_size: int = Field(500, ge=2, description="searches in the current window (the latest)")
+    since_promotion: bool = Field(True, description="leave out searches logged before the pointer was written")
+    canaries: str | None = Field(None, description="JSONL canary list: query and its relevant documents per line")
+    canary_split: str | None = Field(
+        "test", description="benchmark split whose queries are canaries too (None: the canary list only)"
+    )
+    canary_max: int = Field(200, ge=1, description="most benchmark queries used as canaries (a seeded sample)")

@@ -77,3 +77,51 @@ def training_curves(history: dict[str, list[dict[str, float]]]) -> str:
     ax.set_title("training")
     fig.legend(loc="upper left", bbox_to_anchor=(1.0, 0.9), fontsize=8)  # right of the axes, clear of the title
     return _data_uri(fig)
+
+
+def _run_labels(history: list[dict[str, Any]]) -> list[str]:
+    """Label each monitoring run by its time (``MM-DD HH:MM``) for the x axis."""
+    return [str(r.get("time", ""))[5:16].replace("T", " ") for r in history]
+
+
+def monitor_history(history: list[dict[str, Any]]) -> bytes:
+    """Draw the monitoring runs over time as PNG bytes: canary metrics with their floors; drift statistics.
+
+    Top: each canary metric per run (solid) and its floor (dashed). Bottom:
+    each drift statistic as value / threshold (1 is the threshold), alerting
+    runs marked red, and the empty-result rate.
+    """
+    labels = _run_labels(history)
+    x = list(range(len(history)))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True)
+    metrics = sorted({m for r in history for m in (r.get("canary") or {})})
+    for metric in metrics:
+        values = [(r.get("canary") or {}).get(metric, {}) for r in history]
+        line = top.plot(x, [v.get("value") for v in values], "o-", label=metric)[0]
+        top.plot(x, [v.get("floor") for v in values], "--", color=line.get_color(), linewidth=1)
+    top.set_ylabel("canary (dashed: floor)")
+    top.set_ylim(-0.02, 1.05)
+    if metrics:
+        top.legend(fontsize=7, loc="lower left")
+    names = sorted({n for r in history for n in (r.get("statistics") or {}) if n != "empty_rate"})
+    for name in names:
+        stats = [(r.get("statistics") or {}).get(name) for r in history]
+        ratios = [s["value"] / s["threshold"] if s and s["threshold"] else None for s in stats]
+        bottom.plot(x, ratios, ".-", linewidth=1, label=name)
+        alerts = [(i, v) for i, (s, v) in enumerate(zip(stats, ratios, strict=True)) if s and s["alert"]]
+        if alerts:
+            bottom.scatter([i for i, _ in alerts], [v for _, v in alerts], color="#d62728", zorder=3, s=18)
+    bottom.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
+    bottom.set_yscale("symlog", linthresh=1.0)  # linear up to the threshold, logarithmic above
+    bottom.set_yticks([0, 0.5, 1, 2, 5, 10, 100])
+    bottom.set_yticklabels(["0", "0.5", "1", "2", "5", "10", "100"])
+    bottom.set_ylabel("drift: value / threshold")
+    if names:
+        bottom.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    bottom.set_xticks(x)
+    bottom.set_xticklabels(labels, rotation=35, ha="right", fontsize=7)
+    top.set_title("monitoring over time")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()

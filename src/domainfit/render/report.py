@@ -23,7 +23,8 @@ class ReportInputs:
 
     ``markdown``: the stages' own Markdown summaries, in report order;
     ``config``: the resolved config sections the stages recorded, by section name;
-    ``decisions``: ``{when: decision-<when>.json}``; ``frontier``: compress's PNG bytes.
+    ``decisions``: ``{when: decision-<when>.json}``; ``frontier``: compress's PNG bytes;
+    ``monitor``: the latest monitoring run (``monitor/result.json``) and ``monitor_plot`` its history's PNG bytes.
     """
 
     workspace: str
@@ -37,6 +38,8 @@ class ReportInputs:
     frontier: bytes | None = None
     config: dict[str, dict[str, Any]] = field(default_factory=dict)
     markdown: list[str] = field(default_factory=list)
+    monitor: dict[str, Any] | None = None
+    monitor_plot: bytes | None = None
 
 
 def _table(systems: list[dict[str, Any]]) -> str:
@@ -192,6 +195,8 @@ def render_html(found: ReportInputs) -> str:
     if evaluation:
         eval_lines, forgetting_lines = _eval_lines(evaluation, _shown_metric(evaluation["systems"]))
     frontier = "data:image/png;base64," + base64.b64encode(found.frontier).decode() if found.frontier else None
+    plot = found.monitor_plot
+    monitor_plot = "data:image/png;base64," + base64.b64encode(plot).decode() if plot else None
     sections = dict(found.config)
     if evaluation:
         sections["eval"] = {
@@ -205,6 +210,7 @@ def render_html(found: ReportInputs) -> str:
         workspace=found.workspace, version=__version__, decisions=_decisions(found.decisions), bench=found.bench,
         train=found.train, recipe=found.recipe, evaluation=evaluation, tables=tables, plots=figures,
         eval_lines=eval_lines, forgetting_lines=forgetting_lines, compress_plot=frontier,
+        monitor=found.monitor, monitor_plot=monitor_plot,
         config_toml=config_toml(sections), similarity_lines=_similarity_lines(found.bench),
         timings=timings, timing_rows=timing_rows(timings) if timings else [],
         timing_summary=timing_summary(timings) if timings else None,

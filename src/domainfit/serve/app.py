@@ -16,22 +16,25 @@ settings), and FastAPI reads the endpoints' annotations as objects.
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from pydantic import Field
 from starlette.responses import Response
 
-from domainfit.index.backend import IndexBackend
+from domainfit.index.backend import IndexBackend, ServingPointer
 from domainfit.serve.auth import BearerAuth
 from domainfit.serve.config import ServeConfig
 from domainfit.serve.encoder import Encoder
 from domainfit.serve.errors import install_error_handlers
 from domainfit.serve.limits import BodyLimit
 from domainfit.serve.metrics import RequestMetrics, ServiceMetrics
+from domainfit.serve.pointer_watch import PointerWatcher, SnapshotBuilder
 from domainfit.serve.querylog import QueryLog
 from domainfit.serve.schemas import EmbedBody, ErrorBody, FilterValue, Health, Info, SearchBody, SearchResponse
 from domainfit.serve.service import SearchService, Served
+from domainfit.serve.shadow import ShadowSpec
 
 #: The paths the service answers (anything else is a JSON 404).
 ENDPOINTS = ("/search", "/embed", "/health", "/info", "/metrics", "/openapi.json", "/docs")
@@ -48,6 +51,36 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": ErrorBody, "description": described[s]} for s in (401, *statuses)}
 
 
+def _attach(service: SearchService, follow: tuple[Path, SnapshotBuilder] | None, shadow: ShadowSpec | None) -> None:
+    """Give the service its shadow searcher and its pointer watcher (when asked for); they start with the app."""
+    metrics, settings = service.metrics, service.settings
+    if shadow is not None:
+        service.shadow = shadow.searcher(settings.shadow_queue, metrics.registry)
+    if follow is not None:
+        folder, build = follow
+        service.watcher = PointerWatcher(
+            folder, service.current, build, interval_ms=settings.pointer_poll_ms, registry=metrics.registry
+        )
+
+
+def _start(service: SearchService) -> None:
+    """Start the shadow worker and the pointer watcher of the service (at the application's start)."""
+    if service.shadow is not None:
+        service.shadow.start(service.current)
+    if service.watcher is not None:
+        service.watcher.start()
+
+
+def _stop(service: SearchService) -> None:
+    """Stop the watcher, drain the shadow queue and close the query log (at the application's end)."""
+    if service.watcher is not None:
+        service.watcher.stop()
+    if service.shadow is not None:
+        service.shadow.close()
+    if service.query_log is not None:
+        service.query_log.close()
+
+
 def create_app(
     backend: IndexBackend,
     encoders: Mapping[str, Encoder],
@@ -56,6 +89,9 @@ def create_app(
     *,
     token_digest: bytes | None = None,
     query_log: QueryLog | None = None,
+    pointer: ServingPointer | None = None,
+    follow: tuple[Path, SnapshotBuilder] | None = None,
+    shadow: ShadowSpec | None = None,
 ) -> FastAPI:
     """Build the service over an opened (read-only) index.
 
@@ -63,12 +99,19 @@ def create_app(
     version's is required), what production serves, the ``[serve]`` caps, the
     bearer token's SHA-256 digest (None: no token; the caller refuses a
     non-loopback bind without one, `domainfit.serve.auth.check_bind`) and an
-    optional query log (closed when the application shuts down).
+    optional query log (closed when the application shuts down); the
+    production pointer the index was opened from; ``follow``: the index folder
+    whose ``serving.json`` the service follows and the builder of a snapshot for
+    a new pointer (`domainfit.serve.pointer_watch`); ``shadow``: the version
+    whose results are computed off the request path and compared
+    (`domainfit.serve.shadow`). The watcher and the shadow worker run while the
+    application does (its lifespan).
     Output: the FastAPI application (serve it with uvicorn). Raises
     `UsageError` when the served version is not in the index or has no encoder.
     """
     metrics = ServiceMetrics()
-    service = SearchService(backend, encoders, served, settings, metrics, query_log)
+    service = SearchService(backend, encoders, served, settings, metrics, query_log, pointer=pointer)
+    _attach(service, follow, shadow)
     s = settings
 
     class SearchRequest(SearchBody):
@@ -84,9 +127,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        _start(service)
         yield
-        if query_log is not None:
-            query_log.close()
+        _stop(service)
 
     app = FastAPI(
         title="domainfit search",

@@ -13,6 +13,9 @@ service keeps only its SHA-256 hash. Example::
     max_batch = 64
     max_body_bytes = 1048576
     query_log = "queries.jsonl"
+    shadow_queue = 64       # serve --shadow: searches waiting for the shadow version
+    follow_pointer = true   # a promote or rollback switches the running service
+    pointer_poll_ms = 500
 """
 
 from __future__ import annotations
@@ -49,6 +52,10 @@ class ServeConfig(BaseModel):
     min_score: float | None = Field(
         None, description="default dense min_score; unset: calibrate's threshold for the served model"
     )
+    shadow_queue: int = Field(64, ge=1, le=100_000, description="searches waiting for the shadow (dropped above)")
+    shadow_log: str | None = Field(None, description="JSONL file of shadow comparisons (default: beside the query log)")
+    follow_pointer: bool = Field(True, description="switch to the production pointer when it is replaced")
+    pointer_poll_ms: int = Field(500, ge=10, le=600_000, description="milliseconds between two looks at the pointer")
 
     @model_validator(mode="after")
     def _default_k_within_cap(self) -> ServeConfig:

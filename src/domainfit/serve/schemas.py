@@ -8,7 +8,7 @@ Unknown keys and non-finite numbers are refused (422).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -113,6 +113,8 @@ class Info(BaseModel):
     versions: list[VersionInfo]
     limits: Limits
     auth: bool
+    shadow: dict[str, Any] | None = Field(None, description="shadow version and its counts (serve --shadow)")
+    pointer: dict[str, Any] | None = Field(None, description="the production pointer followed, and its switches")
 
 
 class ErrorBody(BaseModel):

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from domainfit.core.errors import UsageError
-from domainfit.index.backend import Fusion, Hit, IndexBackend, SearchQuery
+from domainfit.index.backend import Hit, IndexBackend, SearchQuery, ServingPointer
 from domainfit.serve.config import SearchMode, ServeConfig
 from domainfit.serve.encoder import Encoder
 from domainfit.serve.errors import RequestError
 from domainfit.serve.metrics import ServiceMetrics
+from domainfit.serve.pointer_watch import PointerWatcher
 from domainfit.serve.querylog import QueryLog
 from domainfit.serve.schemas import (
     EmbedBody,
@@ -41,35 +41,62 @@ from domainfit.serve.schemas import (
     SearchResponse,
     VersionInfo,
 )
+from domainfit.serve.shadow import ShadowSearcher, ShadowTask
+from domainfit.serve.snapshot import Current, Served, Snapshot
+
+__all__ = ["SearchService", "Served", "Snapshot", "checked_snapshot"]
 
 
-@dataclass(frozen=True)
-class Served:
-    """What production serves: the default model version and how it is searched.
+def checked_snapshot(snapshot: Snapshot) -> Snapshot:
+    """Return the snapshot after checking that its served version is in the index and has an encoder (`UsageError`)."""
+    version, have = snapshot.served.version, snapshot.versions
+    if version not in have:
+        raise UsageError(f"model version {version!r} is not in the index (it has: {', '.join(have) or 'none'})")
+    if version not in snapshot.encoders:
+        raise UsageError(f"no encoder given for the served model version {version!r}")
+    return snapshot
 
-    ``version`` is the vector column searched when a request names none,
-    ``model`` the model its queries are encoded with; ``mode``, ``fusion`` and
-    ``alpha`` the default search; ``thresholds`` the calibrated dense
-    ``min_score`` per version (absent: no default floor); ``tag`` the index
-    tag read and ``backend`` the store's name (both for ``/info``).
+
+def _version(snapshot: Snapshot, requested: str | None) -> str:
+    """Return the version a request searches; 404 for one the index does not hold."""
+    version = requested or snapshot.served.version
+    if version not in snapshot.versions:
+        have = ", ".join(snapshot.versions)
+        raise RequestError(404, f"model version {version!r} is not in the index (versions: {have})")
+    return version
+
+
+def _encoder(snapshot: Snapshot, version: str) -> Encoder:
+    """Return the encoder of a version; 422 when the service has none for it."""
+    encoder = snapshot.encoders.get(version)
+    if encoder is None:
+        served = ", ".join(snapshot.encoders)
+        raise RequestError(422, f"model version {version!r} has no query encoder here (served: {served})")
+    return encoder
+
+
+def _run(snapshot: Snapshot, query: SearchQuery) -> list[Hit]:
+    """Search the snapshot's backend; a query it refuses is a 422.
+
+    Both backends refuse with a `UsageError` naming what is wrong: an unknown
+    field, or a filter value of another type than its field (``{"rank": "3"}``
+    on an integer field), so each is a 422 with that message.
     """
-
-    version: str
-    model: str
-    mode: SearchMode = "dense"
-    fusion: Fusion = "rrf"
-    alpha: float | None = None
-    thresholds: Mapping[str, float] = field(default_factory=dict)
-    tag: str | None = None
-    backend: str = "lancedb"
+    try:
+        return snapshot.backend.search(query.checked())
+    except UsageError as exc:
+        raise RequestError(422, str(exc), "Validation") from None
 
 
 class SearchService:
     """Answer searches and embeddings from one opened index and its encoders (read-only).
 
     Inputs: the backend, encoders by version, what production serves, the
-    caps, the metrics and an optional query log. Raises `RequestError` (with
-    status and kind) for a request it refuses.
+    caps, the metrics, an optional query log and the production pointer the
+    index was opened from. What production serves is held in `current` (a
+    `Snapshot`): every request reads one snapshot from start to end, and a
+    promotion (`PointerWatcher`) swaps it without failing a request. Raises
+    `RequestError` (with status and kind) for a request it refuses.
     """
 
     def __init__(
@@ -80,40 +107,27 @@ class SearchService:
         settings: ServeConfig,
         metrics: ServiceMetrics,
         query_log: QueryLog | None = None,
+        *,
+        pointer: ServingPointer | None = None,
     ) -> None:
-        self.backend = backend
-        self.encoders = dict(encoders)
-        self.served = served
         self.settings = settings
         self.metrics = metrics
         self.query_log = query_log
-        self.versions = dict(backend.versions())
-        if served.version not in self.versions:
-            raise UsageError(
-                f"model version {served.version!r} is not in the index (it has: {', '.join(self.versions) or 'none'})"
-            )
-        if served.version not in self.encoders:
-            raise UsageError(f"no encoder given for the served model version {served.version!r}")
+        first = checked_snapshot(Snapshot(backend, served, dict(backend.versions()), dict(encoders), pointer))
+        #: What production serves now; a request leases it once (`Current.lease`), a promotion swaps it.
+        self.current = Current(first)
+        #: The shadow searcher (``serve --shadow``), when one runs.
+        self.shadow: ShadowSearcher | None = None
+        #: The production pointer's watcher, when the service follows it.
+        self.watcher: PointerWatcher | None = None
         self.metrics.documents.set(backend.count())
 
-    def _version(self, requested: str | None) -> str:
-        """Return the version a request searches; 404 for one the index does not hold."""
-        version = requested or self.served.version
-        if version not in self.versions:
-            raise RequestError(
-                404, f"model version {version!r} is not in the index (versions: {', '.join(self.versions)})"
-            )
-        return version
+    @property
+    def served(self) -> Served:
+        """What production serves now."""
+        return self.current.snapshot.served
 
-    def _encoder(self, version: str) -> Encoder:
-        """Return the encoder of a version; 422 when the service has none for it."""
-        encoder = self.encoders.get(version)
-        if encoder is None:
-            served = ", ".join(self.encoders)
-            raise RequestError(422, f"model version {version!r} has no query encoder here (served: {served})")
-        return encoder
-
-    def floor(self, mode: str, version: str, requested: float | None) -> float | None:
+    def floor(self, mode: str, version: str, requested: float | None, served: Served | None = None) -> float | None:
         """Return the score floor of a search: the request's, else (dense only) the configured or calibrated one."""
         if requested is not None:
             return requested
@@ -121,30 +135,24 @@ class SearchService:
             return None
         if self.settings.min_score is not None:
             return self.settings.min_score
-        return self.served.thresholds.get(version)
-
-    def _run(self, query: SearchQuery) -> list[Hit]:
-        """Search the backend; a query it refuses is a 422.
-
-        Both backends refuse with a `UsageError` naming what is wrong: an unknown
-        field, or a filter value of another type than its field (``{"rank": "3"}``
-        on an integer field), so each is a 422 with that message.
-        """
-        try:
-            return self.backend.search(query.checked())
-        except UsageError as exc:
-            raise RequestError(422, str(exc), "Validation") from None
+        return (served or self.served).thresholds.get(version)
 
     def search(self, body: SearchBody) -> SearchResponse:
-        """Run one search; count it (and whether it came back empty) and log it."""
+        """Run one search on one snapshot; count it (and whether it came back empty), log it, offer it to the shadow."""
+        with self.current.lease() as snapshot:
+            return self._search(snapshot, body)
+
+    def _search(self, snapshot: Snapshot, body: SearchBody) -> SearchResponse:
+        """Run one search on ``snapshot`` (see `search`)."""
         start = time.perf_counter()
-        mode: SearchMode = body.mode or self.settings.default_mode or self.served.mode
-        version = self._version(body.model_version)
+        served = snapshot.served
+        mode: SearchMode = body.mode or self.settings.default_mode or served.mode
+        version = _version(snapshot, body.model_version)
         if not body.query.strip():
             raise RequestError(422, "query: may not be blank", "Validation")
         vector = None
         if mode in ("dense", "hybrid"):
-            encoder = self._encoder(version)
+            encoder = _encoder(snapshot, version)
             vector = encoder.encode([body.query], prompt_name=encoder.query_prompt_name)[0].tolist()
         query = SearchQuery(
             text=body.query,
@@ -154,13 +162,12 @@ class SearchService:
             version=version,
             filters=dict(body.filters or {}),
             fields=tuple(body.fields),
-            fusion=self.served.fusion,
-            alpha=self.served.alpha,
+            fusion=served.fusion,
+            alpha=served.alpha,
         )
-        hits = self._run(query)
-        floor = self.floor(mode, version, body.min_score)
-        if floor is not None:
-            hits = [h for h in hits if h.score >= floor]
+        found = _run(snapshot, query)
+        floor = self.floor(mode, version, body.min_score, served)
+        hits = [h for h in found if h.score >= floor] if floor is not None else found
         took = (time.perf_counter() - start) * 1000.0
         self.metrics.observe_search(mode, version, len(hits))
         if self.query_log is not None:
@@ -175,6 +182,11 @@ class SearchService:
                 scores=[round(float(h.score), 6) for h in hits],
                 latency_ms=took,
             )
+        if self.shadow is not None and version == served.version:
+            self.shadow.submit(
+                ShadowTask(body.query, mode, body.k, dict(body.filters or {}), version,
+                           tuple(h.id for h in found), tuple(float(h.score) for h in found))
+            )  # fmt: skip
         return SearchResponse(
             hits=[SearchHit(id=h.id, score=float(h.score), fields=dict(h.fields)) for h in hits],
             mode=mode,
@@ -197,7 +209,8 @@ class SearchService:
         for i, text in enumerate(texts):
             if len(text) > cap:
                 raise RequestError(422, f"inputs.{i}: {len(text)} characters, more than the cap of {cap}", "Validation")
-        encoder = self._encoder(self._version(body.model_version))
+        with self.current.lease() as snapshot:
+            encoder = _encoder(snapshot, _version(snapshot, body.model_version))
         if body.prompt_name is not None and body.prompt_name not in encoder.prompt_names:
             known = ", ".join(encoder.prompt_names) or "none"
             raise RequestError(422, f"prompt_name: {body.prompt_name!r} is not a prompt of the model ({known})")
@@ -207,7 +220,8 @@ class SearchService:
 
     def health(self) -> Health:
         """Count the documents (so a broken index fails the health check)."""
-        count = self.backend.count()
+        with self.current.lease() as snapshot:
+            count = snapshot.backend.count()
         self.metrics.documents.set(count)
         return Health(status="ok", documents=count)
 
@@ -223,28 +237,31 @@ class SearchService:
         )
 
     def info(self, auth: bool) -> Info:
-        """Describe the served model, version, dimension, index size, threshold and caps."""
-        served = self.served
-        versions = [
-            VersionInfo(
-                version=v,
-                dimension=d,
-                model=self.encoders[v].name if v in self.encoders else None,
-                threshold=served.thresholds.get(v),
-                precision=self.backend.precision(v).name,
+        """Describe the served model, version, dimension, index size, threshold and caps (and shadow, pointer)."""
+        with self.current.lease() as snapshot:
+            served = snapshot.served
+            versions = [
+                VersionInfo(
+                    version=v,
+                    dimension=d,
+                    model=snapshot.encoders[v].name if v in snapshot.encoders else None,
+                    threshold=served.thresholds.get(v),
+                    precision=snapshot.backend.precision(v).name,
+                )
+                for v, d in sorted(snapshot.versions.items())
+            ]
+            return Info(
+                model_id=served.model,
+                version=served.version,
+                dimension=snapshot.versions[served.version],
+                documents=snapshot.backend.count(),
+                threshold=self.floor("dense", served.version, None, served),
+                mode=self.settings.default_mode or served.mode,
+                tag=served.tag,
+                backend=served.backend,
+                versions=versions,
+                limits=self.limits(),
+                auth=auth,
+                shadow=self.shadow.info() if self.shadow is not None else None,
+                pointer=self.watcher.info() if self.watcher is not None else None,
             )
-            for v, d in sorted(self.versions.items())
-        ]
-        return Info(
-            model_id=served.model,
-            version=served.version,
-            dimension=self.versions[served.version],
-            documents=self.backend.count(),
-            threshold=self.floor("dense", served.version, None),
-            mode=self.settings.default_mode or served.mode,
-            tag=served.tag,
-            backend=served.backend,
-            versions=versions,
-            limits=self.limits(),
-            auth=auth,
-        )

@@ -20,6 +20,7 @@ from domainfit.stages.decide import DecideStage
 from domainfit.stages.eval import EvalStage
 from domainfit.stages.index import IndexStage
 from domainfit.stages.mine import MineStage
+from domainfit.stages.monitor import MonitorStage
 from domainfit.stages.recipe import RecipeStage
 from domainfit.stages.report import ReportStage
 from domainfit.stages.synth import SynthStage
@@ -38,6 +39,7 @@ STAGES: tuple[type[Stage[Any]], ...] = (
     CostStage,
     CalibrateStage,
     IndexStage,
+    MonitorStage,
     ReportStage,
 )
 

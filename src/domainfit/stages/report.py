@@ -77,6 +77,7 @@ class ReportStage(Stage[tuple[Path, Path]]):
                     config[key] = recorded[key]
             sections += [(section.order, root / stage.name / section.markdown) for section in stage.report]
         frontier = root / "compress" / "frontier.png"
+        monitor_plot = root / "monitor" / "history.png"
         return ReportInputs(
             workspace=str(root),
             bench=_load(root / "bench" / "metrics.json"),
@@ -89,6 +90,8 @@ class ReportStage(Stage[tuple[Path, Path]]):
             frontier=frontier.read_bytes() if frontier.is_file() else None,
             config=config,
             markdown=[path.read_text() for _, path in sorted(sections, key=lambda s: s[0]) if path.is_file()],
+            monitor=_load(root / "monitor" / "result.json"),
+            monitor_plot=monitor_plot.read_bytes() if monitor_plot.is_file() else None,
         )
 
     def compute(self, out: Path, previous: Previous | None) -> tuple[Path, Path]:
