@@ -21,7 +21,7 @@ from domainfit.core.errors import InputError
 from domainfit.core.workspace import Workspace
 from domainfit.data.beir import write_beir
 from domainfit.stages.contract import MEASURE as MEASURE_PANEL
-from domainfit.stages.contract import PREPARE, SHIP, TRAIN, Stage, run_stage
+from domainfit.stages.contract import OPERATE, PREPARE, SHIP, TRAIN, Stage, run_stage
 from domainfit.stages.inputs import Input, Value
 from domainfit.stages.manifest import read_manifest
 from domainfit.stages.pipeline import run_pipeline
@@ -73,6 +73,7 @@ def build(name: str, workspace: Workspace, data: Path, config: Config) -> Stage[
     from domainfit.stages.decide import DecideStage
     from domainfit.stages.eval import EvalStage
     from domainfit.stages.index import IndexStage
+    from domainfit.stages.migrate import MigrateStage
     from domainfit.stages.mine import MineStage
     from domainfit.stages.recipe import RecipeStage
     from domainfit.stages.report import ReportStage
@@ -94,6 +95,7 @@ def build(name: str, workspace: Workspace, data: Path, config: Config) -> Stage[
         "cost": lambda: CostStage(ws, data, c.cost, **common),
         "calibrate": lambda: CalibrateStage(ws, data, c.calibrate, **common),
         "index": lambda: IndexStage(ws, data, c.index, c.eval, **common),
+        "migrate": lambda: MigrateStage(ws, c.migrate),
         "report": lambda: ReportStage(ws, STAGES),
     }
     return builders[name]()
@@ -128,7 +130,7 @@ def test_every_stage_is_registered_once_with_a_command_a_panel_and_report_sectio
     names = [s.name for s in STAGES]
     assert len(set(names)) == len(names)
     assert names[:2] == ["bench", "decide"] and names[-1] == "report"
-    panels = {PREPARE, MEASURE_PANEL, TRAIN, SHIP}
+    panels = {PREPARE, MEASURE_PANEL, TRAIN, SHIP, OPERATE}
     for stage in STAGES:
         assert stage.command is None or stage.panel in panels, stage.name
         assert all(section.markdown.endswith(".md") for section in stage.report), stage.name
@@ -141,8 +143,8 @@ def test_the_command_line_lists_the_stage_commands_in_loop_order_by_panel():
 
     listed = commands()
     assert [c[0] for c in listed] == ["validate", "split", "bench", "decide", "synth", "mine", "train", "eval",
-                                      "compress", "cost", "calibrate", "index", "report", "serve", "run",
-                                      "version"]  # fmt: skip
+                                      "compress", "cost", "calibrate", "index", "migrate", "report", "serve",
+                                      "run", "version"]  # fmt: skip
     by_name = {name: panel for name, _, panel in listed}
     assert by_name["bench"] == MEASURE_PANEL and by_name["train"] == TRAIN and by_name["calibrate"] == SHIP
 
@@ -157,7 +159,7 @@ def test_the_stage_declares_its_inputs(loop, name):
     kinds = {item.kind for item in inputs.values()}
     if stage.reads or name == "report":  # what it reads of earlier stages: their artifacts, or the model they made
         assert kinds & {"upstream", "model"}, (name, kinds)
-    if name not in ("report", "decide-after"):  # those two read only the workspace
+    if name not in ("report", "decide-after", "migrate"):  # those read only the workspace
         assert "data" in kinds and "config" in kinds, (name, kinds)
 
 

@@ -4,7 +4,9 @@ Resolves, before anything heavy loads: the ``[serve]`` settings (options win),
 the bearer token (``--token-file`` or the environment variable; only its hash
 is kept) and whether the address may be bound without one (exit 2 when not).
 Then it opens ``<workspace>/index`` at the tag its production pointer names,
-loads the pointer's model (and any ``--version-model``), takes the default
+loads the pointer's model and, for every other model version of the index,
+the model the index records for it (``versions.json``; ``--version-model``
+overrides), takes the default
 ``min_score`` from the pointer or else from ``calibrate``'s thresholds for that
 model, and serves until interrupted.
 """
@@ -18,12 +20,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from domainfit.cli.options import ConfigOpt, QuietOpt, WorkspaceOpt
-from domainfit.compress.spec import FULL_PRECISION
 from domainfit.core.errors import UsageError
 from domainfit.core.workspace import DEFAULT_WORKSPACE, Workspace
 
 if TYPE_CHECKING:
     from domainfit.index.backend import ServingPointer
+    from domainfit.index.versions import VersionRecord
     from domainfit.serve.encoder import Encoder
     from domainfit.text.config import TextConfig
 
@@ -63,34 +65,20 @@ def calibrated_threshold(workspace: Workspace, model: str) -> float | None:
     Reads ``<workspace>/calibrate/thresholds.json``; a workspace where
     calibrate did not run, or did not calibrate this model, gives None.
     """
-    from domainfit.compress.calibrate import CalibrateResult
-    from domainfit.core.models import ModelNotFoundError, resolve_model
+    from domainfit.compress.calibrate import threshold_for_model
 
-    path = workspace.stage_dir("calibrate") / "thresholds.json"
-    if not path.is_file():
-        return None
-    try:
-        result = CalibrateResult.from_json(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-    def where(name: str) -> Path | None:
-        try:
-            return resolve_model(name).path.resolve()
-        except ModelNotFoundError:
-            return None
-
-    target = where(model)
-    for entry in result.models:
-        if entry.model == model or (target is not None and where(entry.model) == target):
-            configs = {c.configuration: c for c in entry.configurations}
-            chosen = configs.get(FULL_PRECISION) or (entry.configurations[0] if entry.configurations else None)
-            return chosen.threshold if chosen is not None else None
-    return None
+    return threshold_for_model(workspace.stage_dir("calibrate") / "thresholds.json", model)
 
 
-def load_encoders(pointer: ServingPointer, extra: dict[str, str], text: TextConfig) -> dict[str, Encoder]:
-    """Load the production model (for the pointer's version) and each ``--version-model`` model."""
+def load_encoders(
+    pointer: ServingPointer, extra: dict[str, str], text: TextConfig, records: dict[str, VersionRecord] | None = None
+) -> dict[str, Encoder]:
+    """Load the production model (for the pointer's version) and one for every other version of the index.
+
+    Another version's model comes from ``--version-model`` (``extra``, which
+    wins) or else from the index's record of which model produced it
+    (``records``, `domainfit.index.versions`), with its recorded window and query prompt.
+    """
     from domainfit.core.models import load_bi_encoder
     from domainfit.serve.encoder import SentenceTransformerEncoder
 
@@ -100,7 +88,15 @@ def load_encoders(pointer: ServingPointer, extra: dict[str, str], text: TextConf
         text=text,
         query_prompt_name=pointer.query_prompt_name,
     )
-    others = {v: SentenceTransformerEncoder(load_bi_encoder(m), m, text=text) for v, m in extra.items()}
+    others = {
+        v: SentenceTransformerEncoder(
+            load_bi_encoder(r.model, max_seq_length=r.max_seq_length), r.model, text=text,
+            query_prompt_name=r.query_prompt_name,
+        )
+        for v, r in (records or {}).items()
+        if v != pointer.version and v not in extra
+    }  # fmt: skip
+    others |= {v: SentenceTransformerEncoder(load_bi_encoder(m), m, text=text) for v, m in extra.items()}
     return {**others, pointer.version: production}
 
 
@@ -171,7 +167,11 @@ def serve(
             tag=tag or pointer.tag,
             backend=pointer.backend,
         )
-        encoders = load_encoders(pointer, extra, cfg.text)
+        from domainfit.index.versions import read_versions
+
+        stored = backend.versions()
+        records = {v: r for v, r in read_versions(ws.stage_dir("index")).items() if v in stored}
+        encoders = load_encoders(pointer, extra, cfg.text, records)
         log = QueryLog(log_path) if log_path is not None else None
         app = create_app(backend, encoders, served, settings, token_digest=digest, query_log=log)
         if not quiet:

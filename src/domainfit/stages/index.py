@@ -49,6 +49,7 @@ from domainfit.evaluation.config import EvalConfig, short_name
 from domainfit.index.backend import IndexDocument, ServingPointer, open_backend, version_name, write_pointer
 from domainfit.index.config import IndexConfig
 from domainfit.index.results import IndexResult
+from domainfit.index.versions import VersionRecord, record_version
 from domainfit.stages.contract import SHIP, Previous, ReportSection, Stage, StaleOutput, read_result, run_stage
 from domainfit.stages.inputs import DataFiles, Input, Model, Section, Text, Upstream, Value
 from domainfit.text.config import DEFAULT_TEXT, TextConfig
@@ -222,12 +223,11 @@ class IndexStage(Stage[IndexResult]):
             max_seq_length=deployed.max_seq_length,
             text=self.text,
         )
-        version = version_name(f"{short_name(deployed.model)}_{retriever.fingerprint[:8]}")
-        get_dim = getattr(retriever.model, "get_embedding_dimension", None)
-        dimension = int((get_dim or retriever.model.get_sentence_embedding_dimension)() or 0)
+        version, dimension = model_version(deployed.model, retriever), encoder_dimension(retriever)
         store = open_backend(self.home, self.corpus, backend=cfg.backend)
         try:
             synced = self._sync(store, version, dimension, retriever)
+            record_version(self.home, version_record(version, deployed.model, dimension, retriever, self.text))
             store.optimize()
             tag = f"{cfg.tag_prefix}-{version}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"[:120]
             table_version = store.create_tag(tag)
@@ -325,6 +325,32 @@ class IndexStage(Stage[IndexResult]):
         if current != result.pointer or not (self.home / result.backend).is_dir():
             raise StaleOutput("the index changed since this build (the pointer moved, or the store is gone)")
         return result
+
+
+def model_version(model: str, retriever: Any) -> str:
+    """Return the index's version name of a model as a retriever encodes it: short name and fingerprint."""
+    return version_name(f"{short_name(model)}_{retriever.fingerprint[:8]}")
+
+
+def encoder_dimension(retriever: Any) -> int:
+    """Return the width of a retriever's vectors."""
+    get_dim = getattr(retriever.model, "get_embedding_dimension", None)
+    return int((get_dim or retriever.model.get_sentence_embedding_dimension)() or 0)
+
+
+def version_record(version: str, model: str, dimension: int, retriever: Any, text: TextConfig) -> VersionRecord:
+    """Return the index's record of which model (and encoding settings) produced ``version``."""
+    return VersionRecord(
+        version=version,
+        model=str(Path(model).resolve()) if Path(model).exists() else model,
+        dimension=dimension,
+        max_seq_length=retriever.model.max_seq_length,
+        query_prompt_name=retriever.query_prompt_name,
+        document_prompt_name=retriever.document_prompt_name,
+        text_normalization=text.normalization(),
+        fingerprint=retriever.fingerprint,
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
 
 
 def _clear_leftovers(home: Path, out: Path) -> None:
