@@ -58,7 +58,8 @@ def migrate(
     """
     from domainfit.config import load_config
     from domainfit.core.errors import UsageError
-    from domainfit.stages.migrate import STEPS, run_migrate
+    from domainfit.stages.migrate import STEPS
+    from domainfit.stages.migrate_run import run_migrate
 
     if step not in STEPS:
         raise UsageError(f"unknown migrate step {step!r}; use one of {', '.join(STEPS)}")

@@ -44,7 +44,7 @@ from domainfit.index.versions import read_versions
 from domainfit.migrate.config import MigrateSettings
 from domainfit.migrate.log import append_entry, read_log
 from domainfit.migrate.plan import VersionFacts
-from domainfit.stages.contract import OPERATE, Previous, ReportSection, Stage, StaleOutput, read_result, run_stage
+from domainfit.stages.contract import OPERATE, Previous, ReportSection, Stage, StaleOutput, read_result
 from domainfit.stages.inputs import Input, Section, Upstream, Value
 
 if TYPE_CHECKING:
@@ -231,7 +231,7 @@ class MigrateStage(Stage[Summary]):
 
     Inputs: the workspace and the ``[migrate]`` settings (the gate's limits the
     section shows). Output: ``<workspace>/migrate/summary/migrate.md``. The
-    steps themselves are the `MigrateStep` classes (`steps`).
+    steps themselves are the `MigrateStep` classes (`domainfit.stages.migrate_run.steps`).
     """
 
     name: ClassVar[str] = "migrate"
@@ -290,38 +290,3 @@ class MigrateStage(Stage[Summary]):
         if not path.is_file():
             raise StaleOutput("no migrate.md")
         return Summary(str(path), len(read_log(migrate_home(self.workspace) / LOG)))
-
-
-def steps() -> dict[str, type[MigrateStep]]:
-    """Return every step's stage class by step name."""
-    from domainfit.stages.migrate_steps import BackfillStep, BridgeStep, PlanStep
-    from domainfit.stages.migrate_switch import CompareStep, PromoteStep, RollbackStep
-
-    classes: tuple[type[MigrateStep], ...] = (
-        PlanStep,
-        BackfillStep,
-        BridgeStep,
-        CompareStep,
-        PromoteStep,
-        RollbackStep,
-    )
-    return {c.step: c for c in classes}
-
-
-def run_migrate(
-    step: str, workspace: Workspace, data: Path | None, config: Config, *, force: bool = False
-) -> StepResult:
-    """Run one step of the migration (then refresh the report section); return its result.
-
-    ``force``: re-run the step even when nothing changed, and its own override
-    (``promote`` despite a no-go from compare, ``rollback`` over a pointer that
-    moved since the promotion). Raises `UsageError` for an unknown step or a
-    step run out of order, `InputError` for bad data; nothing is written then.
-    """
-    classes = steps()
-    if step not in classes:
-        raise UsageError(f"unknown migrate step {step!r}; use one of {', '.join(STEPS)}")
-    stage = classes[step](workspace, data, config, force=force)
-    result = run_stage(stage, force=force).result
-    run_stage(MigrateStage(workspace, config.migrate))
-    return result
