@@ -73,6 +73,7 @@ def build(name: str, workspace: Workspace, data: Path, config: Config) -> Stage[
     from domainfit.stages.decide import DecideStage
     from domainfit.stages.eval import EvalStage
     from domainfit.stages.index import IndexStage
+    from domainfit.stages.migrate import MigrateStage
     from domainfit.stages.mine import MineStage
     from domainfit.stages.recipe import RecipeStage
     from domainfit.stages.report import ReportStage
@@ -94,6 +95,7 @@ def build(name: str, workspace: Workspace, data: Path, config: Config) -> Stage[
         "cost": lambda: CostStage(ws, data, c.cost, **common),
         "calibrate": lambda: CalibrateStage(ws, data, c.calibrate, **common),
         "index": lambda: IndexStage(ws, data, c.index, c.eval, **common),
+        "migrate": lambda: MigrateStage(ws, c.migrate),
         "report": lambda: ReportStage(ws, STAGES),
     }
     return builders[name]()
@@ -142,8 +144,8 @@ def test_the_command_line_lists_the_stage_commands_in_loop_order_by_panel():
 
     listed = commands()
     assert [c[0] for c in listed] == ["validate", "split", "bench", "decide", "synth", "mine", "train", "eval",
-                                      "compress", "cost", "calibrate", "index", "monitor", "report", "serve", "run",
-                                      "version"]  # fmt: skip
+                                      "compress", "cost", "calibrate", "index", "migrate", "monitor", "report",
+                                      "serve", "run", "version"]  # fmt: skip
     by_name = {name: panel for name, _, panel in listed}
     assert by_name["bench"] == MEASURE_PANEL and by_name["train"] == TRAIN and by_name["calibrate"] == SHIP
 
@@ -158,7 +160,7 @@ def test_the_stage_declares_its_inputs(loop, name):
     kinds = {item.kind for item in inputs.values()}
     if stage.reads or name == "report":  # what it reads of earlier stages: their artifacts, or the model they made
         assert kinds & {"upstream", "model"}, (name, kinds)
-    if name not in ("report", "decide-after"):  # those two read only the workspace
+    if name not in ("report", "decide-after", "migrate"):  # those read only the workspace
         assert "data" in kinds and "config" in kinds, (name, kinds)
 
 

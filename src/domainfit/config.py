@@ -28,6 +28,7 @@ from domainfit.core.errors import InputError
 from domainfit.data.config import ChunkingConfig, DataConfig
 from domainfit.evaluation.config import KNOWN_METRIC, BenchConfig, DecideConfig, EvalConfig
 from domainfit.index.config import IndexConfig
+from domainfit.migrate.config import MigrateSettings
 from domainfit.mine.config import MineConfig
 from domainfit.monitor.config import MonitorSettings
 from domainfit.recipe.config import RecipeConfig
@@ -73,6 +74,7 @@ class Config(_Strict):
     cost: CostConfig = Field(default_factory=CostConfig)
     calibrate: CalibrateConfig = Field(default_factory=CalibrateConfig)
     index: IndexConfig = Field(default_factory=IndexConfig)
+    migrate: MigrateSettings = Field(default_factory=MigrateSettings)
     train: TrainConfig = Field(default_factory=TrainConfig)
     recipe: RecipeConfig = Field(default_factory=RecipeConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)

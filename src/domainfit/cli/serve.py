@@ -4,7 +4,9 @@ Resolves, before anything heavy loads: the ``[serve]`` settings (options win),
 the bearer token (``--token-file`` or the environment variable; only its hash
 is kept) and whether the address may be bound without one (exit 2 when not).
 Then it opens ``<workspace>/index`` at the tag its production pointer names,
-loads the pointer's model (and any ``--version-model``), takes the default
+loads the pointer's model and, for every other model version of the index,
+the model the index records for it (``versions.json``; ``--version-model``
+overrides), takes the default
 ``min_score`` from the pointer or else from ``calibrate``'s thresholds for that
 model, and serves until interrupted.
 """
@@ -24,6 +26,7 @@ from domainfit.core.workspace import DEFAULT_WORKSPACE, Workspace
 
 if TYPE_CHECKING:
     from domainfit.index.backend import ServingPointer
+    from domainfit.index.versions import VersionRecord
     from domainfit.serve.encoder import Encoder
     from domainfit.serve.pointer_watch import SnapshotBuilder
     from domainfit.serve.service import Served
@@ -68,34 +71,9 @@ def calibrated_threshold(workspace: Workspace, model: str, configuration: str = 
     threshold. Reads ``<workspace>/calibrate/thresholds.json``; a workspace where
     calibrate did not run, or did not calibrate this model, gives None.
     """
-    from domainfit.compress.calibrate import CalibrateResult
-    from domainfit.core.models import ModelNotFoundError, resolve_model
+    from domainfit.compress.calibrate import threshold_for_model
 
-    path = workspace.stage_dir("calibrate") / "thresholds.json"
-    if not path.is_file():
-        return None
-    try:
-        result = CalibrateResult.from_json(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-    def where(name: str) -> Path | None:
-        try:
-            return resolve_model(name).path.resolve()
-        except ModelNotFoundError:
-            return None
-
-    target = where(model)
-    for entry in result.models:
-        if entry.model == model or (target is not None and where(entry.model) == target):
-            configs = {c.configuration: c for c in entry.configurations}
-            chosen = (
-                configs.get(configuration)
-                or configs.get(FULL_PRECISION)
-                or (entry.configurations[0] if entry.configurations else None)
-            )
-            return chosen.threshold if chosen is not None else None
-    return None
+    return threshold_for_model(workspace.stage_dir("calibrate") / "thresholds.json", model, configuration)
 
 
 def production_encoder(pointer: ServingPointer, text: TextConfig) -> Encoder:
@@ -190,17 +168,32 @@ def shadow_spec(
     if version == production:
         raise UsageError(f"--shadow {version}: that is the version production serves; shadow another one")
     if version not in encoders:
-        raise UsageError(f"--shadow {version}: give its model with --version-model {version}=MODEL")
+        raise UsageError(f"--shadow {version}: no model recorded for it; give one with --version-model {version}=MODEL")
     return ShadowSpec(version, encoders[version], log)
 
 
-def load_encoders(pointer: ServingPointer, extra: dict[str, str], text: TextConfig) -> dict[str, Encoder]:
-    """Load the production model (for the pointer's version) and each ``--version-model`` model."""
+def load_encoders(
+    pointer: ServingPointer, extra: dict[str, str], text: TextConfig, records: dict[str, VersionRecord] | None = None
+) -> dict[str, Encoder]:
+    """Load the production model (for the pointer's version) and one for every other version of the index.
+
+    Another version's model comes from ``--version-model`` (``extra``, which
+    wins) or else from the index's record of which model produced it
+    (``records``, `domainfit.index.versions`), with its recorded window and query prompt.
+    """
     from domainfit.core.models import load_bi_encoder
     from domainfit.serve.encoder import SentenceTransformerEncoder
 
     production = production_encoder(pointer, text)
-    others = {v: SentenceTransformerEncoder(load_bi_encoder(m), m, text=text) for v, m in extra.items()}
+    others = {
+        v: SentenceTransformerEncoder(
+            load_bi_encoder(r.model, max_seq_length=r.max_seq_length), r.model, text=text,
+            query_prompt_name=r.query_prompt_name,
+        )
+        for v, r in (records or {}).items()
+        if v != pointer.version and v not in extra
+    }  # fmt: skip
+    others |= {v: SentenceTransformerEncoder(load_bi_encoder(m), m, text=text) for v, m in extra.items()}
     return {**others, pointer.version: production}
 
 
@@ -271,8 +264,12 @@ def serve(
     backend, pointer = open_index(ws.stage_dir("index"), tag=tag)
     try:
         served = served_of(ws, pointer, tag)
-        encoders = load_encoders(pointer, extra, cfg.text)
-        spec = shadow_spec(shadow, encoders, served.version, backend.versions(), shadow_path) if shadow_path else None
+        from domainfit.index.versions import read_versions
+
+        stored = backend.versions()
+        records = {v: r for v, r in read_versions(ws.stage_dir("index")).items() if v in stored}
+        encoders = load_encoders(pointer, extra, cfg.text, records)
+        spec = shadow_spec(shadow, encoders, served.version, stored, shadow_path) if shadow_path else None
         follows = settings.follow_pointer and not tag  # a pinned tag is not moved by a promotion
         follow = (ws.stage_dir("index"), snapshot_builder(ws, cfg.text)) if follows else None
         log = QueryLog(log_path) if log_path is not None else None

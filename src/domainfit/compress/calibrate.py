@@ -146,6 +146,45 @@ class CalibrateResult:
         return cls(**fields)
 
 
+def threshold_for_model(path: Path, model: str, configuration: str | None = None) -> float | None:
+    """Return the threshold ``thresholds.json`` at ``path`` gives ``model`` (by name or folder) at ``configuration``.
+
+    ``configuration``: how the vectors are stored (None: full precision); one
+    calibrate did not calibrate gives the full-precision threshold, and a model
+    without that its first one. None when the file is absent or unreadable, or
+    does not calibrate this model.
+    """
+    import json
+
+    from domainfit.compress.spec import FULL_PRECISION
+    from domainfit.core.models import ModelNotFoundError, resolve_model
+
+    if not path.is_file():
+        return None
+    try:
+        result = CalibrateResult.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+    def where(name: str) -> Path | None:
+        try:
+            return resolve_model(name).path.resolve()
+        except ModelNotFoundError:
+            return None
+
+    target = where(model)
+    for entry in result.models:
+        if entry.model == model or (target is not None and where(entry.model) == target):
+            configs = {c.configuration: c for c in entry.configurations}
+            chosen = (
+                configs.get(configuration or FULL_PRECISION)
+                or configs.get(FULL_PRECISION)
+                or (entry.configurations[0] if entry.configurations else None)
+            )
+            return chosen.threshold if chosen is not None else None
+    return None
+
+
 @dataclass
 class _Split:
     """One split's queries, pairs and flattened pair arrays."""

@@ -3,6 +3,8 @@
 Example::
 
     [migrate]
+    model = "domainfit-work/train/model"   # the new model (``--to``)
+    canaries = "canaries.txt"              # query ids, one a line (default: the benchmark split's queries)
     metrics = ["ndcg@10", "recall@10"]
     min_lift = 0.0
     max_canary_churn = 0.5
@@ -11,8 +13,11 @@ Example::
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from domainfit.data.checks import split_name_problem
 from domainfit.evaluation.config import known_metrics, known_test
 
 #: notes §3 (aecp, Drift-Adapter): a query-side bridge is worth serving from 90% of full re-embed quality.
@@ -22,8 +27,16 @@ MAX_CANARY_CHURN = 0.5
 
 
 class MigrateSettings(BaseModel):
-    """Settings of the ``migrate`` stage's compare, gate and bridge steps.
+    """Settings of the ``migrate`` stage's steps: what to migrate to, compare, gate and bridge.
 
+    Target: ``model`` (the new model; None: the system ``decide`` after
+    training says to deploy) encoded with ``max_seq_length`` (None: eval's);
+    ``mode`` the search mode both versions are compared in and the new one is
+    served in (None: production's).
+    Benchmark: ``split`` (the qrels the dual run and the bridge's retention are
+    measured on), ``canaries`` (a file of query ids, one a line, ``#``
+    comments; None: every judged query of ``split``) and ``depth`` (results
+    per query of each run).
     Compare: ``metrics`` scored per slice (``primary_metric`` decides the
     gate), the paired ``significance_test`` at ``alpha``, and ``overlap_k``
     for overlap@k, Jaccard and top-1 agreement.
@@ -38,6 +51,13 @@ class MigrateSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    model: str | None = Field(None, description="the new model; default: the deployed system's")
+    max_seq_length: int | None = Field(None, ge=8, description="the new model's window; default: eval's")
+    mode: Literal["dense", "bm25", "hybrid"] | None = Field(None, description="default: production's mode")
+    split: str = Field("test", description="benchmark split of the dual run and the bridge's retention")
+    canaries: str | None = Field(None, description="file of canary query ids; default: the split's queries")
+    depth: int = Field(100, ge=10, le=1000, description="results per query of each version's run")
+    bridge_documents: int = Field(2000, ge=10, description="corpus texts sampled to fit the bridge on")
     metrics: list[str] = Field(default_factory=lambda: ["ndcg@10", "recall@10"])
     primary_metric: str = "ndcg@10"
     significance_test: str = "student"
@@ -56,6 +76,16 @@ class MigrateSettings(BaseModel):
     seed: int = 0
 
     _metrics = field_validator("metrics")(known_metrics)
+
+    @field_validator("split")
+    @classmethod
+    def _split(cls, value: str) -> str:
+        """Accept a bare split name (the file ``qrels/<split>.tsv``)."""
+        problem = split_name_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
     _test = field_validator("significance_test")(known_test)
 
     @field_validator("bridge_ranks")

@@ -93,6 +93,14 @@ def read_baseline(folder: Path | str, fingerprint: str) -> CanaryBaseline | None
         raise ValueError(f"{Path(folder) / BASELINE}: a damaged baseline ({exc})") from None
 
 
+def forget_baseline(folder: Path | str, fingerprint: str) -> None:
+    """Remove the baseline of one canary set (nothing when none was recorded); the file is replaced atomically."""
+    folder = Path(folder)
+    entries = _read_all(folder)
+    if entries.pop(fingerprint, None) is not None:
+        atomic_write_json(folder / BASELINE, {"format": BASELINE_FORMAT, "baselines": entries})
+
+
 def write_baseline(folder: Path | str, fingerprint: str, baseline: CanaryBaseline) -> Path:
     """Record (or replace) the baseline of one canary set, keeping the others; the file is replaced atomically."""
     folder = Path(folder)

@@ -58,6 +58,7 @@ from domainfit.index.backend import IndexDocument, ServingPointer, open_backend,
 from domainfit.index.config import IndexConfig
 from domainfit.index.precision import OPERATING_POINT, resolve_precision
 from domainfit.index.results import IndexResult
+from domainfit.index.versions import VersionRecord, record_version
 from domainfit.stages.contract import SHIP, Previous, ReportSection, Stage, StaleOutput, read_result, run_stage
 from domainfit.stages.inputs import DataFiles, Input, Model, Section, Text, Upstream, Value
 from domainfit.text.config import DEFAULT_TEXT, TextConfig
@@ -265,16 +266,16 @@ class IndexStage(Stage[IndexResult]):
             text=self.text,
             encode=self.eval_config.encode,
         )
-        get_dim = getattr(retriever.model, "get_embedding_dimension", None)
-        dimension = int((get_dim or retriever.model.get_sentence_embedding_dimension)() or 0)
+        dimension = encoder_dimension(retriever)
         wanted = resolve_precision(cfg.precision, dimension, retriever.fingerprint,
                                    self.workspace.stage_dir("compress") / "results.json")  # fmt: skip
-        label = f"{short_name(deployed.model)}_{retriever.fingerprint[:8]}"
-        version = version_name(f"{label}_{wanted.slug()}" if wanted.slug() else label)
+        label = model_version(deployed.model, retriever)
+        version = version_name(f"{label}_{wanted.slug()}") if wanted.slug() else label
         store = open_backend(self.home, self.corpus, backend=cfg.backend)
         try:
             precision = self._precision(store, version, dimension, retriever, wanted)
             synced = self._sync(store, version, dimension, retriever)
+            record_version(self.home, version_record(version, deployed.model, dimension, retriever, self.text))
             store.optimize()
             tag = f"{cfg.tag_prefix}-{version}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"[:120]
             table_version = store.create_tag(tag)
@@ -387,6 +388,32 @@ def _precision_notes(precision: Any) -> list[str]:
         f"vectors stored as {precision.name}: {precision.bytes_per_vector():g} bytes a vector{rescored} "
         f"(float32: {4 * precision.full_dim}); from {precision.source}"
     ]
+
+
+def model_version(model: str, retriever: Any) -> str:
+    """Return the index's version name of a model as a retriever encodes it: short name and fingerprint."""
+    return version_name(f"{short_name(model)}_{retriever.fingerprint[:8]}")
+
+
+def encoder_dimension(retriever: Any) -> int:
+    """Return the width of a retriever's vectors."""
+    get_dim = getattr(retriever.model, "get_embedding_dimension", None)
+    return int((get_dim or retriever.model.get_sentence_embedding_dimension)() or 0)
+
+
+def version_record(version: str, model: str, dimension: int, retriever: Any, text: TextConfig) -> VersionRecord:
+    """Return the index's record of which model (and encoding settings) produced ``version``."""
+    return VersionRecord(
+        version=version,
+        model=str(Path(model).resolve()) if Path(model).exists() else model,
+        dimension=dimension,
+        max_seq_length=retriever.model.max_seq_length,
+        query_prompt_name=retriever.query_prompt_name,
+        document_prompt_name=retriever.document_prompt_name,
+        text_normalization=text.normalization(),
+        fingerprint=retriever.fingerprint,
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
 
 
 def _clear_leftovers(home: Path, out: Path) -> None:

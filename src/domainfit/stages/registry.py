@@ -19,6 +19,7 @@ from domainfit.stages.cost import CostStage
 from domainfit.stages.decide import DecideStage
 from domainfit.stages.eval import EvalStage
 from domainfit.stages.index import IndexStage
+from domainfit.stages.migrate import MigrateStage
 from domainfit.stages.mine import MineStage
 from domainfit.stages.monitor import MonitorStage
 from domainfit.stages.recipe import RecipeStage
@@ -39,6 +40,7 @@ STAGES: tuple[type[Stage[Any]], ...] = (
     CostStage,
     CalibrateStage,
     IndexStage,
+    MigrateStage,
     MonitorStage,
     ReportStage,
 )
