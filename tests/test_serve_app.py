@@ -342,3 +342,24 @@ def test_the_openapi_contract_holds_and_nothing_is_a_server_error(backend, serve
         check()
     assert set(calls) == {"POST /search", "POST /embed", "GET /health", "GET /info", "GET /metrics"}
     assert all(n >= 1 for n in calls.values())
+
+
+def test_an_existing_file_that_is_not_our_log_is_refused(tmp_path):
+    """The query and shadow logs append only to a domainfit log of their kind (a folder or another file: exit 2)."""
+    from domainfit.cli.serve import check_query_log, shadow_log_path
+    from domainfit.core.errors import InputError
+
+    assert check_query_log(tmp_path / "new.jsonl") == tmp_path / "new.jsonl"
+    other = tmp_path / "notes.txt"
+    other.write_text("my notes\n")
+    for bad in (tmp_path, other):
+        with pytest.raises(InputError):
+            check_query_log(bad)
+        with pytest.raises(InputError):
+            shadow_log_path(str(bad), None)
+    ours = tmp_path / "q.jsonl"
+    ours.write_text('{"format_version": 1, "query": "x"}\n')
+    assert check_query_log(ours) == ours
+    with pytest.raises(InputError):
+        shadow_log_path(str(ours), None)  # a query log is not a shadow log
+    assert shadow_log_path(None, ours) == tmp_path / "q.shadow.jsonl"

@@ -45,12 +45,16 @@ def parse_version_models(entries: list[str]) -> dict[str, str]:
     return found
 
 
-def check_query_log(path: Path) -> Path:
-    """Refuse a query log path that is a folder or a non-empty file that is not a domainfit query log."""
+def check_log(path: Path, kind: str, key: str) -> Path:
+    """Refuse a log path that is a folder, or a non-empty file whose first line is not a domainfit ``kind`` log.
+
+    ``key``: a field every line of that log has (besides ``format_version``).
+    Returns ``path``; raises `InputError` (exit 2) otherwise.
+    """
     from domainfit.core.errors import InputError
 
     if path.is_dir():
-        raise InputError(path, 0, "-", "the query log is a folder; give a file")
+        raise InputError(path, 0, "-", f"the {kind} log is a folder; give a file")
     if path.is_file() and path.stat().st_size > 0:
         with path.open("rb") as handle:
             first = handle.readline(1 << 20)
@@ -58,9 +62,14 @@ def check_query_log(path: Path) -> Path:
             record = json.loads(first)
         except ValueError:
             record = None
-        if not isinstance(record, dict) or "format_version" not in record or "query" not in record:
-            raise InputError(path, 1, "-", "exists and is not a domainfit query log; give a new file")
+        if not isinstance(record, dict) or "format_version" not in record or key not in record:
+            raise InputError(path, 1, "-", f"exists and is not a domainfit {kind} log; give a new file")
     return path
+
+
+def check_query_log(path: Path) -> Path:
+    """Refuse a query log path that is a folder or a non-empty file that is not a domainfit query log."""
+    return check_log(path, "query", "query")
 
 
 def calibrated_threshold(workspace: Workspace, model: str, configuration: str = FULL_PRECISION) -> float | None:
@@ -135,26 +144,13 @@ def snapshot_builder(workspace: Workspace, text: TextConfig) -> SnapshotBuilder:
 
 def shadow_log_path(given: str | None, query_log: Path | None) -> Path:
     """Return the shadow log: the one given, else beside the query log (``<name>.shadow.jsonl``); `UsageError` else."""
-    from domainfit.core.errors import InputError
-
     if given:
         path = Path(given)
     elif query_log is not None:
         path = query_log.with_name(f"{query_log.stem}.shadow.jsonl")
     else:
         raise UsageError("--shadow needs --shadow-log FILE (or a --query-log to write it beside)")
-    if path.is_dir():
-        raise InputError(path, 0, "-", "the shadow log is a folder; give a file")
-    if path.is_file() and path.stat().st_size > 0:
-        with path.open("rb") as handle:
-            first = handle.readline(1 << 20)
-        try:
-            record = json.loads(first)
-        except ValueError:
-            record = None
-        if not isinstance(record, dict) or "format_version" not in record or "shadow" not in record:
-            raise InputError(path, 1, "-", "exists and is not a domainfit shadow log; give a new file")
-    return path
+    return check_log(path, "shadow", "shadow")
 
 
 def shadow_spec(
