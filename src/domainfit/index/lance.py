@@ -30,15 +30,17 @@ import pyarrow as pa
 
 from domainfit.core.errors import UsageError
 from domainfit.index.fusion import fuse, overfetch, top
-from domainfit.index.precision import StoredPrecision
-from domainfit.index.schema import BASE_COLUMNS, FULL_TEXT, check_filter_value, metadata_types
+from domainfit.index.lance_arrow import codes as _codes
+from domainfit.index.lance_arrow import fixed_list as _fixed_list
+from domainfit.index.lance_arrow import literal, where_clause
+from domainfit.index.precision import StoredPrecision, new_version_precision
+from domainfit.index.schema import FULL_TEXT, metadata_types
 from domainfit.index.types import (
     HYBRID_DEPTH,
     DocState,
     Hit,
     IndexDocument,
     IndexMissing,
-    Scalar,
     SearchQuery,
     rescore_column,
     searched_version,
@@ -59,36 +61,6 @@ _ELEMENT = {"float32": pa.float32(), "float16": pa.float16(), "int8": pa.int8(),
 def table_name(corpus: str) -> str:
     """Return the LanceDB table name of a corpus (characters other than letters, digits, ``_.-`` become ``_``)."""
     return _TABLE.sub("_", corpus) or "corpus"
-
-
-def _literal(value: Scalar) -> str:
-    """Return ``value`` as a SQL literal (strings quoted, quotes doubled)."""
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int | float):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def where_clause(filters: Mapping[str, Scalar | Sequence[Scalar]], schema: pa.Schema) -> str | None:
-    """Return the SQL ``WHERE`` of metadata equality filters (a list: any of its values), or None for none.
-
-    Raises `UsageError` for a key that is not a filterable column, or a value
-    whose type is not the column's (`domainfit.index.schema.check_filter_value`).
-    """
-    parts: list[str] = []
-    columns = schema.names
-    for key, value in filters.items():
-        if key not in columns or key in BASE_COLUMNS or key.startswith("vec_"):
-            raise UsageError(f"cannot filter on {key!r}: not a metadata field of this index")
-        check_filter_value(key, value, schema.field(key).type)
-        if isinstance(value, list | tuple):
-            if not value:
-                return "FALSE"
-            parts.append(f"`{key}` IN ({', '.join(_literal(v) for v in value)})")
-        else:
-            parts.append(f"`{key}` = {_literal(value)}")  # type: ignore[arg-type]
-    return " AND ".join(parts) or None
 
 
 class LanceBackend:
@@ -192,22 +164,9 @@ class LanceBackend:
         Raises `UsageError` when the version exists with another dimension or precision.
         """
         self._writable()
-        wanted = precision or StoredPrecision.full(dimension)
-        if wanted.full_dim != dimension:
-            raise UsageError(f"precision {wanted.name} is for dimension {wanted.full_dim}, not {dimension}")
-        have = self._precisions()
-        if version in have:
-            if have[version].full_dim != dimension:
-                raise UsageError(
-                    f"model version {version!r} has dimension {have[version].full_dim} in the index, not {dimension}"
-                )
-            if precision is not None and have[version].name != wanted.name:
-                raise UsageError(
-                    f"model version {version!r} is stored as {have[version].name} in the index, not {wanted.name}"
-                )
+        wanted = new_version_precision(self._precisions(), version, dimension, precision)
+        if wanted is None:
             return
-        if wanted.needs_ranges and wanted.ranges is None:
-            raise UsageError(f"precision {wanted.name}: calibrate the int8 ranges before adding the version")
         self._ensure({})
         metadata = None if wanted.is_full else {PRECISION_KEY: wanted.to_text().encode()}
         fields = [
@@ -308,7 +267,7 @@ class LanceBackend:
         before = self._table.count_rows()
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
-            self._table.delete(f"id IN ({', '.join(_literal(i) for i in chunk)})")
+            self._table.delete(f"id IN ({', '.join(literal(i) for i in chunk)})")
         return int(before - self._table.count_rows())
 
     def optimize(self) -> None:
@@ -560,16 +519,3 @@ class LanceBackend:
     def close(self) -> None:
         """Drop the handles (LanceDB holds no lock on the folder)."""
         self._table = None
-
-
-def _fixed_list(rows: np.ndarray, element: pa.DataType) -> pa.FixedSizeListArray:
-    """Return a 2-d array as an Arrow fixed-size-list array of ``element`` values."""
-    array = np.ascontiguousarray(rows)
-    return pa.FixedSizeListArray.from_arrays(pa.array(array.reshape(-1), type=element), int(array.shape[1]))
-
-
-def _codes(column: pa.ChunkedArray | pa.Array, width: int, dtype: Any) -> np.ndarray:
-    """Return a fixed-size-list column as an (n, width) numpy array of ``dtype``."""
-    flat = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    values = flat.flatten().to_numpy(zero_copy_only=False)
-    return np.asarray(values, dtype=dtype).reshape(len(flat), width)

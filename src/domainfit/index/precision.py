@@ -302,6 +302,34 @@ class RangeCalibration:
         return np.vstack([self.low, self.high]).astype(np.float32)
 
 
+def new_version_precision(
+    have: Mapping[str, StoredPrecision], version: str, dimension: int, precision: StoredPrecision | None
+) -> StoredPrecision | None:
+    """Check a version a backend is asked to add against what it already stores (``have``).
+
+    Returns the precision to add it at (default float32), or None when it is
+    already there as asked. Raises `UsageError` for a precision of another
+    dimension, a version stored with another dimension or precision, or int8
+    ranges not yet calibrated.
+    """
+    wanted = precision or StoredPrecision.full(dimension)
+    if wanted.full_dim != dimension:
+        raise UsageError(f"precision {wanted.name} is for dimension {wanted.full_dim}, not {dimension}")
+    if version in have:
+        if have[version].full_dim != dimension:
+            raise UsageError(
+                f"model version {version!r} has dimension {have[version].full_dim} in the index, not {dimension}"
+            )
+        if precision is not None and have[version].name != wanted.name:
+            raise UsageError(
+                f"model version {version!r} is stored as {have[version].name} in the index, not {wanted.name}"
+            )
+        return None
+    if wanted.needs_ranges and wanted.ranges is None:
+        raise UsageError(f"precision {wanted.name}: calibrate the int8 ranges before adding the version")
+    return wanted
+
+
 def operating_point(results: Mapping[str, Any]) -> tuple[str, str]:
     """Return (configuration name, model) of compress's chosen operating point in its ``results.json``.
 

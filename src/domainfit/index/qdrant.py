@@ -42,7 +42,7 @@ import numpy as np
 from domainfit.core.errors import UsageError
 from domainfit.index.fusion import fuse, overfetch, top
 from domainfit.index.lance import table_name
-from domainfit.index.precision import StoredPrecision
+from domainfit.index.precision import StoredPrecision, new_version_precision
 from domainfit.index.schema import BASE_COLUMNS, check_filter_value, merge_kind, scalar_kind
 from domainfit.index.sparse import document_vector, query_vector
 from domainfit.index.types import (
@@ -181,22 +181,9 @@ class QdrantBackend:
         """
         self._writable()
         column = vector_column(version)
-        wanted = precision or StoredPrecision.full(dimension)
-        if wanted.full_dim != dimension:
-            raise UsageError(f"precision {wanted.name} is for dimension {wanted.full_dim}, not {dimension}")
-        have = self._precisions()
-        if version in have:
-            if have[version].full_dim != dimension:
-                raise UsageError(
-                    f"model version {version!r} has dimension {have[version].full_dim} in the index, not {dimension}"
-                )
-            if precision is not None and have[version].name != wanted.name:
-                raise UsageError(
-                    f"model version {version!r} is stored as {have[version].name} in the index, not {wanted.name}"
-                )
+        wanted = new_version_precision(self._precisions(), version, dimension, precision)
+        if wanted is None:
             return
-        if wanted.needs_ranges and wanted.ranges is None:
-            raise UsageError(f"precision {wanted.name}: calibrate the int8 ranges before adding the version")
         from qdrant_client import models
 
         self._ensure()
