@@ -33,7 +33,7 @@ at it; ``restore`` copies a tagged collection back into the live one;
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,8 @@ from domainfit.core.errors import UsageError
 from domainfit.index.fusion import fuse, overfetch, top
 from domainfit.index.lance import table_name
 from domainfit.index.precision import StoredPrecision, new_version_precision
-from domainfit.index.schema import BASE_COLUMNS, check_filter_value, merge_kind, scalar_kind
+from domainfit.index.qdrant_ops import copy_collection, metadata_filter, scroll
+from domainfit.index.schema import merge_kind, scalar_kind
 from domainfit.index.sparse import document_vector, query_vector
 from domainfit.index.types import (
     HYBRID_DEPTH,
@@ -52,7 +53,6 @@ from domainfit.index.types import (
     Hit,
     IndexDocument,
     IndexMissing,
-    Scalar,
     SearchQuery,
     rescore_column,
     searched_version,
@@ -316,25 +316,14 @@ class QdrantBackend:
 
     # -- reads -----------------------------------------------------------------------------------
 
-    def _scroll(self, collection: str, with_vectors: Any = False, with_payload: Any = True) -> Iterator[Any]:
-        """Yield every point of a collection."""
-        offset = None
-        while True:
-            points, offset = self.client.scroll(
-                collection, limit=_PAGE, offset=offset, with_payload=with_payload, with_vectors=with_vectors
-            )
-            yield from points
-            if offset is None:
-                return
-
     def states(self, version: str | None = None) -> dict[str, DocState]:
         """Return every point's content hash and whether it has ``version``'s vector."""
         if not self.client.collection_exists(self._reading):
             return {}
         column = vector_column(version) if version is not None and version in self.versions() else None
         out: dict[str, DocState] = {}
-        for p in self._scroll(
-            self._reading, with_vectors=[column] if column else False, with_payload=["id", "content_hash"]
+        for p in scroll(
+            self.client, self._reading, with_vectors=[column] if column else False, with_payload=["id", "content_hash"]
         ):
             payload = p.payload or {}
             has = bool(column) and isinstance(p.vector, Mapping) and p.vector.get(column) is not None
@@ -346,26 +335,6 @@ class QdrantBackend:
         if not self.client.collection_exists(self._reading):
             return 0
         return int(self.client.count(self._reading, exact=True).count)
-
-    def _filter(self, filters: Mapping[str, Scalar | Sequence[Scalar]]) -> Any:
-        """Return the Qdrant filter of metadata equality conditions (None for none)."""
-        if not filters:
-            return None
-        from qdrant_client import models
-
-        must: list[Any] = []
-        recorded = self._meta(self._reading).get("domainfit_fields")
-        fields = {str(k): str(v) for k, v in dict(recorded or {}).items()}
-        for key, value in filters.items():
-            if key in BASE_COLUMNS or key.startswith("vec_") or (recorded is not None and key not in fields):
-                raise UsageError(f"cannot filter on {key!r}: not a metadata field of this index")
-            if key in fields:
-                check_filter_value(key, value, fields[key])
-            if isinstance(value, list | tuple):
-                must.append(models.FieldCondition(key=key, match=models.MatchAny(any=list(value))))
-            else:
-                must.append(models.FieldCondition(key=key, match=models.MatchValue(value=value)))
-        return models.Filter(must=must)
 
     def _version(self, query: SearchQuery) -> str:
         """Return the model version a query searches (the only one, when it names none)."""
@@ -449,7 +418,7 @@ class QdrantBackend:
         """Run one dense or BM25 search on the collection read."""
         from qdrant_client import models
 
-        flt = self._filter(query.filters)
+        flt = metadata_filter(query.filters, self._meta(self._reading).get("domainfit_fields"))
         if mode == "dense" and self.precision(self._version(query)).rescore is not None:
             return self._rescored(query, k, flt)
         if mode == "dense":
@@ -485,7 +454,7 @@ class QdrantBackend:
             return fuse(dense, lexical, query.k, fusion="convex", alpha=query.alpha)
         from qdrant_client import models
 
-        flt = self._filter(query.filters)
+        flt = metadata_filter(query.filters, self._meta(self._reading).get("domainfit_fields"))
         indices, values = query_vector(query.text)
         searched, _, _ = self._dense_query(query, depth, flt)
         found = self.client.query_points(
@@ -515,28 +484,6 @@ class QdrantBackend:
         """Return the tags recorded in the live collection's metadata."""
         return {str(k): int(v) for k, v in dict(self._meta().get("domainfit_tags") or {}).items()}
 
-    def _copy(self, source: str, target: str) -> None:
-        """Make ``target`` a copy of ``source`` (its vector configuration and every point)."""
-        from qdrant_client import models
-
-        info = self.client.get_collection(source).config
-        if self.client.collection_exists(target):
-            self.client.delete_collection(target)
-        self.client.create_collection(
-            target,
-            vectors_config=info.params.vectors,
-            sparse_vectors_config=info.params.sparse_vectors,
-            metadata=dict(info.metadata or {}),
-        )
-        batch: list[Any] = []
-        for p in self._scroll(source, with_vectors=True, with_payload=True):
-            batch.append(models.PointStruct(id=p.id, vector=p.vector, payload=p.payload))
-            if len(batch) >= _PAGE:
-                self.client.upsert(target, points=batch, wait=True)
-                batch = []
-        if batch:
-            self.client.upsert(target, points=batch, wait=True)
-
     def create_tag(self, tag: str) -> int:
         """Freeze the current version as ``<corpus>__v<version>`` and point the tag (and its alias) at it."""
         self._writable()
@@ -545,7 +492,7 @@ class QdrantBackend:
         version = self.table_version()
         frozen = f"{self.name}__v{version}"
         if not self.client.collection_exists(frozen):
-            self._copy(self.name, frozen)
+            copy_collection(self.client, self.name, frozen)
         alias = f"{self.name}__{tag}"
         operations: list[Any] = []
         if any(a.alias_name == alias for a in self.client.get_aliases().aliases):
@@ -569,7 +516,7 @@ class QdrantBackend:
         if tag not in tags:
             raise UsageError(f"no tag {tag!r} in the index (it has: {', '.join(tags) or 'none'})")
         version = self.table_version()
-        self._copy(f"{self.name}__v{tags[tag]}", self.name)
+        copy_collection(self.client, f"{self.name}__v{tags[tag]}", self.name)
         self.client.update_collection(self.name, metadata={"domainfit_version": version + 1, "domainfit_tags": tags})
         return version + 1
 
