@@ -33,6 +33,7 @@ from domainfit.index.fusion import fuse, overfetch, top
 from domainfit.index.lance_arrow import codes as _codes
 from domainfit.index.lance_arrow import fixed_list as _fixed_list
 from domainfit.index.lance_arrow import literal, where_clause
+from domainfit.index.lance_quantized import binary_search, int8_scan
 from domainfit.index.precision import StoredPrecision, new_version_precision
 from domainfit.index.schema import FULL_TEXT, metadata_types
 from domainfit.index.types import (
@@ -359,9 +360,9 @@ class LanceBackend:
         reduced = precision.reduce(query.vector_array()[None, :])[0]
         condition = f"{column} IS NOT NULL" + (f" AND ({where})" if where else "")
         if precision.store == "int8":
-            return self._int8_scan(precision, column, reduced, k, select, condition, query.fields)
+            return int8_scan(self.table, precision, column, reduced, k, select, condition, query.fields)
         if precision.store == "binary":
-            return self._binary(precision, version, reduced, (k, want), select, condition, query)
+            return binary_search(self.table, precision, version, reduced, (k, want), select, condition, query)
         halves = precision.store == "float16"
         builder = (
             self.table.search(reduced, vector_column_name=column)
@@ -376,76 +377,6 @@ class LanceBackend:
             exact = _codes(rows.column(column), precision.dim, np.float16).astype(np.float32) @ reduced
             rows = rows.set_column(rows.schema.get_field_index("_distance"), "_distance", pa.array(1.0 - exact))
         return self._hits(rows, query.fields, "_distance")
-
-    def _int8_scan(
-        self,
-        precision: StoredPrecision,
-        column: str,
-        reduced: np.ndarray,
-        k: int,
-        select: list[str],
-        condition: str,
-        fields: Sequence[str],
-    ) -> list[Hit]:
-        """Score every filtered row's int8 codes against the float query (compress's asymmetric int8)."""
-        rows = self.table.search().where(condition).select([*select, column]).limit(None).to_arrow()
-        if rows.num_rows == 0:
-            return []
-        codes = _codes(rows.column(column), precision.dim, np.int8)
-        scores = precision.int8_scores(reduced, codes)
-        best = np.lexsort((np.arange(len(scores)), -scores))[:k]
-        ids = rows.column("id").to_pylist()
-        wanted = {f: rows.column(f).to_pylist() for f in fields if f != "id"}
-        return [Hit(str(ids[i]), float(scores[i]), {f: v[i] for f, v in wanted.items()}) for i in best]
-
-    def _binary(
-        self,
-        precision: StoredPrecision,
-        version: str,
-        reduced: np.ndarray,
-        sizes: tuple[int, int],
-        select: list[str],
-        condition: str,
-        query: SearchQuery,
-    ) -> list[Hit]:
-        """Hamming search on the sign bits; rescored: the ``want * oversample`` nearest ranked by the copy.
-
-        ``sizes``: (hits to return, the k asked for). Candidates tied on Hamming distance at the
-        cut are taken by document id (a store returns equal distances in no set order).
-        """
-        from domainfit.compress.quantize import binary_codes, hamming_to_similarity
-
-        k, want = sizes
-        bits = np.asarray(binary_codes(reduced[None, :]), dtype=np.uint8)[0]
-        depth = overfetch(want * precision.oversample) if precision.rescore else k
-        extra = [rescore_column(version)] if precision.rescore else []
-        rows = (
-            self.table.search(bits, vector_column_name=vector_column(version))
-            .distance_type("hamming")
-            .bypass_vector_index()
-            .where(condition, prefilter=True)
-            .select([*select, *extra, "_distance"])
-            .limit(depth)
-            .to_arrow()
-        )
-        if rows.num_rows == 0:
-            return []
-        ids = rows.column("id").to_pylist()
-        wanted = {f: rows.column(f).to_pylist() for f in query.fields if f != "id"}
-        if precision.rescore is None:
-            hamming = np.asarray(rows.column("_distance").to_pylist(), dtype=np.float32)
-            scores = hamming_to_similarity(hamming, precision.dim)
-            order = np.lexsort((np.asarray(ids, dtype=object).astype(str), -scores))
-        else:
-            hamming = np.asarray(rows.column("_distance").to_pylist(), dtype=np.float32)
-            nearest = np.lexsort((np.asarray(ids, dtype=object).astype(str), hamming))[: want * precision.oversample]
-            if precision.rescore == "float32":
-                copy = _codes(rows.column(extra[0]), precision.dim, np.float32)
-                scores = (copy @ reduced).astype(np.float32)
-            else:
-                scores = precision.int8_scores(reduced, _codes(rows.column(extra[0]), precision.dim, np.int8))
-            order = nearest[np.argsort(-scores[nearest], kind="stable")]  # ties: the Hamming order, as compress
-        return [Hit(str(ids[i]), float(scores[i]), {f: v[i] for f, v in wanted.items()}) for i in order[:k]]
 
     def _bm25(self, query: SearchQuery, k: int, select: list[str], where: str | None) -> list[Hit]:
         """BM25 over ``full_text`` with LanceDB's native full-text index."""
