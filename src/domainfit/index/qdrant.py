@@ -43,7 +43,7 @@ from domainfit.core.errors import UsageError
 from domainfit.index.fusion import fuse, overfetch, top
 from domainfit.index.lance import table_name
 from domainfit.index.precision import StoredPrecision, new_version_precision
-from domainfit.index.qdrant_ops import copy_collection, metadata_filter, scroll
+from domainfit.index.qdrant_ops import copy_collection, dense_query, metadata_filter, scroll
 from domainfit.index.schema import merge_kind, scalar_kind
 from domainfit.index.sparse import document_vector, query_vector
 from domainfit.index.types import (
@@ -348,43 +348,6 @@ class QdrantBackend:
             out.append(Hit(str(payload["id"]), float(p.score), {f: payload.get(f) for f in fields if f != "id"}))
         return out
 
-    def _dense_query(self, query: SearchQuery, depth: int, flt: Any) -> tuple[dict[str, Any], float, float]:
-        """Return the dense search of ``query`` at its version's precision, and how to turn its scores into compress's.
-
-        Output: (``query_points`` arguments: ``query``, ``using``, maybe ``prefetch``; scale; offset):
-        a hit's score is ``scale * qdrant_score + offset``. float32 / float16: the reduced query.
-        int8 (stored as code + 128): ``q * step``, offset ``q · min + 0.5 q · step``. binary (bits 0/1):
-        the query's signs ``s``, ``1 - 2 h / dim = (2 s · bits - sum(s)) / dim``; rescored, the
-        ``depth * oversample`` nearest bits are prefetched and scored by the rescoring copy.
-        """
-        from qdrant_client import models
-
-        version = self._version(query)
-        precision = self.precision(version)
-        reduced = precision.reduce(query.vector_array()[None, :])[0]
-
-        def int8(q: np.ndarray) -> tuple[list[float], float]:
-            scaled, offset = precision.int8_query(q)
-            return scaled.tolist(), offset - 128.0 * float(scaled.sum())
-
-        if precision.store in ("float32", "float16"):
-            return {"query": reduced.tolist(), "using": vector_column(version)}, 1.0, 0.0
-        if precision.store == "int8":
-            vector, offset = int8(reduced)
-            return {"query": vector, "using": vector_column(version)}, 1.0, offset
-        signs = np.where(reduced > 0, 1.0, -1.0)
-        if precision.rescore is None:
-            return ({"query": signs.tolist(), "using": vector_column(version)}, 2.0 / precision.dim,
-                    -float(signs.sum()) / precision.dim)  # fmt: skip
-        bits = models.Prefetch(
-            query=signs.tolist(), using=vector_column(version), limit=depth * precision.oversample, filter=flt
-        )
-        if precision.rescore == "float32":
-            vector, offset = reduced.tolist(), 0.0
-        else:
-            vector, offset = int8(reduced)
-        return {"query": vector, "using": rescore_column(version), "prefetch": [bits]}, 1.0, offset
-
     def _rescored(self, query: SearchQuery, k: int, flt: Any) -> list[Hit]:
         """Binary search rescored: the ``k * oversample`` nearest bits (ties by id) ranked by the rescoring copy."""
         version = self._version(query)
@@ -422,7 +385,8 @@ class QdrantBackend:
         if mode == "dense" and self.precision(self._version(query)).rescore is not None:
             return self._rescored(query, k, flt)
         if mode == "dense":
-            args, scale, offset = self._dense_query(query, k, flt)
+            version = self._version(query)
+            args, scale, offset = dense_query(self.precision(version), version, query.vector_array(), k, flt)
             found = self.client.query_points(
                 self._reading, **args, limit=overfetch(k), query_filter=flt, with_payload=["id", *query.fields]
             )
@@ -456,7 +420,7 @@ class QdrantBackend:
 
         flt = metadata_filter(query.filters, self._meta(self._reading).get("domainfit_fields"))
         indices, values = query_vector(query.text)
-        searched, _, _ = self._dense_query(query, depth, flt)
+        searched, _, _ = dense_query(self.precision(v := self._version(query)), v, query.vector_array(), depth, flt)
         found = self.client.query_points(
             self._reading,
             prefetch=[

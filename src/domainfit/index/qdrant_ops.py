@@ -1,4 +1,4 @@
-"""Qdrant client operations the backend builds on: paging through a collection, copying one, metadata filters.
+"""Qdrant client operations the backend builds on: paging, copying a collection, filters, compressed queries.
 
 Inputs are a `qdrant_client.QdrantClient` (local mode or a server) and
 collection names; nothing here knows domainfit's versions or tags.
@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from domainfit.core.errors import UsageError
+from domainfit.index.precision import StoredPrecision
 from domainfit.index.schema import BASE_COLUMNS, check_filter_value
-from domainfit.index.types import Scalar
+from domainfit.index.types import Scalar, rescore_column, vector_column
 
 #: Points per page when scrolling or copying a collection.
 PAGE = 512
@@ -75,3 +78,41 @@ def metadata_filter(filters: Mapping[str, Scalar | Sequence[Scalar]], recorded: 
         else:
             must.append(models.FieldCondition(key=key, match=models.MatchValue(value=value)))
     return models.Filter(must=must)
+
+
+def dense_query(
+    precision: StoredPrecision, version: str, query_vector: np.ndarray, depth: int, flt: Any
+) -> tuple[dict[str, Any], float, float]:
+    """Return the dense search of ``query_vector`` (of ``version``) at its ``precision``, and the score transform.
+
+    Output: (``query_points`` arguments: ``query``, ``using``, maybe ``prefetch``; scale; offset):
+    a hit's score is ``scale * qdrant_score + offset``. float32 / float16: the reduced query.
+    int8 (stored as code + 128): ``q * step``, offset ``q · min + 0.5 q · step``. binary (bits 0/1):
+    the query's signs ``s``, ``1 - 2 h / dim = (2 s · bits - sum(s)) / dim``; rescored, the
+    ``depth * oversample`` nearest bits are prefetched and scored by the rescoring copy.
+    """
+    from qdrant_client import models
+
+    reduced = precision.reduce(query_vector[None, :])[0]
+
+    def int8(q: np.ndarray) -> tuple[list[float], float]:
+        scaled, offset = precision.int8_query(q)
+        return scaled.tolist(), offset - 128.0 * float(scaled.sum())
+
+    if precision.store in ("float32", "float16"):
+        return {"query": reduced.tolist(), "using": vector_column(version)}, 1.0, 0.0
+    if precision.store == "int8":
+        vector, offset = int8(reduced)
+        return {"query": vector, "using": vector_column(version)}, 1.0, offset
+    signs = np.where(reduced > 0, 1.0, -1.0)
+    if precision.rescore is None:
+        return ({"query": signs.tolist(), "using": vector_column(version)}, 2.0 / precision.dim,
+                -float(signs.sum()) / precision.dim)  # fmt: skip
+    bits = models.Prefetch(
+        query=signs.tolist(), using=vector_column(version), limit=depth * precision.oversample, filter=flt
+    )
+    if precision.rescore == "float32":
+        vector, offset = reduced.tolist(), 0.0
+    else:
+        vector, offset = int8(reduced)
+    return {"query": vector, "using": rescore_column(version), "prefetch": [bits]}, 1.0, offset
