@@ -159,6 +159,15 @@ def test_a_migration_from_plan_to_rollback(setup):
     assert all({d for d, _ in after[q]} == set(new_run[q][:10]) for q in after)  # what compare measured
     again = runner.invoke(app, ["migrate", "promote", "-w", str(ws), "-c", str(setup["go"]), "--json"])
     assert json.loads(again.stdout)["up_to_date"] is True
+    promoted_bytes = (home / "serving.json").read_bytes()
+    index_args = ["index", str(setup["data"]), "-w", str(ws), "-c", str(setup["go"]), "--model", str(setup["old"]),
+                  "--quiet"]  # fmt: skip
+    for extra in ([], ["--force"]):  # up to date, then rebuilt: neither moves production off the promoted version
+        rerun = runner.invoke(app, [*index_args, *extra])
+        assert rerun.exit_code == 0, rerun.output
+        assert (home / "serving.json").read_bytes() == promoted_bytes
+    kept = json.loads((home / "build" / "result.json").read_text())
+    assert kept["served"] is False and any("migrate promote" in note for note in kept["notes"])
 
     from domainfit.cli.serve import load_encoders
 

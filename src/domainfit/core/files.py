@@ -56,6 +56,14 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
 
 
+def read_json_or_none(path: Path) -> Any:
+    """Return a JSON file's content, or None when it is missing or not valid JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     """Return the hex SHA-256 of a file's bytes."""
     digest = hashlib.sha256()

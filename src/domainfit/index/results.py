@@ -17,7 +17,9 @@ class IndexResult:
     the production pointer's JSON; ``sync`` what the incremental re-embedding did
     (`domainfit.index.embed.SyncResult`); ``versions`` model version → dimension;
     ``tags`` tag → table version; ``size_bytes`` the store on disk; ``sample`` one
-    search in the served mode (``query``, ``mode``, ``hits`` of id, score, title).
+    search in the served mode (``query``, ``mode``, ``hits`` of id, score, title);
+    ``served`` False when the build left production where `migrate promote` put
+    it (``pointer`` is then what this build would have served).
     """
 
     backend: str
@@ -36,6 +38,7 @@ class IndexResult:
     notes: list[str] = field(default_factory=list)
     output_dir: str = ""
     up_to_date: bool = False
+    served: bool = True
     format_version: int = RESULT_FORMAT
 
     def to_json(self) -> dict[str, Any]:

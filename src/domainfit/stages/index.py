@@ -49,7 +49,7 @@ from typing import Any, ClassVar
 
 from domainfit import __version__
 from domainfit.compress.spec import FULL_PRECISION
-from domainfit.core.files import atomic_write_json, atomic_write_text
+from domainfit.core.files import atomic_write_json, atomic_write_text, read_json_or_none
 from domainfit.core.progress import is_quiet, set_quiet
 from domainfit.core.workspace import Workspace
 from domainfit.data.jsonl import MAX_LINE_BYTES
@@ -61,6 +61,7 @@ from domainfit.index.results import IndexResult
 from domainfit.index.versions import VersionRecord, record_version
 from domainfit.stages.contract import SHIP, Previous, ReportSection, Stage, StaleOutput, read_result, run_stage
 from domainfit.stages.inputs import DataFiles, Input, Model, Section, Text, Upstream, Value
+from domainfit.stages.migrate import promoted_production
 from domainfit.text.config import DEFAULT_TEXT, TextConfig
 
 #: The stage's own folder inside the index folder.
@@ -303,7 +304,9 @@ class IndexStage(Stage[IndexResult]):
             versions, tags = store.versions(), store.tags()
         finally:
             store.close()
-        write_pointer(self.home, pointer)
+        promoted = promoted_production(self.workspace, read_json_or_none(self.home / "serving.json"))
+        if promoted is None:
+            write_pointer(self.home, pointer)
         result = IndexResult(
             backend=cfg.backend,
             corpus=self.corpus,
@@ -318,8 +321,9 @@ class IndexStage(Stage[IndexResult]):
             tags=tags,
             size_bytes=_folder_size(self.home / cfg.backend),
             sample=sample,
-            notes=[*deployed.notes, *_precision_notes(precision)],
+            notes=[*deployed.notes, *_precision_notes(precision), *_kept_production(promoted, version, tag)],
             output_dir=str(self.folder),
+            served=promoted is None,
         )
         from domainfit.render.index import index_markdown
 
@@ -373,9 +377,22 @@ class IndexStage(Stage[IndexResult]):
             current = json.loads(pointer.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise StaleOutput(f"the serving pointer is unreadable: {exc}") from None
-        if current != result.pointer or not (self.home / result.backend).is_dir():
-            raise StaleOutput("the index changed since this build (the pointer moved, or the store is gone)")
+        if not (self.home / result.backend).is_dir():
+            raise StaleOutput("the index changed since this build (the store is gone)")
+        if current != result.pointer and promoted_production(self.workspace, current) is None:
+            raise StaleOutput("the index changed since this build (the pointer moved)")
         return result
+
+
+def _kept_production(promoted: Any, version: str, tag: str) -> list[str]:
+    """Return the note of a build that left production on a promoted version (none when it moved production)."""
+    if promoted is None:
+        return []
+    return [
+        f"production stays on version {promoted.to_version}, which `domainfit migrate promote` put there: "
+        f"this build's version {version} is tagged {tag} but not served "
+        "(after `domainfit migrate rollback`, the next index run serves it)"
+    ]
 
 
 def _precision_notes(precision: Any) -> list[str]:

@@ -110,6 +110,20 @@ def stored_result(workspace: Workspace, step: str) -> StepResult | None:
         return None
 
 
+def promoted_production(workspace: Workspace, current: Any) -> StepResult | None:
+    """Return the `migrate promote` whose pointer production reads now (None when production is not a promotion's).
+
+    ``current`` is ``serving.json`` as JSON. The ``index`` stage asks this so a
+    later build does not move production away from a version a migration
+    promoted (a rollback puts back the pointer the build itself wrote, which
+    the build then keeps up to date as before).
+    """
+    found = stored_result(workspace, "promote")
+    if found is not None and current is not None and found.numbers.get("promoted_pointer") == current:
+        return found
+    return None
+
+
 def required_result(workspace: Workspace, step: str, before: str) -> StepResult:
     """Return a step's stored result, or raise `UsageError` saying to run it before ``before``."""
     found = stored_result(workspace, step)

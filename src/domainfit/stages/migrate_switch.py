@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from domainfit import __version__
 from domainfit.core.errors import DomainfitError, InputError, UsageError
-from domainfit.core.files import atomic_write_json
+from domainfit.core.files import atomic_write_json, read_json_or_none
 from domainfit.evaluation.config import short_name
 from domainfit.index.backend import IndexBackend, SearchQuery, ServingPointer, write_pointer
 from domainfit.index.versions import read_versions
@@ -417,10 +417,7 @@ class PromoteStep(MigrateStep):
 
 def _current(home: Path) -> Any:
     """Production's pointer as JSON (None when unreadable)."""
-    try:
-        return json.loads((home / "serving.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    return read_json_or_none(home / "serving.json")
 
 
 class RollbackStep(MigrateStep):
