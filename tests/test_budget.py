@@ -8,7 +8,7 @@ import pytest
 
 from domainfit.budget.duration import format_minutes, parse_duration
 from domainfit.budget.estimate import Workload, estimate_stages
-from domainfit.budget.fit import EVAL_QUERY_FLOOR, Schedule, fit_to_budget, with_schedule
+from domainfit.budget.fit import EVAL_QUERY_FLOOR, Schedule, fit_to_budget, still_to_run, with_schedule
 from domainfit.budget.probe import Probe
 from domainfit.config import Config
 from domainfit.render.timings import timings_markdown
@@ -247,19 +247,144 @@ def test_apply_overrides_keeps_what_the_user_set() -> None:
         apply_overrides(config, {"train": {"max_steps": "many"}})
 
 
-def test_train_budget_cuts_steps_or_refuses(tmp_path, mini_beir) -> None:
+def _train_only_budget(run_budget: float, work: Workload, schedule: Schedule) -> float:
+    """What ``train --budget`` must be given to leave the train stage what ``run_budget`` leaves it in ``run``."""
+    stages = estimate_stages(with_schedule(work, schedule), _probe())
+    return run_budget - sum(s.seconds for s in stages if s.stage != "train")
+
+
+@pytest.mark.parametrize("share", [0.95, 0.8, 0.5, 0.2])
+def test_same_workload_same_fit_through_run_and_train(share: float) -> None:
+    """``run`` (the whole loop) and ``train`` (its train stage only) cut evaluations, queries and steps alike."""
+    work = _work(
+        documents=45_000, queries={"train": 4800, "dev": 800, "test": 2400}, eval_pool_documents=16_000,
+        eval_queries=800, eval_pool_per_query=20.0, train_steps=300, train_evaluations=7, synthetic=0,
+    )  # fmt: skip
+    none = Schedule(0, 40, 10, 3)
+    asked = fit_to_budget(work, _probe(), none, eval_steps=50, budget_seconds=None)
+    train = next(s for s in asked.stages if s.stage == "train")
+    budget = asked.seconds - train.seconds * (1 - share)
+    run = fit_to_budget(work, _probe(), none, eval_steps=50, budget_seconds=budget)
+    alone = fit_to_budget(work, _probe(), none, eval_steps=50, budget_seconds=_train_only_budget(budget, work, none),
+                          only=("train",), cut_synthetic=False)  # fmt: skip
+    assert run.fits and alone.fits and run.changes  # every share cuts something
+    assert (alone.workload.train_steps, alone.workload.train_evaluations, alone.workload.eval_queries) == (
+        run.workload.train_steps, run.workload.train_evaluations, run.workload.eval_queries
+    )  # fmt: skip
+    assert alone.eval_steps == run.eval_steps and alone.changes == run.changes
+    assert [s.stage for s in still_to_run(alone.stages, (), ("train",))] == ["train"]
+
+
+def test_train_without_dev_split_is_not_given_evaluations() -> None:
+    """No dev split: the fit cuts only steps, and never adds the evaluations it would cut elsewhere."""
+    work = _work(train_evaluations=0, eval_queries=0, eval_pool_documents=0, train_steps=400, synthetic=0)
+    none = Schedule(0, 40, 10, 3)
+    fitted = fit_to_budget(work, _probe(), none, eval_steps=50, budget_seconds=200.0, only=("train",),
+                           cut_synthetic=False)  # fmt: skip
+    assert fitted.fits and fitted.workload.train_evaluations == 0
+    assert fitted.workload.train_steps == 66 and fitted.changes == ["full run cut to 66 of 400 training steps"]
+
+
+def _plan_config(**train: object) -> Config:
+    """Settings where ``run`` and ``train`` ask for the same training run: no synthetic pairs, no search."""
+    return Config.model_validate(
+        {
+            "train": {"max_steps": 400, "batch_size": 4, "max_seq_length": 128, "eval_steps": 20,
+                      "max_negatives": 0, **train},
+            "mine": {"synthetic": False},
+            "recipe": {"search": False},
+            "run": {"min_train_steps": 10},
+        }
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("share", [0.9, 0.5])
+def test_run_and_train_entry_points_fit_the_same_training(tmp_path, mini_beir, share: float) -> None:
+    """Through ``make_plan`` (run) and ``plan_train`` (train --budget): the same steps, evaluations and queries."""
+    from domainfit.core.workspace import Workspace
+    from domainfit.data.beir import load_beir
+    from domainfit.stages.plan import make_plan, read_plan
+    from domainfit.stages.train_budget import plan_train
+
+    config, probe = _plan_config(), _probe(step=0.5)
+    dataset, ws = load_beir(mini_beir), Workspace(tmp_path / "run")
+    asked, _, _ = make_plan(dataset, config, ws, budget=None, spent=0.0, phase="start", probe=probe)
+    train = next(s for s in asked.stages if s["stage"] == "train")
+    budget = asked.seconds - train["seconds"] * (1 - share)
+    run, run_config, _ = make_plan(dataset, config, ws, budget=budget, spent=0.0, phase="start", probe=probe)
+    alone, train_config = plan_train(mini_beir, Workspace(tmp_path / "train"), config, train["seconds"] - (
+        asked.seconds - budget), probe=probe)  # fmt: skip
+    keys = ("train_steps", "train_evaluations", "eval_queries", "eval_pool_documents", "negatives", "labelled")
+    assert {k: alone.workload[k] for k in keys} == {k: run.workload[k] for k in keys}
+    assert alone.workload["train_steps"] < 400 and alone.changes == run.changes
+    assert train_config.train == run_config.train  # the same [train] overrides reach the trainer
+    assert [s["stage"] for s in alone.stages] == ["train"] and alone.phase == "train"
+    assert alone.seconds <= alone.budget_seconds  # type: ignore[operator]
+    assert read_plan(Workspace(tmp_path / "train")).phase == "train"  # type: ignore[union-attr]
+
+
+def test_train_budget_prints_the_plan_and_refuses_saying_by_how_much(tmp_path, mini_beir) -> None:
     from domainfit.core.errors import UsageError
     from domainfit.core.workspace import Workspace
-    from domainfit.stages.train_budget import fit_train
-    from domainfit.train.config import TrainConfig
+    from domainfit.stages.plan import plan_lines
+    from domainfit.stages.train_budget import plan_train
 
-    cfg = TrainConfig(max_steps=10_000, batch_size=4, max_seq_length=32, eval_steps=50)
+    config, probe, ws = _plan_config(), _probe(step=0.5), Workspace(tmp_path / "ws")
+    roomy, sized = plan_train(mini_beir, ws, config, 10 * 24 * 3600.0, probe=probe)
+    assert roomy.fits and not roomy.changes and sized.train.max_steps == 400  # ten days hold every step
+    head, parts = plan_lines(roomy)
+    assert head.startswith("plan (train): ") and "of a 14400.0 min budget" in head
+    assert "400 steps at 128 tokens" in head and "21 dev evaluations" in head and "0 pilots" in head
+    assert parts.startswith("plan: train 2.3 min") and "steps 2.2 min" in parts  # 400 x 0.5 s x 2 of 3 texts
+    # 10 steps (the floor) x 0.33 s + two evaluations cannot fit in 2 s: refused, with by how much
+    refusal = r"budget of 2 s cannot hold even the smallest plan \(\d+ s, \d+ s over: train"
+    with pytest.raises(UsageError, match=refusal):
+        plan_train(mini_beir, Workspace(tmp_path / "refused"), config, 2.0, probe=probe)
+    assert not (tmp_path / "refused").exists()  # nothing written before refusing
+
+
+def test_train_budget_records_estimate_against_actual(tmp_path, mini_beir) -> None:
+    import json
+
+    from domainfit.core.workspace import Workspace
+    from domainfit.stages.train_budget import plan_train, record_train
+
     ws = Workspace(tmp_path / "ws")
-    roomy, line = fit_train(mini_beir, ws, cfg, 10 * 24 * 3600.0, max_line_bytes=1 << 20, min_steps=2)
-    assert roomy.max_steps == 10_000 and "10000 of 10000 steps" in line  # ten days hold every step
-    with pytest.raises(UsageError, match="fewer than 2 training steps"):
-        fit_train(mini_beir, ws, cfg, 0.01, max_line_bytes=1 << 20, min_steps=2)
-    # a budget of about twenty steps' time keeps fewer steps than asked, evaluating at most three times
-    per_step = float(line.split(" x ")[1].split(" s")[0])
-    cut, line = fit_train(mini_beir, ws, cfg, 30 * max(per_step, 0.1) + 60, max_line_bytes=1 << 20, min_steps=2)
-    assert 2 <= cut.max_steps < 10_000 and cut.eval_steps == cut.save_steps >= cut.max_steps // 2
+    assert record_train(ws, "ran", 10.0) is None  # no plan of train's: nothing recorded
+    plan, _ = plan_train(mini_beir, ws, _plan_config(), 600.0, probe=_probe(step=0.5))
+    line = record_train(ws, "ran", 2 * plan.stages[0]["seconds"])
+    timings = json.loads((tmp_path / "ws" / "plan" / "timings.json").read_text())
+    (row,) = timings["stages"]
+    assert row["stage"] == "train" and row["estimate"] == plan.stages[0]["seconds"] and row["ratio"] == 2.0
+    assert timings["budget_seconds"] == 600.0 and line is not None and "of a 10.0 min budget" in line
+
+
+@pytest.mark.slow  # measures a probe and trains a real model (6 steps)
+def test_train_budget_cli_plans_trains_records_and_refuses(tmp_path, mini_beir) -> None:
+    """``train --budget``: the plan on stderr before training, estimate against actual after; a short budget is
+    refused (exit 2, one line, by how much) with the workspace's probe, before any training."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from domainfit.cli import app
+
+    config = tmp_path / "domainfit.toml"
+    config.write_text(
+        "[train]\nmax_steps = 6\nbatch_size = 4\nmax_seq_length = 32\neval_steps = 2\n\n[run]\nmin_train_steps = 2\n"
+    )
+    runner, ws = CliRunner(env={"NO_COLOR": "1"}), tmp_path / "ws"
+    argv = ["train", str(mini_beir), "--workspace", str(ws), "--config", str(config), "--quiet"]
+    done = runner.invoke(app, [*argv[:-1], "--budget", "30m"])
+    assert done.exit_code == 0, done.output
+    assert done.stderr.index("plan (train): ") < done.stderr.index("plan: train ")
+    assert "6 steps at 32 tokens" in done.stderr and "of a 30.0 min budget" in done.stderr
+    assert "time: " in done.stdout and "against an estimate of" in done.stdout
+    (row,) = json.loads((ws / "plan" / "timings.json").read_text())["stages"]
+    assert row["stage"] == "train" and row["status"] == "ran" and row["estimate"] > 0
+    plan = (ws / "plan" / "plan.json").read_text()
+    refused = runner.invoke(app, [*argv, "--budget", "0.05s"])  # less than loading the model takes
+    assert refused.exit_code == 2 and "Traceback" not in refused.stderr, refused.output
+    (line,) = [x for x in refused.stderr.splitlines() if "budget" in x]
+    assert "cannot hold even the smallest plan (" in line and " over: train " in line and "raise --budget" in line
+    assert (ws / "plan" / "plan.json").read_text() == plan  # the refused plan is not written

@@ -19,9 +19,14 @@ eval, compression) are not cut; what a budget can buy less of is, in order:
 When even the smallest plan does not fit, `Fitted.fits` is False and the
 caller refuses the run before any expensive work.
 
+``run`` fits every stage of the loop; ``train --budget`` fits the same way
+over the one stage it runs (``only=("train",)``, no synthetic pairs to cut,
+no search), so the same workload gets the same steps, evaluations and dev
+queries through either command.
+
 Example::
 
-    fitted = fit_to_budget(workload, probe, budget_seconds=1800, spent=40.0, min_train_steps=20)
+    fitted = fit_to_budget(workload, probe, schedule, eval_steps=50, budget_seconds=1800, spent=40.0)
     fitted.workload.train_steps, fitted.changes
 """
 
@@ -115,22 +120,32 @@ def with_schedule(work: Workload, schedule: Schedule) -> Workload:
     return replace(work, pilots=schedule.trials, pilot_steps=steps, pilot_evaluations=evals)
 
 
-def _evaluations(steps: int, eval_steps: int) -> int:
+def evaluations(steps: int, eval_steps: int) -> int:
     """Return the evaluations of a full run: the base model, then every ``eval_steps`` steps."""
     return 1 + steps // max(1, eval_steps)
 
 
-def still_to_run(stages: list[T], done: tuple[str, ...]) -> list[T]:
-    """Return the estimates of the stages still to run: everything after the last of ``done`` in loop order."""
+def eval_every(steps: int, count: int) -> int:
+    """Return the ``eval_steps`` that evaluate a run of ``steps`` steps ``count`` times (the base model included)."""
+    return max(1, math.ceil(steps / max(1, count - 1)))
+
+
+def still_to_run(stages: list[T], done: tuple[str, ...], only: tuple[str, ...] = ()) -> list[T]:
+    """Return the estimates of the stages still to run: everything after the last of ``done`` in loop order.
+
+    ``only``: the stages the command runs (empty: all of them), e.g. ``("train",)`` for ``train --budget``.
+    """
     names = [s.stage for s in stages]
     last = max((i for i, n in enumerate(names) if n in done), default=-1)
-    return stages[last + 1 :]
+    return [s for s in stages[last + 1 :] if not only or s.stage in only]
 
 
-def _total(work: Workload, probe: Probe, spent: float, done: tuple[str, ...] = ()) -> tuple[list[StageEstimate], float]:
-    """Return the stage estimates and ``spent`` plus the sum of those still to run after ``done``."""
+def _total(
+    work: Workload, probe: Probe, spent: float, done: tuple[str, ...] = (), only: tuple[str, ...] = ()
+) -> tuple[list[StageEstimate], float]:
+    """Return the stage estimates and ``spent`` plus the sum of those still to run (see `still_to_run`)."""
     stages = estimate_stages(work, probe)
-    return stages, spent + sum(s.seconds for s in still_to_run(stages, done))
+    return stages, spent + sum(s.seconds for s in still_to_run(stages, done, only))
 
 
 def fit_to_budget(
@@ -145,6 +160,7 @@ def fit_to_budget(
     max_share: float = 0.5,
     cut_synthetic: bool = True,
     done: tuple[str, ...] = (),
+    only: tuple[str, ...] = (),
 ) -> Fitted:
     """Return the largest plan (up to ``work``) whose estimate, plus ``spent``, fits ``budget_seconds``.
 
@@ -152,17 +168,18 @@ def fit_to_budget(
     schedule, the full run's ``eval_steps``, the budget (None: no budget, the
     workload as asked), seconds already spent, the fewest training steps and
     the largest synthetic share the search tries, and the stages already
-    ``done`` (their time is in ``spent``: only the stages after them count).
+    ``done`` (their time is in ``spent``: only the stages after them count)
+    and ``only`` the stages the command runs (empty: every stage).
     Output: a `Fitted` (its ``stages`` are every stage's estimate).
     """
     work = with_schedule(work, schedule)
-    stages, total = _total(work, probe, spent, done)
+    stages, total = _total(work, probe, spent, done, only)
     fitted = Fitted(work, schedule, eval_steps, stages, round(total, 1), True)
     if budget_seconds is None or total <= budget_seconds:
         return fitted
 
     def over() -> bool:
-        fitted.stages, total = _total(fitted.workload, probe, spent, done)
+        fitted.stages, total = _total(fitted.workload, probe, spent, done, only)
         fitted.seconds = round(total, 1)
         return total > budget_seconds
 
@@ -184,7 +201,7 @@ def fit_to_budget(
     if fitted.schedule.trials < schedule.trials:
         fitted.changes.append(f"recipe search cut to {fitted.schedule.trials} of {schedule.trials} pilots")
     shortest = 2 * schedule.min_rung
-    if over() and fitted.schedule.pilot_steps > shortest:
+    if fitted.schedule.trials > 0 and fitted.schedule.pilot_steps > shortest and over():
         fitted.schedule = replace(fitted.schedule, pilot_steps=shortest)
         fitted.workload = with_schedule(fitted.workload, fitted.schedule)
         fitted.changes.append(f"pilots cut to {shortest} steps")
@@ -204,13 +221,21 @@ def fit_to_budget(
     if over():
         cut = max(min_train_steps, _steps_that_fit(fitted, budget_seconds, steps))
         if cut < steps:
-            fitted.eval_steps = max(1, math.ceil(cut / max(1, fitted.workload.train_evaluations - 1)))
-            fitted.workload = replace(
-                fitted.workload, train_steps=cut, train_evaluations=_evaluations(cut, fitted.eval_steps)
-            )
-            fitted.changes.append(f"full run cut to {cut} of {steps} training steps")
+            _cut_steps(fitted, cut)
+            while over() and fitted.workload.train_steps > min_train_steps:  # the estimates' rounding
+                _cut_steps(fitted, max(min_train_steps, fitted.workload.train_steps - max(1, cut // 100)))
+            fitted.changes.append(f"full run cut to {fitted.workload.train_steps} of {steps} training steps")
     fitted.fits = not over()
     return fitted
+
+
+def _cut_steps(fitted: Fitted, steps: int) -> None:
+    """Give the full run ``steps`` steps, evaluated as many times as before (none without a dev split)."""
+    count = fitted.workload.train_evaluations
+    fitted.eval_steps = eval_every(steps, count)
+    fitted.workload = replace(
+        fitted.workload, train_steps=steps, train_evaluations=evaluations(steps, fitted.eval_steps) if count else 0
+    )
 
 
 def _steps_that_fit(fitted: Fitted, budget_seconds: float, steps: int) -> int:
@@ -225,11 +250,13 @@ def _steps_that_fit(fitted: Fitted, budget_seconds: float, steps: int) -> int:
 def _fewer_evaluations(fitted: Fitted, over: Callable[[], bool], eval_steps: int) -> None:
     """Evaluate the full run at most three times (base, middle, end), then only at the base and the end."""
     steps = fitted.workload.train_steps
-    if over() and _evaluations(steps, eval_steps) > 3:
-        fitted.eval_steps = max(1, math.ceil(steps / 2))
-        fitted.workload = replace(fitted.workload, train_evaluations=_evaluations(steps, fitted.eval_steps))
-        evaluations = fitted.workload.train_evaluations
-        fitted.changes.append(f"dev evaluations of the full run every {fitted.eval_steps} steps ({evaluations} in all)")
+    if fitted.workload.train_evaluations == 0:
+        return  # nothing to evaluate on (no dev split)
+    if over() and evaluations(steps, eval_steps) > 3:
+        fitted.eval_steps = eval_every(steps, 3)
+        fitted.workload = replace(fitted.workload, train_evaluations=evaluations(steps, fitted.eval_steps))
+        count = fitted.workload.train_evaluations
+        fitted.changes.append(f"dev evaluations of the full run every {fitted.eval_steps} steps ({count} in all)")
     if over() and fitted.workload.train_evaluations > 2:
         fitted.eval_steps = max(1, steps)
         fitted.workload = replace(fitted.workload, train_evaluations=2)

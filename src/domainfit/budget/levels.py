@@ -20,12 +20,11 @@ when the chosen document prompt is empty, which the estimate assumes).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from domainfit.budget.probe import _train_steps, sample
+from domainfit.budget.probe import median_step, sample, seconds_per_text
 
 #: Batch of the step probes (step time is scaled linearly to the training batch).
 PROBE_BATCH = 8
@@ -56,16 +55,7 @@ class LevelTimes:
 
 def _median_step(model: Any, triples: Sequence[tuple[str, str, str]], window: int) -> float:
     """Median seconds of the probe's steps (the warm-up left out)."""
-    times = _train_steps(model, triples, PROBE_BATCH, window, PROBE_STEPS)[1:]
-    return sorted(times)[len(times) // 2]
-
-
-def _per_text(model: Any, texts: list[str]) -> float:
-    """Seconds per text to encode ``texts`` (after a warm-up)."""
-    model.encode(texts[:2], show_progress_bar=False)
-    start = time.perf_counter()
-    model.encode(texts, batch_size=32, show_progress_bar=False)
-    return (time.perf_counter() - start) / max(1, len(texts))
+    return median_step(model, triples, PROBE_BATCH, window, PROBE_STEPS)
 
 
 def measure_level_times(
@@ -97,9 +87,9 @@ def measure_level_times(
     set_max_seq_length(model, window)
     docs = sample(documents, 32, seed) or ["probe"]
     asked = sample(queries, 32, seed) or ["probe"]
-    per_document, per_query = _per_text(model, docs), _per_text(model, asked)
+    per_document, per_query = seconds_per_text(model, docs), seconds_per_text(model, asked)
     vocab = list(model.tokenizer.get_vocab())
-    per_token = _per_text(model, sample(vocab, 64, seed))
+    per_token = seconds_per_text(model, sample(vocab, 64, seed))
     full = _median_step(model, rows, window) * scale
     n = min(max(1, top_layers), layer_count(model))
     frozen = load_bi_encoder(model_name)
@@ -109,7 +99,7 @@ def measure_level_times(
         modules=[StaticEmbedding(model.tokenizer, embedding_dim=256), Normalize()], device="cpu"
     )
     static_step = _median_step(static, rows, window) * scale
-    per_static = _per_text(static, docs)
+    per_static = seconds_per_text(static, docs)
     return LevelTimes(
         full_step=full,
         top_step=top,

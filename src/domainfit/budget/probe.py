@@ -151,6 +151,17 @@ def _train_steps(
     return times
 
 
+def median_step(model: Any, pairs: Sequence[tuple[str, str, str]], batch_size: int, window: int, steps: int) -> float:
+    """Median seconds of ``steps`` real optimiser steps (at least two: the first, a warm-up, is left out)."""
+    times = _train_steps(model, pairs, batch_size, window, max(2, steps))[1:]
+    return sorted(times)[len(times) // 2]
+
+
+def seconds_per_text(model: Any, texts: list[str], batch_size: int = 32) -> float:
+    """Seconds per text to encode ``texts`` (after a short warm-up)."""
+    return _timed_encode(model, texts, batch_size) / max(1, len(texts))
+
+
 def measure_probe(
     model_name: str,
     documents: Sequence[str],
@@ -189,11 +200,10 @@ def measure_probe(
         groups.append((seconds / max(1, _padded_tokens(lengths, batch_size, window)), sum(lengths) / len(lengths)))
     (per_token, short), (per_token_long, long) = groups
     asked = sample(queries, PROBE_TEXTS, seed) or ["probe"]
-    per_query = _timed_encode(model, asked, batch_size) / len(asked)
+    per_query = seconds_per_text(model, asked, batch_size)
     per_bm25, per_bm25_query = _bm25_seconds(pool, asked)
     triples = sample(pairs, train_batch_size * steps, seed)
-    times = _train_steps(model, triples, train_batch_size, train_window, max(2, steps))
-    per_step = sorted(times[1:])[len(times[1:]) // 2]
+    per_step = median_step(model, triples, train_batch_size, train_window, steps)
     return Probe(
         seconds_per_token=per_token,
         seconds_per_query=per_query,
@@ -210,7 +220,7 @@ def measure_probe(
         model_load_seconds=round(loaded, 2),
         basis=(
             f"encoded {2 * half} documents (typical and longest) and {len(asked)} queries of this corpus and timed "
-            f"{len(times) - 1} training steps (batch {train_batch_size}, {train_window} tokens) on this machine"
+            f"{max(2, steps) - 1} training steps (batch {train_batch_size}, {train_window} tokens) on this machine"
         ),
     )
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from domainfit.cli.errors import fail
-from domainfit.cli.options import ChunkingOpt, ConfigOpt, JsonOpt, QuietOpt, WorkspaceOpt, budget_seconds
-from domainfit.core.progress import set_quiet
+from domainfit.cli.options import ChunkingOpt, ConfigOpt, JsonOpt, QuietOpt, WorkspaceOpt, budget_seconds, resolve_data
 from domainfit.core.workspace import DEFAULT_WORKSPACE, Workspace
 
 
@@ -49,7 +48,8 @@ def train(
         int | None, typer.Option(help="processes for --launcher (default: one per GPU, 1 without)")
     ] = None,
     budget: Annotated[
-        str | None, typer.Option("--budget", help="cut the steps to fit this wall time: 30m, 1h, 90s")
+        str | None,
+        typer.Option("--budget", help="fit the training run in this wall time, as `run` plans it: 30m, 1h, 90s"),
     ] = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
@@ -59,15 +59,8 @@ def train(
     from domainfit.stages.train import run_train
     from domainfit.stages.train_launch import check_launch_options, run_distributed
 
-    set_quiet(quiet or as_json)
     check_launch_options(launcher, processes)
-    if demo == (data is not None):
-        fail(2, "give either a DATA folder or --demo")
-    if demo:
-        from domainfit.data.demo import demo_path
-
-        data = demo_path()
-    assert data is not None
+    data = resolve_data(data, demo, quiet or as_json)
     overrides = {
         "loss": loss,
         "base_model": base_model,
@@ -79,17 +72,15 @@ def train(
         "top_layers": top_layers,
     }
     cfg = load_config(config, {"train": overrides, "chunking": {"method": chunking}})
-    if budget is not None:
-        from domainfit.stages.train_budget import fit_train
+    seconds = budget_seconds(budget)
+    if seconds is not None:
+        from domainfit.stages.plan import plan_lines
+        from domainfit.stages.train_budget import plan_train
 
-        seconds = budget_seconds(budget)
-        assert seconds is not None
-        train_cfg, line = fit_train(
-            data, Workspace(workspace), cfg.train, seconds, max_line_bytes=cfg.data.max_line_mib << 20, text=cfg.text
-        )
-        cfg = cfg.model_copy(update={"train": train_cfg})
-        if not (quiet or as_json):
+        plan, cfg = plan_train(data, Workspace(workspace), cfg, seconds, force=force)
+        for line in plan_lines(plan) if not (quiet or as_json) else []:
             typer.echo(line, err=True)
+    start = time.perf_counter()
     if launcher is not None:
         result = run_distributed(
             data,
@@ -117,6 +108,12 @@ def train(
             max_line_bytes=cfg.data.max_line_mib << 20,
             text=cfg.text,
         )
+    timing = None
+    if seconds is not None:
+        from domainfit.stages.train_budget import record_train
+
+        status = "up to date" if result.up_to_date else "ran"
+        timing = record_train(Workspace(workspace), status, time.perf_counter() - start)
     if as_json:
         sys.stdout.write(json.dumps(asdict(result), indent=2) + "\n")
         return
@@ -132,6 +129,8 @@ def train(
     )
     if result.level != "full":
         typer.echo(f"level: {result.level} {json.dumps(result.level_details or {})[:300]}")
+    if timing is not None:
+        typer.echo(timing)
     typer.echo(f"model: {result.model_path}")
 
 

@@ -295,7 +295,9 @@ def _size_train(state: RunState) -> Any:
     for change in changes:
         state.say(f"budget: {change}")
     if measured is not None:
-        evals = 1 + train.max_steps // max(1, train.eval_steps)
+        from domainfit.budget.fit import evaluations
+
+        evals = evaluations(train.max_steps, train.eval_steps)
         seconds = train.max_steps * measured + evals * float(train_plan.get("seconds_per_evaluation") or 0.0)
         update_train(state.workspace, state.plan, seconds + probe.model_load_seconds, changes, state.elapsed())
     state.train = train

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from domainfit.budget.duration import format_minutes
 from domainfit.budget.estimate import SYNTHETIC_PER_DOCUMENT, Workload
-from domainfit.budget.fit import Fitted, Schedule, fit_to_budget, still_to_run
+from domainfit.budget.fit import Fitted, Schedule, eval_every, evaluations, fit_to_budget, still_to_run
 from domainfit.budget.probe import Probe, corpus_lengths, measure_probe
 from domainfit.core.errors import UsageError
 from domainfit.core.files import atomic_write_json, staged_dir
@@ -34,11 +34,14 @@ from domainfit.stages.manifest import write_manifest
 if TYPE_CHECKING:
     from domainfit.config import Config
     from domainfit.data.beir import BeirDataset
+    from domainfit.train.config import TrainConfig
 
 STAGE = "plan"
 FORMAT_VERSION = 1
 #: Stages shorter than this (estimate and actual) get no actual/estimate ratio: a second's noise is not a miss.
 MIN_COMPARED = 5.0
+#: Phases that begin a plan: ``run``'s first one and ``train --budget``'s only one.
+FIRST_PHASES = ("start", "train")
 
 
 @dataclass
@@ -120,9 +123,28 @@ def _general_texts(config: Config) -> int:
     return min(config.eval.max_general_texts, len(general_dataset(config.eval.general).corpus))
 
 
+def _dev_pool(documents: int, train: TrainConfig, dev: int) -> tuple[int, float | None]:
+    """Documents a dev evaluation during training encodes, and per dev query (None: not fewer with fewer queries).
+
+    ``[train] eval_corpus``: ``full`` every document, ``sample`` the judged ones
+    topped up to ``eval_max_corpus``, ``pool`` about ``eval_pool_depth`` per query.
+    """
+    if train.eval_corpus == "full":
+        return documents, None
+    if train.eval_corpus == "sample":
+        return min(documents, train.eval_max_corpus), None
+    pool = min(documents, dev * train.eval_pool_depth)
+    return pool, pool / max(1, dev)
+
+
 def count_workload(dataset: BeirDataset, config: Config, lengths: list[int], window: int, train_window: int,
-                   synthetic: int | None = None) -> tuple[Workload, Schedule]:  # fmt: skip
-    """Count what the run will do from the data and the config (``synthetic``: counted pairs, when known)."""
+                   synthetic: int | None = None, examples: int | None = None) -> tuple[Workload, Schedule]:  # fmt: skip
+    """Count what the run will do from the data and the config.
+
+    ``synthetic``: the synthetic pairs, when counted; ``examples``: the
+    training examples of the full run, when known (else the labelled pairs:
+    the reference recipe's).
+    """
     train = config.train
     labelled = sum(g > 0 for docs in dataset.qrels.get(train.train_split, {}).values() for g in docs.values())
     splits = (config.bench.split, train.eval_split)
@@ -137,9 +159,9 @@ def count_workload(dataset: BeirDataset, config: Config, lengths: list[int], win
     from domainfit.recipe.folds import needs_folds
 
     folds = needs_folds(dataset.qrels.get(train.eval_split), config.recipe.min_dev_queries)
-    examples = labelled  # the reference recipe: labelled pairs only (the plan after recipe knows the winner's)
+    examples = labelled if examples is None else examples  # the plan after recipe knows the winner's
     steps = train.max_steps if train.max_steps > 0 else math.ceil(examples * train.epochs / train.batch_size)
-    pool = len(dataset.corpus) if train.eval_corpus == "full" else min(len(dataset.corpus), dev * train.eval_pool_depth)
+    pool, per_query = _dev_pool(len(dataset.corpus), train, dev)
     pilot_queries = min(dev, config.recipe.pilot_dev_queries)
     work = Workload(
         documents=len(dataset.corpus),
@@ -153,10 +175,10 @@ def count_workload(dataset: BeirDataset, config: Config, lengths: list[int], win
         window=window,
         train_window=train_window,
         train_steps=steps,
-        train_evaluations=1 + steps // max(1, train.eval_steps),
+        train_evaluations=evaluations(steps, train.eval_steps),
         eval_pool_documents=pool,
         eval_queries=dev,
-        eval_pool_per_query=None if train.eval_corpus == "full" else pool / max(1, dev),
+        eval_pool_per_query=per_query,
         negatives=train.max_negatives,
         pilot_pool_documents=min(len(dataset.corpus), pilot_queries * config.recipe.dev_pool_depth),
         pilot_queries=pilot_queries,
@@ -179,14 +201,15 @@ def _overrides(config: Config, fitted: Fitted, asked: Workload, schedule: Schedu
         else:
             out["recipe"] = {"max_trials": fitted.schedule.trials, "pilot_steps": fitted.schedule.pilot_steps}
     if fitted.workload.train_steps < asked.train_steps or fitted.eval_steps != config.train.eval_steps:
-        out["train"] = {
-            "max_steps": fitted.workload.train_steps,
-            "eval_steps": fitted.eval_steps,
-            "save_steps": fitted.eval_steps,
-        }
+        out["train"] = _train_sizes(fitted.workload.train_steps, fitted.eval_steps)
     if fitted.workload.eval_queries < asked.eval_queries:
         out.setdefault("train", {})["eval_max_queries"] = fitted.workload.eval_queries
     return out
+
+
+def _train_sizes(steps: int, eval_steps: int) -> dict[str, Any]:
+    """``[train]`` overrides for a full run of ``steps`` steps that evaluates and saves every ``eval_steps``."""
+    return {"max_steps": steps, "eval_steps": eval_steps, "save_steps": eval_steps}
 
 
 def apply_overrides(config: Config, overrides: dict[str, dict[str, Any]]) -> Config:
@@ -232,20 +255,70 @@ def make_plan(
     start, the budget cannot hold even the smallest plan; later phases keep
     the smallest plan and say by how much it overruns.
     """
-    window = config.bench.max_seq_length or 512
     triples = _labelled_triples(dataset, config.train.train_split, config.train.seed)
     train_window = probe.train_window if probe else _train_window(dataset, config, triples)
     texts = [d.full_text() for d in dataset.corpus.values()]
-    if probe is None:
-        probe = _earlier_probe(workspace, config, window, train_window) if not force else None
-    if probe is None:
-        queries = [q.text for q in dataset.queries.values()]
-        probe = measure_probe(config.train.base_model, texts, queries, triples, batch_size=config.bench.batch_size,
-                              window=window, train_window=train_window, train_batch_size=config.train.batch_size,
-                              seed=config.train.seed)  # fmt: skip
+    queries = [q.text for q in dataset.queries.values()]
+    probe = probe or plan_probe(workspace, config, texts, queries, triples, train_window, force=force)
     lengths = corpus_lengths(config.train.base_model, texts, config.train.seed)
-    asked, schedule = count_workload(dataset, config, lengths, window, train_window, synthetic)
-    asked = replace(asked, pilots=schedule.trials)
+    asked, schedule = count_workload(dataset, config, lengths, encode_window(config), train_window, synthetic)
+    plan = fit_plan(config, replace(asked, pilots=schedule.trials), schedule, probe, budget=budget, spent=spent,
+                    phase=phase, done=done)  # fmt: skip
+    write_plan(workspace, plan)
+    return plan, apply_overrides(config, plan.overrides), probe
+
+
+def encode_window(config: Config) -> int:
+    """Return the window bench and eval encode documents at: ``[bench] max_seq_length`` (512 when unset)."""
+    return config.bench.max_seq_length or 512
+
+
+def plan_probe(
+    workspace: Workspace,
+    config: Config,
+    texts: list[str],
+    queries: list[str],
+    triples: list[tuple[str, str, str]],
+    train_window: int,
+    *,
+    force: bool = False,
+) -> Probe:
+    """Return the workspace's last probe of the same model, batches and windows, or measure one (always with ``force``).
+
+    Inputs: the corpus texts, the query texts and the training triples (query,
+    positive, negative) the probe times, and the training window. The encoding
+    window is `encode_window`'s.
+    """
+    window = encode_window(config)
+    earlier = None if force else _earlier_probe(workspace, config, window, train_window)
+    if earlier is not None:
+        return earlier
+    return measure_probe(config.train.base_model, texts, queries, triples, batch_size=config.bench.batch_size,
+                         window=window, train_window=train_window, train_batch_size=config.train.batch_size,
+                         seed=config.train.seed)  # fmt: skip
+
+
+def fit_plan(
+    config: Config,
+    asked: Workload,
+    schedule: Schedule,
+    probe: Probe,
+    *,
+    budget: float | None,
+    spent: float,
+    phase: str,
+    done: tuple[str, ...] = (),
+    only: tuple[str, ...] = (),
+) -> Plan:
+    """Fit ``asked`` into ``budget`` with the run's policy (`fit_to_budget`) and return the plan (not yet written).
+
+    ``done``: the stages already run (their time is in ``spent``; after them
+    nothing is generated again, so synthetic pairs are not cut); ``only``: the
+    stages the command runs (empty: the whole loop; ``("train",)`` for
+    ``train --budget``). Raises `UsageError`, before any expensive work, when
+    nothing is done yet and even the smallest plan overruns the budget;
+    mid-run the smallest plan is kept and its overrun is one of its changes.
+    """
     fitted = fit_to_budget(
         asked,
         probe,
@@ -255,10 +328,11 @@ def make_plan(
         spent=spent,
         min_train_steps=config.run.min_train_steps,
         max_share=max(config.recipe.synthetic_shares or [0.5]),
-        cut_synthetic=not done,
+        cut_synthetic=not done and not only,
         done=done,
+        only=only,
     )
-    stages = still_to_run(fitted.stages, done)
+    stages = still_to_run(fitted.stages, done, only)
     plan = Plan(
         budget_seconds=budget,
         spent_seconds=round(spent, 1),
@@ -283,10 +357,10 @@ def make_plan(
     elif budget is not None and not fitted.fits:
         raise UsageError(
             f"the budget of {format_minutes(budget)} cannot hold even the smallest plan "
-            f"({format_minutes(plan.seconds)}: {_breakdown(plan)}); raise --budget"
+            f"({format_minutes(plan.seconds)}, {format_minutes(plan.seconds - budget)} over: {_breakdown(plan)}); "
+            "raise --budget"
         )
-    _write(workspace, plan)
-    return plan, apply_overrides(config, plan.overrides), probe
+    return plan
 
 
 def _earlier_probe(workspace: Workspace, config: Config, window: int, train_window: int) -> Probe | None:
@@ -303,7 +377,11 @@ def _earlier_probe(workspace: Workspace, config: Config, window: int, train_wind
 
 
 def _breakdown(plan: Plan) -> str:
-    """``bench 3.1 min, train 5.0 min, ...`` for one line."""
+    """``bench 3.1 min, train 5.0 min, ...`` for one line; a plan of one stage names that stage's parts."""
+    if len(plan.stages) == 1:
+        (only,) = plan.stages
+        parts = ", ".join(f"{k} {format_minutes(v)}" for k, v in only["parts"].items())
+        return f"{only['stage']} {format_minutes(only['seconds'])}" + (f" ({parts})" if parts else "")
     return ", ".join(f"{s['stage']} {format_minutes(s['seconds'])}" for s in plan.stages if s["seconds"] >= 1)
 
 
@@ -311,19 +389,20 @@ def plan_lines(plan: Plan) -> list[str]:
     """Lines the run prints: the total against the budget, the stages' minutes and what the budget changed."""
     budget = f" of a {format_minutes(plan.budget_seconds)} budget" if plan.budget_seconds else ""
     w = plan.workload
+    queries = f" of {w['eval_queries']} dev queries" if w.get("eval_queries") else ""
     head = (
         f"plan ({plan.phase}): {format_minutes(plan.seconds)}{budget}; {w['labelled']} labelled + "
         f"{w['synthetic']} synthetic pairs, {w['train_steps']} steps at {w['train_window']} tokens, "
-        f"{w['pilots']} pilots"
+        f"{w['train_evaluations']} dev evaluations{queries}, {w['pilots']} pilots"
     )
     return [head, f"plan: {_breakdown(plan)}", *(f"plan: budget: {c}" for c in plan.changes)]
 
 
-def _write(workspace: Workspace, plan: Plan) -> None:
-    """Write ``plan/plan.json``, keeping the earlier phases' estimates in ``history``."""
+def write_plan(workspace: Workspace, plan: Plan) -> None:
+    """Write ``plan/plan.json``, keeping the earlier phases' estimates in ``history`` (a first phase starts anew)."""
     out_dir = workspace.stage_dir(STAGE)
     previous = read_plan(workspace)
-    if previous is not None and plan.phase != "start":
+    if previous is not None and plan.phase not in FIRST_PHASES:
         plan.history = [*previous.history, {k: v for k, v in asdict(previous).items() if k != "history"}]
     with workspace.lock(), staged_dir(out_dir) as tmp:
         atomic_write_json(tmp / "plan.json", plan.to_json())
@@ -359,8 +438,8 @@ def refit_train(plan: Plan, config: Config, probe: Probe, measured_step: float |
     cut = max(config.run.min_train_steps, int(room / max(measured_step, 1e-6)))
     if cut >= steps:
         return config, []
-    eval_steps = max(1, math.ceil(cut / 2))
-    changed = apply_overrides(config, {"train": {"max_steps": cut, "eval_steps": eval_steps, "save_steps": eval_steps}})
+    count = min(3, plan.workload.get("train_evaluations") or 3)  # as many as the fitted plan kept, at most three
+    changed = apply_overrides(config, {"train": _train_sizes(cut, eval_every(cut, count))})
     return changed, [f"full run cut to {cut} of {steps} steps at the pilots' {measured_step:.1f} s per step"]
 
 
@@ -405,7 +484,7 @@ def update_train(workspace: Workspace, plan: Plan, seconds: float, changes: list
     rows = [{**asdict(s), "seconds": round(seconds, 1) if s.stage == "train" else s.seconds} for s in stages]
     new = replace(plan, phase="after recipe", stages=rows, changes=changes, history=[], spent_seconds=round(spent, 1),
                   seconds=round(spent + sum(r["seconds"] for r in rows), 1))  # fmt: skip
-    _write(workspace, new)
+    write_plan(workspace, new)
     return new
 
 
