@@ -5,8 +5,8 @@
 - ``queries.jsonl``: one ``{"_id", "text"}`` line per judged query. A query
   whose text the file already holds keeps that line's id; a new one gets an
   id derived from its text (`judged_query_id`: ``judged-`` and 16 hex digits
-  of the SHA-256 of the prepared text), so the same query always gets the
-  same id.
+  of the SHA-256 of the prepared text, whitespace runs made one space), so
+  the same query always gets the same id.
 - ``qrels/<split>.tsv``: the header row (written with the first judgement)
   and one ``query-id  corpus-id  score`` line per judgement.
 
@@ -61,6 +61,11 @@ class Judgement:
     doc_id: str
     grade: int
     written: bool
+
+
+def _same_query(text: str, settings: TextConfig) -> str:
+    """Return the form of a query text judgements are keyed by: prepared, runs of whitespace made one space."""
+    return " ".join(settings.prepare(text).split())
 
 
 def _strip_bom(line: int, text: str) -> str:
@@ -129,7 +134,7 @@ class JudgementFolder:
         ident = check_id(require_str(record, "_id", path, line), path, line, "_id")
         if ident in self._query_text:
             raise InputError(path, line, "_id", f"duplicate id {ident!r}")
-        prepared = self.text.prepare(require_str(record, "text", path, line))
+        prepared = _same_query(require_str(record, "text", path, line), self.text)
         self._query_text[ident] = prepared
         self._by_text.setdefault(prepared, ident)
 
@@ -162,7 +167,7 @@ class JudgementFolder:
 
     def _checked(self, query: str, doc_id: str, grade: int, known: Container[str] | None) -> str:
         """Return the prepared query text; `InvalidJudgement` for a blank query, a bad document or grade."""
-        text = self.text.prepare(query).strip()
+        text = _same_query(query, self.text)
         if not text:
             raise InvalidJudgement("query: may not be blank")
         problem = id_problem(doc_id)
@@ -211,7 +216,7 @@ class JudgementFolder:
 
     def grades(self, query: str) -> dict[str, int]:
         """Return {document id: grade} of the judgements on file for ``query`` (after reading new lines)."""
-        text = self.text.prepare(query).strip()
+        text = _same_query(query, self.text)
         with self._lock:
             self.queries.scan()
             self.qrels.scan()
