@@ -9,10 +9,17 @@ as ``domainfit index`` leaves it, in LanceDB (default) or Qdrant's local mode.
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import numpy as np
 
 from conftest import build_mini_dataset
@@ -22,6 +29,10 @@ from domainfit.index.precision import RangeCalibration, StoredPrecision
 from domainfit.serve.encoder import SentenceTransformerEncoder
 
 TOKEN = "s3cret-token-for-the-tests-0123456789"
+#: The command-line entry point of the environment the tests run in.
+CLI = str(Path(sys.executable).parent / "domainfit")
+#: Seconds the service may take to come up (loading models on a busy two-core machine).
+STARTUP_SECONDS = 900
 
 
 def topic_of(doc_id: str) -> str:
@@ -127,3 +138,58 @@ def cosine(a: list[float], b: np.ndarray) -> float:
     x = np.asarray(a, dtype=np.float64)
     y = np.asarray(b, dtype=np.float64)
     return float(x @ y / (np.linalg.norm(x) * np.linalg.norm(y)))
+
+
+def service_env() -> dict[str, str]:
+    """The environment of a service the tests start: theirs, without a bearer token from the environment."""
+    return {k: v for k, v in os.environ.items() if k != "DOMAINFIT_SERVE_TOKEN"}
+
+
+@dataclass
+class RunningService:
+    """A ``domainfit serve`` process the tests started: an HTTP client on its address, its port and stderr file."""
+
+    client: httpx.Client
+    port: int
+    stderr: Path
+
+    @property
+    def base_url(self) -> str:
+        """The service's address."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextmanager
+def running_service(args: list[str], root: Path, headers: dict[str, str] | None = None) -> Iterator[RunningService]:
+    """Start ``domainfit serve ARGS --port P --quiet`` in its own process on a free port; stop it at the end.
+
+    The service runs in a fresh interpreter (LanceDB is not fork-safe), in its
+    own session, with stderr in ``root/server.err``; the block starts once
+    ``GET /health`` (with ``headers``) answers 200. The client has that
+    address as its base and no default headers.
+    """
+    port = free_port()
+    cmd = [CLI, "serve", *args, "--port", str(port), "--quiet"]
+    err_path = root / "server.err"
+    with err_path.open("w") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=service_env(), start_new_session=True)
+        deadline = time.monotonic() + STARTUP_SECONDS
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+                while True:
+                    assert proc.poll() is None, err_path.read_text()
+                    try:
+                        if client.get("/health", headers=headers).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    assert time.monotonic() < deadline, "the server did not come up"
+                    time.sleep(0.5)
+                yield RunningService(client, port, err_path)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

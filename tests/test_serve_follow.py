@@ -14,26 +14,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from domainfit.index.backend import SearchQuery, open_index, read_pointer, write_pointer
-from serve_support import build_served_index, free_port
+from serve_support import build_served_index, running_service
 
-CLI = str(Path(sys.executable).parent / "domainfit")
 QUERIES = ["reset password link", "refund a payment", "dns ttl", "ssh key rotation", "resize a disk", "invoice pdf"]
 #: Requests each client thread may send at most (the loops stop earlier when the test is done).
 MAX_REQUESTS = 400
-
-
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "DOMAINFIT_SERVE_TOKEN"}
 
 
 def _expected(served) -> dict[str, dict[str, list[str]]]:
@@ -56,32 +48,10 @@ def server(tmp_path_factory, minilm):
     root = tmp_path_factory.mktemp("serve-follow")
     served = build_served_index(root, minilm)
     (root / "domainfit.toml").write_text("[serve]\npointer_poll_ms = 100\n")
-    port = free_port()
-    cmd = [CLI, "serve", "--workspace", str(served.workspace), "--config", str(root / "domainfit.toml"),
-           "--port", str(port), "--version-model", f"cls={served.cls_model}", "--quiet"]  # fmt: skip
-    err = (root / "server.err").open("w")
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=_env(), start_new_session=True)
-    deadline = time.monotonic() + 900  # loading the models on a busy two-core machine
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
-        try:
-            while True:
-                assert proc.poll() is None, (root / "server.err").read_text()
-                try:
-                    if client.get("/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "the server did not come up"
-                time.sleep(0.5)
-            yield client, served, port
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            err.close()
+    args = ["--workspace", str(served.workspace), "--config", str(root / "domainfit.toml"),
+            "--version-model", f"cls={served.cls_model}"]  # fmt: skip
+    with running_service(args, root) as service:
+        yield service.client, served, service.port
 
 
 class Load:

@@ -11,19 +11,15 @@ Binding a non-loopback address without a token is refused before anything loads.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from domainfit.index.backend import SearchQuery, open_index
-from serve_support import TOKEN, build_served_index, free_port
+from serve_support import CLI, TOKEN, build_served_index, running_service, service_env
 
-CLI = str(Path(sys.executable).parent / "domainfit")
 CONFIG = """\
 [serve]
 max_k = 20
@@ -34,12 +30,8 @@ max_body_bytes = 4096
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "DOMAINFIT_SERVE_TOKEN"}
-
-
 def _run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=timeout, env=_env())
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=timeout, env=service_env())
 
 
 @pytest.fixture(scope="module")
@@ -49,34 +41,11 @@ def server(tmp_path_factory, minilm):
     (root / "domainfit.toml").write_text(CONFIG)
     (root / "token").write_text(TOKEN + "\n")
     log = root / "queries.jsonl"
-    port = free_port()
-    cmd = [CLI, "serve", "--workspace", str(served.workspace), "--config", str(root / "domainfit.toml"),
-           "--port", str(port), "--token-file", str(root / "token"), "--query-log", str(log),
-           "--version-model", f"cls={served.cls_model}", "--quiet"]  # fmt: skip
-    err = (root / "server.err").open("w")
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=_env(), start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 900  # loading the models on a busy two-core machine
-    with httpx.Client(base_url=base, timeout=120) as client:
-        try:
-            while True:
-                assert proc.poll() is None, (root / "server.err").read_text()
-                try:
-                    if client.get("/health", headers=AUTH).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "the server did not come up"
-                time.sleep(0.5)
-            yield client, served, log
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            err.close()
+    args = ["--workspace", str(served.workspace), "--config", str(root / "domainfit.toml"),
+            "--token-file", str(root / "token"), "--query-log", str(log),
+            "--version-model", f"cls={served.cls_model}"]  # fmt: skip
+    with running_service(args, root, AUTH) as service:
+        yield service.client, served, log
 
 
 def _error(response: httpx.Response, status: int, error_type: str) -> None:

@@ -8,7 +8,10 @@ loads the pointer's model and, for every other model version of the index,
 the model the index records for it (``versions.json``; ``--version-model``
 overrides), takes the default
 ``min_score`` from the pointer or else from ``calibrate``'s thresholds for that
-model, and serves until interrupted.
+model, and serves until interrupted. With ``--judgements DIR`` (or ``[serve]
+judgements``) it also serves the side-by-side page ``/compare``, whose
+judgements are appended to that BEIR folder; the folder's files are checked
+before anything loads (exit 2 for a malformed one).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
     from domainfit.index.backend import ServingPointer
     from domainfit.index.versions import VersionRecord
     from domainfit.serve.encoder import Encoder
+    from domainfit.serve.judgements import JudgementFolder
     from domainfit.serve.pointer_watch import SnapshotBuilder
     from domainfit.serve.service import Served
     from domainfit.serve.shadow import ShadowSpec
@@ -193,6 +197,18 @@ def load_encoders(
     return {**others, pointer.version: production}
 
 
+def judgement_folder(given: str | None, split: str, text: TextConfig) -> JudgementFolder | None:
+    """Open (and validate) the judgements folder of ``/compare``; None when none is given.
+
+    Raises `InputError` (exit 2) for a malformed file in it, `UsageError` for a path that is not a folder.
+    """
+    if not given:
+        return None
+    from domainfit.serve.judgements import JudgementFolder
+
+    return JudgementFolder(Path(given), split, text)
+
+
 def serve(
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     config: ConfigOpt = None,
@@ -219,6 +235,13 @@ def serve(
     shadow_log: Annotated[
         Path | None, typer.Option("--shadow-log", help="JSONL file of the shadow comparisons")
     ] = None,
+    judgements: Annotated[
+        Path | None,
+        typer.Option("--judgements", help="BEIR folder: serve GET /compare and append its judgements there"),
+    ] = None,
+    judgements_split: Annotated[
+        str | None, typer.Option("--judgements-split", help="qrels split the judgements go to (default test)")
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Serve search over the workspace's production index (FastAPI + uvicorn)."""
@@ -236,6 +259,8 @@ def serve(
                 "token_file": str(token_file) if token_file is not None else None,
                 "query_log": str(query_log) if query_log is not None else None,
                 "shadow_log": str(shadow_log) if shadow_log is not None else None,
+                "judgements": str(judgements) if judgements is not None else None,
+                "judgements_split": judgements_split,
             }
         },
     )
@@ -247,6 +272,7 @@ def serve(
     shadow_path = shadow_log_path(settings.shadow_log, log_path) if shadow else None
     if shadow and shadow not in extra:
         raise UsageError(f"--shadow {shadow}: give its model with --version-model {shadow}=MODEL")
+    folder = judgement_folder(settings.judgements, settings.judgements_split, cfg.text)
 
     try:
         from domainfit.serve.app import create_app
@@ -269,14 +295,16 @@ def serve(
         follows = settings.follow_pointer and not tag  # a pinned tag is not moved by a promotion
         follow = (ws.stage_dir("index"), snapshot_builder(ws, cfg.text)) if follows else None
         log = QueryLog(log_path) if log_path is not None else None
+        created = {v: r.created for v, r in records.items()}
         app = create_app(backend, encoders, served, settings, token_digest=digest, query_log=log, pointer=pointer,
-                         follow=follow, shadow=spec)  # fmt: skip
+                         follow=follow, shadow=spec, judgements=folder, version_created=created)  # fmt: skip
         if not quiet:
             stderr_console().print(
                 f"serving {pointer.model} (version {pointer.version}, tag {served.tag}, "
                 f"{backend.count()} documents) on http://{settings.host}:{settings.port}"
                 + (" with a bearer token" if digest is not None else "")
-                + (f", shadowing version {shadow}" if spec is not None else ""),
+                + (f", shadowing version {shadow}" if spec is not None else "")
+                + (f"; /compare appends judgements to {folder.root}" if folder is not None else ""),
                 highlight=False,
                 markup=False,
             )

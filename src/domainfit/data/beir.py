@@ -109,7 +109,7 @@ def read_queries(path: Path, max_line_bytes: int = MAX_LINE_BYTES, text: TextCon
     return queries
 
 
-def _check_header(path: Path, line: int, text: str, cols: list[str]) -> None:
+def check_qrels_header(path: Path, line: int, text: str, cols: list[str]) -> None:
     """Raise `InputError` unless the first line is the qrels header row."""
     if tuple(c.strip().lower() for c in cols) == QRELS_HEADER:
         return
@@ -118,7 +118,7 @@ def _check_header(path: Path, line: int, text: str, cols: list[str]) -> None:
     raise InputError(path, line, "-", f"header must be 'query-id\\tcorpus-id\\tscore', got {text!r:.60}")
 
 
-def _qrels_row(path: Path, line: int, cols: list[str]) -> tuple[str, str, int]:
+def parse_qrels_row(path: Path, line: int, cols: list[str]) -> tuple[str, str, int]:
     """Parse one judgement row into (query id, document id, integer grade)."""
     if len(cols) != 3:
         raise InputError(path, line, "-", f"expected 3 tab-separated columns, got {len(cols)}")
@@ -148,9 +148,9 @@ def read_qrels(path: Path, query_ids: set[str] | dict[str, Any], doc_ids: set[st
         cols = text.split("\t")
         if not header_seen:
             header_seen = True
-            _check_header(path, line, text, cols)
+            check_qrels_header(path, line, text, cols)
             continue
-        qid, did, score = _qrels_row(path, line, cols)
+        qid, did, score = parse_qrels_row(path, line, cols)
         if qid not in query_ids:
             raise InputError(path, line, "query-id", f"unknown query {qid!r} (not in queries.jsonl)")
         if did not in doc_ids:

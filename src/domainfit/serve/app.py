@@ -1,8 +1,10 @@
 """The search service's FastAPI application: `create_app` over an opened index, its encoders and the caps.
 
 Endpoints: ``POST /search``, ``POST /embed`` (text-embeddings-inference's
-shape), ``GET /health``, ``GET /info``, ``GET /metrics`` (Prometheus). The
-service only reads the index. Requests pass, outermost first: the metrics
+shape), ``GET /health``, ``GET /info``, ``GET /metrics`` (Prometheus), and with a
+judgements folder the side-by-side page ``GET /compare`` and its
+``POST /compare/judge`` (`domainfit.serve.compare_routes`). The service only
+reads the index; the page appends to the judgements folder only. Requests pass, outermost first: the metrics
 middleware (every request counted and timed), the bearer-token check (when a
 token is configured; before any body is read), the body-size cap, then the
 routes, whose bodies are validated against the caps of `ServeConfig` (``k``,
@@ -28,6 +30,7 @@ from domainfit.serve.auth import BearerAuth
 from domainfit.serve.config import ServeConfig
 from domainfit.serve.encoder import Encoder
 from domainfit.serve.errors import install_error_handlers
+from domainfit.serve.judgements import JudgementFolder
 from domainfit.serve.limits import BodyLimit
 from domainfit.serve.metrics import RequestMetrics, ServiceMetrics
 from domainfit.serve.pointer_watch import PointerWatcher, SnapshotBuilder
@@ -92,6 +95,8 @@ def create_app(
     pointer: ServingPointer | None = None,
     follow: tuple[Path, SnapshotBuilder] | None = None,
     shadow: ShadowSpec | None = None,
+    judgements: JudgementFolder | None = None,
+    version_created: Mapping[str, str] | None = None,
 ) -> FastAPI:
     """Build the service over an opened (read-only) index.
 
@@ -104,8 +109,10 @@ def create_app(
     whose ``serving.json`` the service follows and the builder of a snapshot for
     a new pointer (`domainfit.serve.pointer_watch`); ``shadow``: the version
     whose results are computed off the request path and compared
-    (`domainfit.serve.shadow`). The watcher and the shadow worker run while the
-    application does (its lifespan).
+    (`domainfit.serve.shadow`); ``judgements``: the folder the ``/compare``
+    page appends to (None: no page), with ``version_created`` (version →
+    when it was embedded) to find the newest version. The watcher and the
+    shadow worker run while the application does (its lifespan).
     Output: the FastAPI application (serve it with uvicorn). Raises
     `UsageError` when the served version is not in the index or has no encoder.
     """
@@ -167,8 +174,17 @@ def create_app(
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
 
+    session = None
+    endpoints: tuple[str, ...] = ENDPOINTS
+    if judgements is not None:
+        from domainfit.serve.compare_routes import COMPARE_ENDPOINTS, install_compare
+        from domainfit.serve.session import BrowserSession
+
+        session = BrowserSession(token_digest)
+        install_compare(app, service, judgements, session, version_created or {})
+        endpoints += COMPARE_ENDPOINTS
     app.add_middleware(BodyLimit, max_bytes=s.max_body_bytes)
     if token_digest is not None:
-        app.add_middleware(BearerAuth, digest=token_digest)
-    app.add_middleware(RequestMetrics, metrics=metrics, endpoints=ENDPOINTS)
+        app.add_middleware(BearerAuth, digest=token_digest, session=session)
+    app.add_middleware(RequestMetrics, metrics=metrics, endpoints=endpoints)
     return app

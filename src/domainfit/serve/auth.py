@@ -7,6 +7,9 @@ request body is received) and answers 401 with a JSON body
 when the header is missing, malformed or carries a token whose SHA-256 digest
 differs from the stored one (compared with `hmac.compare_digest`, in constant
 time). The plain token is never stored; `token_digest` turns it into the digest.
+With a `BrowserSession` (the ``/compare`` page is on), requests for that page
+may instead carry its session cookie, set by a ``?token=`` login
+(`domainfit.serve.session`); a refused page request gets the login form.
 
 Which addresses need a token: `is_loopback` says whether a bind address only
 accepts connections from this machine; `check_bind` refuses any other address
@@ -21,11 +24,16 @@ import hmac
 import ipaddress
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from domainfit.core.errors import InputError, UsageError
 from domainfit.serve.errors import json_error_response
+
+if TYPE_CHECKING:
+    from domainfit.serve.session import BrowserSession
 
 #: Shortest token accepted: anything shorter is guessable.
 MIN_TOKEN_CHARS = 16
@@ -99,19 +107,24 @@ def bearer_token(header: bytes) -> bytes | None:
 class BearerAuth:
     """ASGI middleware: every HTTP request must carry ``Authorization: Bearer <token>`` matching ``digest``.
 
-    Inputs: the wrapped application and the token's SHA-256 digest. The check
-    runs on the request headers only, before the application receives a byte of
-    the body; a rejected request never reaches the application.
+    Inputs: the wrapped application, the token's SHA-256 digest and, when the
+    compare page is on, its `BrowserSession` (whose cookie is then accepted on
+    the page's paths). The check runs on the request headers only, before the
+    application receives a byte of the body; a rejected request never reaches
+    the application.
     """
 
-    def __init__(self, app: ASGIApp, digest: bytes) -> None:
+    def __init__(self, app: ASGIApp, digest: bytes, session: BrowserSession | None = None) -> None:
         self.app = app
         self.digest = digest
+        self.session = session
 
     def authorised(self, scope: Scope) -> tuple[bool, str]:
         """Return (accepted, reason when not) for the request's headers."""
         headers = [value for name, value in scope.get("headers", []) if name.lower() == b"authorization"]
         if not headers:
+            if self.session is not None and self.session.has_cookie(scope):
+                return True, ""
             return False, "missing bearer token (send Authorization: Bearer <token>)"
         token = bearer_token(headers[0])
         if token is None:
@@ -125,9 +138,18 @@ class BearerAuth:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        login = self.session.login(scope) if self.session is not None else None
+        if login is not None:
+            await login(scope, receive, send)
+            return
         accepted, reason = self.authorised(scope)
         if accepted:
             await self.app(scope, receive, send)
             return
-        response = json_error_response(401, reason, "Unauthorized", headers={"WWW-Authenticate": "Bearer"})
+        if self.session is not None and self.session.covers(scope) and scope.get("method") == "GET":
+            from domainfit.serve.compare_page import login_page
+
+            response: Response = login_page(reason)
+        else:
+            response = json_error_response(401, reason, "Unauthorized", headers={"WWW-Authenticate": "Bearer"})
         await response(scope, receive, send)

@@ -16,13 +16,17 @@ service keeps only its SHA-256 hash. Example::
     shadow_queue = 64       # serve --shadow: searches waiting for the shadow version
     follow_pointer = true   # a promote or rollback switches the running service
     pointer_poll_ms = 500
+    judgements = "judged"   # turns on GET /compare; judgements go to this BEIR folder
+    judgements_split = "test"
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from domainfit.data.checks import split_name_problem
 
 #: The environment variable read for the bearer token when no token file is given.
 TOKEN_ENV = "DOMAINFIT_SERVE_TOKEN"
@@ -56,6 +60,20 @@ class ServeConfig(BaseModel):
     shadow_log: str | None = Field(None, description="JSONL file of shadow comparisons (default: beside the query log)")
     follow_pointer: bool = Field(True, description="switch to the production pointer when it is replaced")
     pointer_poll_ms: int = Field(500, ge=10, le=600_000, description="milliseconds between two looks at the pointer")
+
+    judgements: str | None = Field(
+        None, description="BEIR folder the /compare page appends judgements to (the page is off when unset)"
+    )
+    judgements_split: str = Field("test", description="qrels split the judgements go to (qrels/<split>.tsv)")
+
+    @field_validator("judgements_split")
+    @classmethod
+    def _split_name(cls, value: str) -> str:
+        """Refuse a split name that cannot be the file name ``qrels/<split>.tsv``."""
+        problem = split_name_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _default_k_within_cap(self) -> ServeConfig:
