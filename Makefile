@@ -15,7 +15,6 @@ $(STAMP): pyproject.toml
 	# torch first, pinned to the CPU build, so no other torch is ever pulled in
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	sh scripts/install_browser.sh
 	touch $(STAMP)
 
 demo: install
