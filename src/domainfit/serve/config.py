@@ -16,6 +16,7 @@ service keeps only its SHA-256 hash. Example::
     shadow_queue = 64       # serve --shadow: searches waiting for the shadow version
     follow_pointer = true   # a promote or rollback switches the running service
     pointer_poll_ms = 500
+    bridge = false          # serve --bridge: new-model queries through migrate bridge's map
 """
 
 from __future__ import annotations
@@ -56,6 +57,11 @@ class ServeConfig(BaseModel):
     shadow_log: str | None = Field(None, description="JSONL file of shadow comparisons (default: beside the query log)")
     follow_pointer: bool = Field(True, description="switch to the production pointer when it is replaced")
     pointer_poll_ms: int = Field(500, ge=10, le=600_000, description="milliseconds between two looks at the pointer")
+    bridge: bool = Field(
+        False,
+        description="embed queries with the migration's new model and search production's vectors through "
+        "the map `migrate bridge` fitted (until the new version is promoted)",
+    )
 
     @model_validator(mode="after")
     def _default_k_within_cap(self) -> ServeConfig:
