@@ -132,8 +132,10 @@ def test_sigkill_migrate_backfill_at_random_points(tmp_path: Path, minilm) -> No
     table, rng, committed, partial = home / "lancedb" / "mini.lance", random.Random(14), 0, 0
     for trial in range(TRIALS):
         proc = subprocess.Popen(command(ws), env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        if trial % 2 == 0:
-            time.sleep(rng.uniform(0.1, 0.9) * span)
+        if trial % 2 == 0:  # a random time into the run (a run that ends first is not waited for)
+            deadline = time.perf_counter() + rng.uniform(0.1, 0.9) * span
+            while proc.poll() is None and time.perf_counter() < deadline:
+                time.sleep(0.01)
         else:  # right after a random number of commits of this run (or its end)
             seen, wanted = _commits(table), rng.randint(1, 4)
             while proc.poll() is None and len(_commits(table) - seen) < wanted:
