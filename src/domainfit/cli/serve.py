@@ -12,6 +12,14 @@ model, and serves until interrupted. With ``--judgements DIR`` (or ``[serve]
 judgements``) it also serves the side-by-side page ``/compare``, whose
 judgements are appended to that BEIR folder; the folder's files are checked
 before anything loads (exit 2 for a malformed one).
+
+``--bridge`` (or ``[serve] bridge``): while a migration's backfill runs,
+queries are embedded with the new model and mapped into production's vector
+space by the map ``migrate bridge`` wrote into ``<workspace>/migrate/bridge/``.
+The map is read and checked before any model loads (none, refused by the
+migration gate, below ``[migrate] min_bridge_retention``, or fitted for other
+versions, models or widths: one line, exit 2); once production serves another
+version (a promotion), searches no longer go through it.
 """
 
 from __future__ import annotations
@@ -28,8 +36,10 @@ from domainfit.core.errors import UsageError
 from domainfit.core.workspace import DEFAULT_WORKSPACE, Workspace
 
 if TYPE_CHECKING:
-    from domainfit.index.backend import ServingPointer
+    from domainfit.config import Config
+    from domainfit.index.backend import IndexBackend, ServingPointer
     from domainfit.index.versions import VersionRecord
+    from domainfit.serve.bridge import BridgeFacts, ServedBridge
     from domainfit.serve.encoder import Encoder
     from domainfit.serve.judgements import JudgementFolder
     from domainfit.serve.pointer_watch import SnapshotBuilder
@@ -121,8 +131,12 @@ def served_of(workspace: Workspace, pointer: ServingPointer, tag: str | None = N
     )
 
 
-def snapshot_builder(workspace: Workspace, text: TextConfig) -> SnapshotBuilder:
-    """Return the builder the pointer watcher calls on a new pointer: open its tag, re-use or load its model."""
+def snapshot_builder(workspace: Workspace, text: TextConfig, bridge: ServedBridge | None = None) -> SnapshotBuilder:
+    """Return the builder the pointer watcher calls on a new pointer: open its tag, re-use or load its model.
+
+    ``bridge``: given to a snapshot whose pointer serves the bridge's old
+    version (a rollback), never to another (a promotion to the new version).
+    """
     from domainfit.index.backend import open_backend
     from domainfit.serve.service import checked_snapshot
     from domainfit.serve.snapshot import Snapshot
@@ -137,8 +151,10 @@ def snapshot_builder(workspace: Workspace, text: TextConfig) -> SnapshotBuilder:
             loaded = encoders.get(pointer.version)
             if loaded is None or loaded.name != pointer.model:
                 encoders[pointer.version] = production_encoder(pointer, text)
-            snapshot = Snapshot(store, served_of(workspace, pointer), dict(store.versions()), encoders, pointer, True)
-            return checked_snapshot(snapshot)
+            versions = dict(store.versions())
+            bridged = bridge if bridge is not None and bridge.fits(pointer.version, versions) else None
+            served = served_of(workspace, pointer)
+            return checked_snapshot(Snapshot(store, served, versions, encoders, pointer, True, bridge=bridged))
         except BaseException:
             store.close()
             raise
@@ -209,6 +225,43 @@ def judgement_folder(given: str | None, split: str, text: TextConfig) -> Judgeme
     return JudgementFolder(Path(given), split, text)
 
 
+def bridge_facts(workspace: Workspace, cfg: Config, pointer: ServingPointer, backend: IndexBackend) -> BridgeFacts:
+    """Read ``migrate bridge``'s map and facts and check them against what is served (before any model loads)."""
+    from domainfit.index.versions import read_versions
+    from domainfit.serve.bridge import check_bridge, read_bridge_facts
+    from domainfit.stages.migrate import migrate_home, old_facts
+
+    facts = read_bridge_facts(migrate_home(workspace) / "bridge")
+    check_bridge(
+        facts,
+        served_version=pointer.version,
+        served_model=old_facts(workspace.stage_dir("index"), pointer).model,
+        versions=backend.versions(),
+        records=read_versions(workspace.stage_dir("index")),
+        min_retention=cfg.migrate.min_bridge_retention,
+    )
+    return facts
+
+
+def served_bridge(
+    workspace: Workspace, facts: BridgeFacts, encoders: dict[str, Encoder], text: TextConfig
+) -> ServedBridge:
+    """Load the bridge's new model (re-using a loaded encoder of its version) and register it for that version."""
+    from domainfit.core.models import load_bi_encoder
+    from domainfit.serve.bridge import ServedBridge
+    from domainfit.serve.encoder import SentenceTransformerEncoder
+
+    encoder = encoders.get(facts.new_version)
+    if encoder is None or encoder.name != facts.new_model:
+        encoder = SentenceTransformerEncoder(
+            load_bi_encoder(facts.new_model, max_seq_length=facts.new_max_seq_length), facts.new_model, text=text,
+            query_prompt_name=facts.new_query_prompt_name,
+        )  # fmt: skip
+    encoders.setdefault(facts.new_version, encoder)
+    label = facts.path.relative_to(workspace.root).as_posix() if facts.path.is_relative_to(workspace.root) else None
+    return ServedBridge(facts, encoder, label)
+
+
 def serve(
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     config: ConfigOpt = None,
@@ -242,6 +295,14 @@ def serve(
     judgements_split: Annotated[
         str | None, typer.Option("--judgements-split", help="qrels split the judgements go to (default test)")
     ] = None,
+    bridge: Annotated[
+        bool | None,
+        typer.Option(
+            "--bridge/--no-bridge",
+            help="embed queries with the migration's new model and search production's vectors through "
+            "the map `migrate bridge` fitted (until the new version is promoted)",
+        ),
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Serve search over the workspace's production index (FastAPI + uvicorn)."""
@@ -261,6 +322,7 @@ def serve(
                 "shadow_log": str(shadow_log) if shadow_log is not None else None,
                 "judgements": str(judgements) if judgements is not None else None,
                 "judgements_split": judgements_split,
+                "bridge": bridge,
             }
         },
     )
@@ -290,21 +352,30 @@ def serve(
 
         stored = backend.versions()
         records = {v: r for v, r in read_versions(ws.stage_dir("index")).items() if v in stored}
+        facts = bridge_facts(ws, cfg, pointer, backend) if settings.bridge else None
         encoders = load_encoders(pointer, extra, cfg.text, records)
+        mapped = served_bridge(ws, facts, encoders, cfg.text) if facts is not None else None
         spec = shadow_spec(shadow, encoders, served.version, stored, shadow_path) if shadow_path else None
         follows = settings.follow_pointer and not tag  # a pinned tag is not moved by a promotion
-        follow = (ws.stage_dir("index"), snapshot_builder(ws, cfg.text)) if follows else None
+        follow = (ws.stage_dir("index"), snapshot_builder(ws, cfg.text, mapped)) if follows else None
         log = QueryLog(log_path) if log_path is not None else None
         created = {v: r.created for v, r in records.items()}
         app = create_app(backend, encoders, served, settings, token_digest=digest, query_log=log, pointer=pointer,
-                         follow=follow, shadow=spec, judgements=folder, version_created=created)  # fmt: skip
+                         follow=follow, shadow=spec, judgements=folder, version_created=created,
+                         bridge=mapped)  # fmt: skip
         if not quiet:
             stderr_console().print(
                 f"serving {pointer.model} (version {pointer.version}, tag {served.tag}, "
                 f"{backend.count()} documents) on http://{settings.host}:{settings.port}"
                 + (" with a bearer token" if digest is not None else "")
                 + (f", shadowing version {shadow}" if spec is not None else "")
-                + (f"; /compare appends judgements to {folder.root}" if folder is not None else ""),
+                + (f"; /compare appends judgements to {folder.root}" if folder is not None else "")
+                + (
+                    f", queries through the {mapped.facts.bridge.kind} bridge from {mapped.facts.new_model} "
+                    f"(retention {mapped.facts.retention:.3f})"
+                    if mapped is not None
+                    else ""
+                ),
                 highlight=False,
                 markup=False,
             )

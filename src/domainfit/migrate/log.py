@@ -6,9 +6,12 @@ Each line records what was done, when, and with which numbers::
      "from_version": "base_1a2b3c4d", "to_version": "model_5e6f7a8b",
      "summary": "go: ndcg@10 +0.0412 ...", "numbers": {...}}
 
-A line is written with one ``write`` on a file opened for appending and
-flushed to disk before the step returns, so a reader sees whole lines; a
-line a crash cut short (no newline at the end) is skipped on reading.
+A line is written with one ``write`` of its bytes on a file opened for
+appending and flushed to disk before the step returns, so a reader sees whole
+lines; a line a crash cut short (no newline at the end) is skipped on reading,
+and cut off before the next line is appended (`drop_torn_tail`), so a torn
+line never swallows the next entry: the step it belonged to had not finished
+(its folder is swapped in after the line is written) and runs again.
 """
 
 from __future__ import annotations
@@ -46,11 +49,44 @@ def append_entry(
     }
     line = json.dumps(entry, ensure_ascii=False, sort_keys=True, allow_nan=False, default=str) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(line)
+    drop_torn_tail(path)
+    with path.open("ab") as handle:
+        handle.write(line.encode("utf-8"))
         handle.flush()
         os.fsync(handle.fileno())
     return entry
+
+
+def drop_torn_tail(path: Path) -> int:
+    """Cut a last line that has no newline (a write a crash cut short) off the log; return the bytes removed.
+
+    Whole lines are never touched; a missing or empty log, or one ending in a
+    newline, is left as it is.
+    """
+    try:
+        handle = path.open("rb+")
+    except FileNotFoundError:
+        return 0
+    with handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size == 0:
+            return 0
+        handle.seek(size - 1)
+        if handle.read(1) == b"\n":
+            return 0
+        keep, end = 0, size
+        while end > 0:
+            start = max(0, end - (1 << 16))
+            handle.seek(start)
+            found = handle.read(end - start).rfind(b"\n")
+            if found >= 0:
+                keep = start + found + 1
+                break
+            end = start
+        handle.truncate(keep)
+        handle.flush()
+        os.fsync(handle.fileno())
+        return size - keep
 
 
 def _finite(value: Any) -> Any:

@@ -27,6 +27,7 @@ from starlette.responses import Response
 
 from domainfit.index.backend import IndexBackend, ServingPointer
 from domainfit.serve.auth import BearerAuth
+from domainfit.serve.bridge import ServedBridge
 from domainfit.serve.config import ServeConfig
 from domainfit.serve.encoder import Encoder
 from domainfit.serve.errors import install_error_handlers
@@ -97,6 +98,7 @@ def create_app(
     shadow: ShadowSpec | None = None,
     judgements: JudgementFolder | None = None,
     version_created: Mapping[str, str] | None = None,
+    bridge: ServedBridge | None = None,
 ) -> FastAPI:
     """Build the service over an opened (read-only) index.
 
@@ -111,13 +113,15 @@ def create_app(
     whose results are computed off the request path and compared
     (`domainfit.serve.shadow`); ``judgements``: the folder the ``/compare``
     page appends to (None: no page), with ``version_created`` (version →
-    when it was embedded) to find the newest version. The watcher and the
+    when it was embedded) to find the newest version; ``bridge``: the query-side bridge searches of
+    the served version go through while it is served (`domainfit.serve.bridge`;
+    the snapshot builder decides for each new pointer). The watcher and the
     shadow worker run while the application does (its lifespan).
     Output: the FastAPI application (serve it with uvicorn). Raises
     `UsageError` when the served version is not in the index or has no encoder.
     """
     metrics = ServiceMetrics()
-    service = SearchService(backend, encoders, served, settings, metrics, query_log, pointer=pointer)
+    service = SearchService(backend, encoders, served, settings, metrics, query_log, pointer=pointer, bridge=bridge)
     _attach(service, follow, shadow)
     s = settings
 

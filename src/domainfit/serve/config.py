@@ -18,6 +18,7 @@ service keeps only its SHA-256 hash. Example::
     pointer_poll_ms = 500
     judgements = "judged"   # turns on GET /compare; judgements go to this BEIR folder
     judgements_split = "test"
+    bridge = false          # serve --bridge: new-model queries through migrate bridge's map
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ class ServeConfig(BaseModel):
     shadow_log: str | None = Field(None, description="JSONL file of shadow comparisons (default: beside the query log)")
     follow_pointer: bool = Field(True, description="switch to the production pointer when it is replaced")
     pointer_poll_ms: int = Field(500, ge=10, le=600_000, description="milliseconds between two looks at the pointer")
+    bridge: bool = Field(
+        False,
+        description="embed queries with the migration's new model and search production's vectors through "
+        "the map `migrate bridge` fitted (until the new version is promoted)",
+    )
 
     judgements: str | None = Field(
         None, description="BEIR folder the /compare page appends judgements to (the page is off when unset)"

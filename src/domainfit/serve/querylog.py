@@ -21,6 +21,9 @@ Format (JSON Lines, UTF-8, one object per line, keys in this order)::
      "scores": [0.83, 0.61],                   # their scores (same order)
      "latency_ms": 12.4}                       # time spent answering, in ms
 
+A search that went through a query-side bridge (``serve --bridge``) also has
+``"bridge": "migrate/bridge/bridge.npz"`` (the map), after ``latency_ms``.
+
 A reader should skip a last line that does not parse (a line being written when
 the service was killed) and ignore keys it does not know.
 """
@@ -75,8 +78,10 @@ class QueryLog:
         ids: list[str],
         scores: list[float],
         latency_ms: float,
+        bridge: str | None = None,
     ) -> None:
-        """Queue one search record (cheap: no I/O on the caller's thread)."""
+        """Queue one search record (cheap: no I/O on the caller's thread); ``bridge``: the map it went through."""
+        extra = {"bridge": bridge} if bridge is not None else {}
         self._queue.put(
             {
                 "format_version": QUERY_LOG_FORMAT,
@@ -90,6 +95,7 @@ class QueryLog:
                 "ids": ids,
                 "scores": scores,
                 "latency_ms": round(latency_ms, 3),
+                **extra,
             }
         )
 

@@ -59,8 +59,21 @@ class SearchHit(BaseModel):
     fields: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
 
 
+class BridgeUsed(BaseModel):
+    """The query-side bridge a search went through (``serve --bridge``): which map, and what it retains."""
+
+    map: str = Field(description="the map file (migrate bridge's bridge.npz)")
+    kind: str = Field(description="procrustes or affine")
+    retention: float = Field(description="bridged over full re-embedding on `metric`, measured by migrate bridge")
+    metric: str
+    query_model: str = Field(description="the new model the query was embedded with")
+    query_version: str = Field(description="the new model's version (its own vectors are still being backfilled)")
+    document_version: str = Field(description="the version whose document vectors were searched")
+    dims: list[int] = Field(description="the map's input and output widths")
+
+
 class SearchResponse(BaseModel):
-    """The results of one search, best first, with what was searched."""
+    """The results of one search, best first, with what was searched (and the bridge, when one was used)."""
 
     hits: list[SearchHit]
     mode: SearchMode
@@ -68,6 +81,9 @@ class SearchResponse(BaseModel):
     k: int
     min_score: float | None
     took_ms: float
+    bridge: BridgeUsed | None = Field(
+        None, description="set when the query went through a bridge into this version's vectors"
+    )
 
 
 class Health(BaseModel):
@@ -115,6 +131,9 @@ class Info(BaseModel):
     auth: bool
     shadow: dict[str, Any] | None = Field(None, description="shadow version and its counts (serve --shadow)")
     pointer: dict[str, Any] | None = Field(None, description="the production pointer followed, and its switches")
+    bridge: BridgeUsed | None = Field(
+        None, description="the query-side bridge searches of the served version go through (serve --bridge)"
+    )
 
 
 class ErrorBody(BaseModel):

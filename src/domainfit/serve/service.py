@@ -16,6 +16,13 @@ truncated (`domainfit.index.precision`) is searched with the same full-width
 query vector; the backend reduces and quantises it as it did the documents,
 so the service encodes every query the same way, and ``/info`` says each
 version's precision.
+
+Bridge (``serve --bridge``, `domainfit.serve.bridge`): while a snapshot
+carries one, a dense or hybrid search of its old version embeds the query with
+the new model and maps it into the old space before searching; the response
+and ``/info`` name the map and its retention. Calibrate's threshold was
+measured on the old model's own query vectors, so a bridged search has no
+default floor (a request's ``min_score`` or ``[serve] min_score`` still applies).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from collections.abc import Mapping
 
 from domainfit.core.errors import UsageError
 from domainfit.index.backend import Hit, IndexBackend, SearchQuery, ServingPointer
+from domainfit.serve.bridge import ServedBridge
 from domainfit.serve.config import SearchMode, ServeConfig
 from domainfit.serve.encoder import Encoder
 from domainfit.serve.errors import RequestError
@@ -32,6 +40,7 @@ from domainfit.serve.metrics import ServiceMetrics
 from domainfit.serve.pointer_watch import PointerWatcher
 from domainfit.serve.querylog import QueryLog
 from domainfit.serve.schemas import (
+    BridgeUsed,
     EmbedBody,
     Health,
     Info,
@@ -92,8 +101,9 @@ class SearchService:
     """Answer searches and embeddings from one opened index and its encoders (read-only).
 
     Inputs: the backend, encoders by version, what production serves, the
-    caps, the metrics, an optional query log and the production pointer the
-    index was opened from. What production serves is held in `current` (a
+    caps, the metrics, an optional query log, the production pointer the
+    index was opened from and the bridge (``serve --bridge``; `UsageError`
+    when it does not map into the served version). What production serves is held in `current` (a
     `Snapshot`): every request reads one snapshot from start to end, and a
     promotion (`PointerWatcher`) swaps it without failing a request. Raises
     `RequestError` (with status and kind) for a request it refuses.
@@ -109,11 +119,15 @@ class SearchService:
         query_log: QueryLog | None = None,
         *,
         pointer: ServingPointer | None = None,
+        bridge: ServedBridge | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.query_log = query_log
-        first = checked_snapshot(Snapshot(backend, served, dict(backend.versions()), dict(encoders), pointer))
+        versions = dict(backend.versions())
+        if bridge is not None and not bridge.fits(served.version, versions):
+            raise UsageError(f"the bridge maps into version {bridge.old_version}, not the served {served.version}")
+        first = checked_snapshot(Snapshot(backend, served, versions, dict(encoders), pointer, bridge=bridge))
         #: What production serves now; a request leases it once (`Current.lease`), a promotion swaps it.
         self.current = Current(first)
         #: The shadow searcher (``serve --shadow``), when one runs.
@@ -127,14 +141,22 @@ class SearchService:
         """What production serves now."""
         return self.current.snapshot.served
 
-    def floor(self, mode: str, version: str, requested: float | None, served: Served | None = None) -> float | None:
-        """Return the score floor of a search: the request's, else (dense only) the configured or calibrated one."""
+    def floor(
+        self, mode: str, version: str, requested: float | None, served: Served | None = None, *, bridged: bool = False
+    ) -> float | None:
+        """Return the score floor of a search: the request's, else (dense only) the configured or calibrated one.
+
+        ``bridged``: the query went through a bridge, so the calibrated
+        threshold (measured on the old model's own queries) is not applied.
+        """
         if requested is not None:
             return requested
         if mode != "dense":
             return None
         if self.settings.min_score is not None:
             return self.settings.min_score
+        if bridged:
+            return None
         return (served or self.served).thresholds.get(version)
 
     def search(self, body: SearchBody) -> SearchResponse:
@@ -151,7 +173,10 @@ class SearchService:
         if not body.query.strip():
             raise RequestError(422, "query: may not be blank", "Validation")
         vector = None
-        if mode in ("dense", "hybrid"):
+        bridge = snapshot.bridge if mode != "bm25" and snapshot.bridge and snapshot.bridge.applies(version) else None
+        if bridge is not None:
+            vector = bridge.query_vector(body.query)
+        elif mode in ("dense", "hybrid"):
             encoder = _encoder(snapshot, version)
             vector = encoder.encode([body.query], prompt_name=encoder.query_prompt_name)[0].tolist()
         query = SearchQuery(
@@ -166,7 +191,7 @@ class SearchService:
             alpha=served.alpha,
         )
         found = _run(snapshot, query)
-        floor = self.floor(mode, version, body.min_score, served)
+        floor = self.floor(mode, version, body.min_score, served, bridged=bridge is not None)
         hits = [h for h in found if h.score >= floor] if floor is not None else found
         took = (time.perf_counter() - start) * 1000.0
         self.metrics.observe_search(mode, version, len(hits))
@@ -181,6 +206,7 @@ class SearchService:
                 ids=[h.id for h in hits],
                 scores=[round(float(h.score), 6) for h in hits],
                 latency_ms=took,
+                bridge=bridge.label if bridge is not None else None,
             )
         if self.shadow is not None and version == served.version:
             self.shadow.submit(
@@ -194,6 +220,7 @@ class SearchService:
             k=body.k,
             min_score=floor,
             took_ms=round(took, 3),
+            bridge=BridgeUsed(**bridge.info()) if bridge is not None else None,
         )
 
     def embed(self, body: EmbedBody) -> list[list[float]]:
@@ -255,7 +282,7 @@ class SearchService:
                 version=served.version,
                 dimension=snapshot.versions[served.version],
                 documents=snapshot.backend.count(),
-                threshold=self.floor("dense", served.version, None, served),
+                threshold=self.floor("dense", served.version, None, served, bridged=snapshot.bridge is not None),
                 mode=self.settings.default_mode or served.mode,
                 tag=served.tag,
                 backend=served.backend,
@@ -264,4 +291,5 @@ class SearchService:
                 auth=auth,
                 shadow=self.shadow.info() if self.shadow is not None else None,
                 pointer=self.watcher.info() if self.watcher is not None else None,
+                bridge=BridgeUsed(**snapshot.bridge.info()) if snapshot.bridge is not None else None,
             )

@@ -2,7 +2,8 @@
 
 A `Snapshot` is everything a search depends on that a promotion or a rollback
 changes: the opened (read-only) backend, what production serves, the model
-versions the index holds and the query encoders. The service reads it once
+versions the index holds, the query encoders and, while a migration's
+backfill runs, the query-side bridge. The service reads it once
 per request (`Current.lease`), so one response never mixes two versions.
 `Current.swap` replaces the reference atomically; the snapshot swapped out is
 released (its backend closed) only when the last request that leased it has
@@ -21,6 +22,7 @@ from domainfit.serve.config import SearchMode
 
 if TYPE_CHECKING:
     from domainfit.index.backend import Fusion, IndexBackend, ServingPointer
+    from domainfit.serve.bridge import ServedBridge
     from domainfit.serve.encoder import Encoder
 
 
@@ -52,7 +54,9 @@ class Snapshot:
     ``pointer`` is the production pointer the snapshot was opened from (None
     when the service was given an index directly); ``owns_backend``: whether
     releasing the snapshot closes the backend (the first one belongs to its
-    caller, who closes it).
+    caller, who closes it); ``bridge``: the query-side bridge searches of the
+    old version go through (``serve --bridge``; None once production serves
+    another version, `domainfit.serve.bridge`).
     """
 
     backend: IndexBackend
@@ -62,6 +66,7 @@ class Snapshot:
     pointer: ServingPointer | None = None
     owns_backend: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
+    bridge: ServedBridge | None = None
 
     def release(self) -> None:
         """Close the backend when this snapshot opened it (the first snapshot's backend is its caller's)."""

@@ -346,6 +346,8 @@ class BridgeStep(_NewModelStep):
         comparison = compare_versions(data["qrels"], old_run, bridged, settings=settings)
         gate = migration_gate(comparison, settings, bridge_retention=retention.retention)
         choice.bridge.save(out / "bridge.npz")
+        version = model_version(self.model, self._new)
+        dimension = encoder_dimension(self._new)
         atomic_write_json(
             out / "bridge.json",
             {
@@ -359,6 +361,9 @@ class BridgeStep(_NewModelStep):
                 "old_version": self.old.version,
                 "old_model": self.old.model,
                 "new_model": self.model,
+                "new_version": version,
+                # how the new model encodes, as backfill records it (what `serve --bridge` loads and checks)
+                "new_record": version_record(version, self.model, dimension, self._new, self.config.text).to_json(),
                 "split": settings.split,
                 "queries": len(data["qids"]),
             },
@@ -380,7 +385,6 @@ class BridgeStep(_NewModelStep):
             + ", ".join(f"{k} {v['retention']['retention']:.3f}" for k, v in per_kind.items())
             + f"; {verdict}"
         )
-        version = model_version(self.model, self._new)
         return StepResult(self.step, self.old.version, version, summary, numbers, go=gate.go)
 
     def _vectors(self) -> dict[str, Any]:
