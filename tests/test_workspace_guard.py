@@ -247,7 +247,9 @@ def test_run_holds_one_lock_across_its_stages(mini_beir, tmp_path, monkeypatch):
     spy(bench.BenchStage, "run_bench")
     spy(decide.DecideStage, "run_decide")
     spy(report.ReportStage, "build_report")
-    cfg = load_config(None, {"bench": {"hybrid": False}, "decide": {}})
+    small = {"max_steps": 2, "batch_size": 4, "max_seq_length": 32, "eval_steps": 2, "save_steps": 2}
+    cfg = load_config(None, {"bench": {"hybrid": False}, "decide": {}, "train": small, "recipe": {"search": False},
+                             "pipeline": {"compress": False}})  # fmt: skip
     monkeypatch.setattr(decide, "probe_cost", lambda *a, **k: None)
     result = pipeline.run_pipeline(mini_beir, ws, cfg)
     assert [s["stage"] for s in result.stages[:2]] == ["plan", "bench"]
