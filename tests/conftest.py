@@ -101,6 +101,22 @@ TOPICS = {
 }
 
 
+def save_shallow_copy(model, path: Path, layers: int = 2) -> Path:
+    """Save a copy of a sentence-transformers BERT model keeping only its first ``layers`` layers; return ``path``.
+
+    The migration tests' "old model": real weights whose vectors differ from the
+    full model's, at a fraction of its encoding time.
+    """
+    import copy
+
+    old = copy.deepcopy(model)
+    encoder = old[0].auto_model.encoder
+    encoder.layer = encoder.layer[:layers]
+    old[0].auto_model.config.num_hidden_layers = layers
+    old.save(str(path))
+    return path
+
+
 def build_mini_dataset() -> BeirDataset:
     """Twenty documents in five families, one query each, plus distractor documents."""
     corpus: dict[str, Document] = {}

@@ -17,7 +17,6 @@ run does.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import random
@@ -32,7 +31,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import build_mini_dataset
+from conftest import build_mini_dataset, save_shallow_copy
 from domainfit.cli import app
 from domainfit.data.beir import write_beir
 from domainfit.index.backend import open_index
@@ -95,11 +94,7 @@ def _commits(table: Path) -> set[str]:
 @pytest.mark.slow
 def test_sigkill_migrate_backfill_at_random_points(tmp_path: Path, minilm) -> None:
     data = write_beir(build_mini_dataset(), tmp_path / "mini")
-    old = copy.deepcopy(minilm)
-    encoder = old[0].auto_model.encoder
-    encoder.layer = encoder.layer[:2]
-    old[0].auto_model.config.num_hidden_layers = 2
-    old.save(str(tmp_path / "old-model"))
+    save_shallow_copy(minilm, tmp_path / "old-model")
     config = tmp_path / "domainfit.toml"
     config.write_text(CONFIG)
     ws = tmp_path / "ws"

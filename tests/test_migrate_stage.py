@@ -10,7 +10,6 @@ after the rollback: the rollback gives back exactly the same ids and scores.
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from conftest import build_mini_dataset
+from conftest import build_mini_dataset, save_shallow_copy
 from domainfit.cli import app
 from domainfit.data.beir import load_beir, write_beir
 from domainfit.index.backend import SearchQuery, open_index, read_pointer
@@ -53,11 +52,7 @@ def setup(tmp_path_factory, minilm) -> dict[str, Path]:
     """A mini BEIR folder, the 2-layer old model, the configs, and a workspace indexed with the old model."""
     root = tmp_path_factory.mktemp("migrate")
     data = write_beir(build_mini_dataset(), root / "mini")
-    old = copy.deepcopy(minilm)
-    encoder = old[0].auto_model.encoder
-    encoder.layer = encoder.layer[:2]
-    old[0].auto_model.config.num_hidden_layers = 2
-    old.save(str(root / "old-model"))
+    save_shallow_copy(minilm, root / "old-model")
     go = root / "go.toml"
     go.write_text(CONFIG.format(min_lift=-1.0))
     strict = root / "strict.toml"

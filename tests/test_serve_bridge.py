@@ -16,7 +16,6 @@ new version already, a new model of another width) are one line and exit 2.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import os
@@ -31,7 +30,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from conftest import build_mini_dataset
+from conftest import build_mini_dataset, save_shallow_copy
 from domainfit.cli import app
 from domainfit.core.errors import UsageError
 from domainfit.core.models import load_bi_encoder
@@ -87,11 +86,7 @@ def migration(tmp_path_factory, minilm) -> dict[str, Path]:
     """The mini BEIR folder, both models, the configs, a workspace indexed with the old model, and its bridge."""
     root = tmp_path_factory.mktemp("serve-bridge")
     data = write_beir(build_mini_dataset(), root / "mini")
-    old = copy.deepcopy(minilm)
-    encoder = old[0].auto_model.encoder
-    encoder.layer = encoder.layer[:2]
-    old[0].auto_model.config.num_hidden_layers = 2
-    old.save(str(root / "old-model"))
+    save_shallow_copy(minilm, root / "old-model")
     minilm.save(str(root / "new-model"))
     paths = {"root": root, "data": data, "ws": root / "ws", "old": root / "old-model", "new": root / "new-model",
              "go": _config(root, "go"), "strict": _config(root, "strict", min_lift=1.0)}  # fmt: skip
