@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from domainfit.index.backend import SearchQuery
 from domainfit.serve.config import SearchMode
 from domainfit.serve.errors import RequestError
-from domainfit.serve.service import _encoder, _run
+from domainfit.serve.service import run_search, version_encoder
 from domainfit.serve.snapshot import Snapshot
 
 #: Characters of a document's text shown under its title.
@@ -80,7 +80,7 @@ def pick_versions(
     for name, version in (("old", old), ("new", new)):
         if version not in snapshot.versions:
             raise RequestError(404, f"{name}: model version {version!r} is not in the index")
-        _encoder(snapshot, version)
+        version_encoder(snapshot, version)
     if old == new:
         raise RequestError(422, f"old and new are both {old!r}: pick two different versions")
     return old, new
@@ -116,10 +116,10 @@ def _search(
     snapshot: Snapshot, query: str, version: str, mode: SearchMode, k: int
 ) -> list[tuple[str, float, str, str]]:
     """Return (id, score, title, snippet) of the top ``k`` of one version (dense or hybrid)."""
-    encoder = _encoder(snapshot, version)
+    encoder = version_encoder(snapshot, version)
     vector = encoder.encode([query], prompt_name=encoder.query_prompt_name)[0].tolist()
     served = snapshot.served
-    found = _run(
+    found = run_search(
         snapshot,
         SearchQuery(
             text=query, vector=vector, mode=mode, k=k, version=version, fields=("title", "text"),

@@ -75,7 +75,7 @@ def _version(snapshot: Snapshot, requested: str | None) -> str:
     return version
 
 
-def _encoder(snapshot: Snapshot, version: str) -> Encoder:
+def version_encoder(snapshot: Snapshot, version: str) -> Encoder:
     """Return the encoder of a version; 422 when the service has none for it."""
     encoder = snapshot.encoders.get(version)
     if encoder is None:
@@ -84,7 +84,7 @@ def _encoder(snapshot: Snapshot, version: str) -> Encoder:
     return encoder
 
 
-def _run(snapshot: Snapshot, query: SearchQuery) -> list[Hit]:
+def run_search(snapshot: Snapshot, query: SearchQuery) -> list[Hit]:
     """Search the snapshot's backend; a query it refuses is a 422.
 
     Both backends refuse with a `UsageError` naming what is wrong: an unknown
@@ -177,7 +177,7 @@ class SearchService:
         if bridge is not None:
             vector = bridge.query_vector(body.query)
         elif mode in ("dense", "hybrid"):
-            encoder = _encoder(snapshot, version)
+            encoder = version_encoder(snapshot, version)
             vector = encoder.encode([body.query], prompt_name=encoder.query_prompt_name)[0].tolist()
         query = SearchQuery(
             text=body.query,
@@ -190,7 +190,7 @@ class SearchService:
             fusion=served.fusion,
             alpha=served.alpha,
         )
-        found = _run(snapshot, query)
+        found = run_search(snapshot, query)
         floor = self.floor(mode, version, body.min_score, served, bridged=bridge is not None)
         hits = [h for h in found if h.score >= floor] if floor is not None else found
         took = (time.perf_counter() - start) * 1000.0
@@ -237,7 +237,7 @@ class SearchService:
             if len(text) > cap:
                 raise RequestError(422, f"inputs.{i}: {len(text)} characters, more than the cap of {cap}", "Validation")
         with self.current.lease() as snapshot:
-            encoder = _encoder(snapshot, _version(snapshot, body.model_version))
+            encoder = version_encoder(snapshot, _version(snapshot, body.model_version))
         if body.prompt_name is not None and body.prompt_name not in encoder.prompt_names:
             known = ", ".join(encoder.prompt_names) or "none"
             raise RequestError(422, f"prompt_name: {body.prompt_name!r} is not a prompt of the model ({known})")
