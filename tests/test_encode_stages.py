@@ -73,3 +73,33 @@ def test_compress_encodes_through_the_chosen_backend(tmp_path, mini_beir):
     assert fast.backend_choice is not None and fast.backend_choice.chosen == "openvino"
     assert fast.fingerprint != plain.fingerprint  # cached apart from torch's vectors
     assert float((vectors * reference).sum(axis=1).min()) >= 0.99
+
+
+def test_index_rebuilds_under_the_runtime_eval_encodes_with(tmp_path, mini_beir):
+    """Changing ``[eval.encode]`` makes the index stale: the new runtime's vectors go into their own version."""
+    from domainfit.index.lance import LanceBackend
+    from domainfit.index.config import IndexConfig
+    from domainfit.stages.index import run_index
+
+    workspace = Workspace(tmp_path / "ws")
+    base = {"max_seq_length": 64, "batch_size": 8}
+    plain = run_index(mini_beir, workspace, IndexConfig(), EvalConfig(**base))
+    again = run_index(mini_beir, workspace, IndexConfig(), EvalConfig(**base))
+    assert again.pointer == plain.pointer  # nothing changed: up to date, production unmoved
+    fast_cfg = EvalConfig(**base, encode=EncodeConfig(backend="openvino", check_texts=8))
+    fast = run_index(mini_beir, workspace, IndexConfig(), fast_cfg)
+    assert fast.version != plain.version and fast.pointer["version"] == fast.version
+    assert fast.sync["embedded"] == fast.documents  # every document embedded again, by OpenVINO
+    assert set(fast.versions) >= {plain.version, fast.version}  # the torch version is kept for a rollback
+    store = LanceBackend(workspace.stage_dir("index") / "lancedb", plain.corpus, read_only=True)
+    try:
+        rows = store.table.to_arrow().select(["id", f"vec_{plain.version}", f"vec_{fast.version}"]).to_pylist()
+    finally:
+        store.close()
+    old = {r["id"]: r[f"vec_{plain.version}"] for r in rows}
+    new = {r["id"]: r[f"vec_{fast.version}"] for r in rows}
+    ids = sorted(old)
+    assert ids == sorted(new)
+    cosine = [float(sum(a * b for a, b in zip(old[i], new[i], strict=True))) for i in ids]
+    assert min(cosine) >= 0.99  # close to torch's
+    assert any(old[i] != new[i] for i in ids)  # yet another runtime's own vectors, not torch's copied

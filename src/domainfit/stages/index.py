@@ -212,6 +212,7 @@ class IndexStage(Stage[IndexResult]):
             "data": Value(str(self.data)),
             "data_sha256": DataFiles(self.data),
             "config": Section(self.config),
+            "encode": Section(self.eval_config.encode),
             "model": Model(self.deployed.model),
             "system": Value([self.deployed.system, self.deployed.mode, self.deployed.fusion, self.deployed.alpha]),
             "max_seq_length": Value(self.deployed.max_seq_length),
@@ -267,6 +268,8 @@ class IndexStage(Stage[IndexResult]):
             text=self.text,
             encode=self.eval_config.encode,
         )
+        if self.eval_config.encode.backend != "torch":  # the version is named after the runtime that encodes it
+            retriever.choose_backend([doc.embed_text() for doc in self.docs])
         dimension = encoder_dimension(retriever)
         wanted = resolve_precision(cfg.precision, dimension, retriever.fingerprint,
                                    self.workspace.stage_dir("compress") / "results.json")  # fmt: skip
