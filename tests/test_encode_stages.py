@@ -77,8 +77,8 @@ def test_compress_encodes_through_the_chosen_backend(tmp_path, mini_beir):
 
 def test_index_rebuilds_under_the_runtime_eval_encodes_with(tmp_path, mini_beir):
     """Changing ``[eval.encode]`` makes the index stale: the new runtime's vectors go into their own version."""
-    from domainfit.index.lance import LanceBackend
     from domainfit.index.config import IndexConfig
+    from domainfit.index.lance import LanceBackend
     from domainfit.stages.index import run_index
 
     workspace = Workspace(tmp_path / "ws")
