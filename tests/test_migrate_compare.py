@@ -112,3 +112,17 @@ def test_bad_inputs_and_settings():
         MigrateSettings(metrics=["recall@10"])
     with pytest.raises(ValueError, match="bridge_ranks"):
         MigrateSettings(bridge_ranks=[0])
+
+
+def test_churn_of_judged_canaries_is_reported_but_does_not_refuse():
+    """Canaries that are the judged queries: a real lift changes their lists; quality, not churn, gates them."""
+    old, better = old_run(), better_run()
+    settings = MigrateSettings(max_slice_drop=None, max_canary_churn=0.0)
+    comparison = compare_versions(QRELS, old, better, canaries=list(QRELS), settings=settings)
+    assert comparison.canary_agreement is not None and comparison.canary_agreement.churn > 0.0
+    assert not migration_gate(comparison, settings).go  # a user's canary file: churn refuses
+    judged = migration_gate(comparison, settings, churn_gates=False)
+    churn = next(c for c in judged.checks if c.name == "canary_churn")
+    assert judged.go and churn.value > churn.limit and "not gated" in churn.reason
+    worse = compare_versions(QRELS, better, old, canaries=list(QRELS), settings=settings)
+    assert not migration_gate(worse, settings, churn_gates=False).go  # quality still gates them

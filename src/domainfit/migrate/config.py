@@ -43,7 +43,10 @@ class MigrateSettings(BaseModel):
     Gate: ``min_lift`` (new minus old on the primary metric, over all
     queries), ``require_significant`` (the lift must also be significant),
     ``max_slice_drop`` (no slice of at least ``min_slice_queries`` queries may
-    lose more, significantly; None: not checked) and ``max_canary_churn``.
+    lose more, significantly; None: not checked) and ``max_canary_churn`` (gates
+    only the canaries of a ``canaries`` file: without one the canaries are the
+    judged queries, whose churn is reported but does not refuse, since their
+    quality is gated by the lift and slice checks).
     Bridge: the ranks tried for the low-rank affine map (None: full rank), its
     ridge penalties, the share of paired texts held out to choose, the seed and
     ``min_bridge_retention``.

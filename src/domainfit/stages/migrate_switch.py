@@ -211,7 +211,7 @@ class CompareStep(MigrateStep):
             new_threshold=threshold_for_model(calibrated, new.model),
             settings=settings,
         )
-        gate = migration_gate(comparison, settings)
+        gate = migration_gate(comparison, settings, churn_gates=self.canary_file is not None)
         atomic_write_json(out / "compare.json", comparison.to_dict())
         atomic_write_json(out / "gate.json", gate.to_dict())
         (out / "runs").mkdir()
