@@ -36,6 +36,20 @@ def test_the_plan_embeds_what_lacks_the_new_vector_or_changed():
                        paired_texts=50)  # fmt: skip
 
 
+def test_documents_in_the_embedding_cache_are_read_not_counted_as_encoding_time():
+    states = {d.id: DocState(d.content_hash, False) for d in DOCS}
+    cached = {"d1", "d3", "d5"}
+    plan = plan_migration(states, DOCS, OLD, NEW, docs_per_second=2.0, throughput_source="test", cost=CostConfig(),
+                          paired_texts=50, in_cache=lambda todo: sum(d.id in cached for d in todo))  # fmt: skip
+    assert (plan.to_embed, plan.in_cache) == (10, 3)
+    assert plan.estimated_seconds == pytest.approx(3.5)  # 7 documents encoded at 2 a second
+    assert plan.new_vector_bytes == 10 * 768 * 4  # every new vector is still written
+    assert any("3 of the 10 documents to embed are in the embedding cache" in n for n in plan.notes)
+    assert MigrationPlan.from_json(json.loads(json.dumps(plan.to_json()))) == plan
+    old_record = {k: v for k, v in plan.to_json().items() if k != "in_cache"}  # a plan written before the field
+    assert MigrationPlan.from_json(old_record).in_cache == 0
+
+
 def test_a_bridge_needs_old_vectors_and_enough_texts():
     assert not bridge_feasibility(VersionFacts("b", "m", 384, "bm25"), NEW, 500).possible
     assert not bridge_feasibility(OLD, NEW, 5).possible

@@ -127,3 +127,16 @@ def test_tune_convex_picks_the_weight_that_helps():
     assert tuned.alpha >= 0.5
     assert tuned.scores[tuned.alpha] == max(tuned.scores.values()) == 1.0
     assert tuned.scores[0.0] == 0.0
+
+
+def test_cached_documents_counts_what_the_cache_holds_under_the_document_prompt(tmp_path, minilm):
+    minilm.prompts = {"query": "query: ", "document": "passage: "}
+    try:
+        dense = DenseRetriever(minilm, cache_dir=tmp_path / "cache")
+        assert dense.cached_documents(["alpha", "beta"]) == 0
+        dense.encode_documents(["alpha", "beta", "gamma"])
+        assert dense.cached_documents(["alpha", "beta", "delta", "gamma"]) == 3
+        dense.encode_queries(["epsilon"])  # a query's vector is another prompt's: not a document's
+        assert dense.cached_documents(["epsilon"]) == 0
+    finally:
+        minilm.prompts = {}

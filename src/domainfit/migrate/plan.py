@@ -18,7 +18,7 @@ measured encoding rate on this machine and the ``[cost]`` settings. Output: a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -70,6 +70,7 @@ class MigrationPlan:
     storage_usd_per_year: float
     bridge: BridgeFeasibility
     notes: list[str] = field(default_factory=list)
+    in_cache: int = 0  # documents to embed whose new vectors the embedding cache holds (read, not encoded)
 
     def to_json(self) -> dict[str, Any]:
         """Return the plan as plain JSON-ready values."""
@@ -126,22 +127,31 @@ def plan_migration(
     throughput_source: str,
     cost: CostConfig,
     paired_texts: int,
+    in_cache: Callable[[list[IndexDocument]], int] | None = None,
 ) -> MigrationPlan:
     """Return the `MigrationPlan` of bringing the new version's vectors in step with ``docs``.
 
     ``states`` are the index's rows with the new version's vector flags;
-    ``docs_per_second`` the new model's measured rate on this machine.
+    ``docs_per_second`` the new model's measured rate on this machine;
+    ``in_cache`` counts the documents to embed whose new vectors the embedding
+    cache already holds (eval encoded the corpus with the new model): those are
+    read, not encoded, so the time and the one-off cost leave them out.
     """
     if docs_per_second <= 0:
         raise ValueError(f"docs_per_second must be positive, got {docs_per_second}")
     sync = plan_sync(dict(states), docs)
-    embed = baseline_cost(len(sync.embed), cost, new.dimension, docs_per_second)
+    cached = in_cache(list(sync.embed)) if in_cache is not None and sync.embed else 0
+    embed = baseline_cost(len(sync.embed) - cached, cost, new.dimension, docs_per_second)
     stored = baseline_cost(len(docs), cost, new.dimension, docs_per_second)
     notes = []
     if sync.write:
         notes.append(f"{len(sync.write)} documents are new or changed since the index was written")
     if sync.delete:
         notes.append(f"{len(sync.delete)} indexed documents left the corpus and will be deleted")
+    if cached:
+        notes.append(
+            f"{cached} of the {len(sync.embed)} documents to embed are in the embedding cache: read, not encoded"
+        )
     if old.version == new.version:
         notes.append("the new model gives the version production already serves: nothing to migrate")
     return MigrationPlan(
@@ -160,4 +170,5 @@ def plan_migration(
         storage_usd_per_year=stored.storage_usd_per_year,
         bridge=bridge_feasibility(old, new, paired_texts),
         notes=notes,
+        in_cache=cached,
     )

@@ -39,6 +39,16 @@ def is_routed(model: SentenceTransformer) -> bool:
     return any(isinstance(module, Router) for module in model.children())
 
 
+def _cache_keys(
+    model: SentenceTransformer, prepared: list[str], prompt_name: str | None, task: str | None
+) -> list[str]:
+    """Return the embedding-cache key of each prepared text under a prompt name and route (see `encode_texts`)."""
+    prompt = (model.prompts or {}).get(prompt_name or "") or ""
+    if task and is_routed(model):  # one text encodes differently per route: keep their cache keys apart
+        prompt = f"{prompt}\x00route={task}"
+    return [text_key(t, prompt) for t in prepared]
+
+
 def encode_texts(
     model: SentenceTransformer,
     texts: list[str],
@@ -64,10 +74,7 @@ def encode_texts(
     get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     dim = int(get_dim() or 0)
     out = np.zeros((len(texts), dim), dtype=np.float32)
-    prompt = (model.prompts or {}).get(prompt_name or "") or ""
-    if task and is_routed(model):  # one text encodes differently per route: keep their cache keys apart
-        prompt = f"{prompt}\x00route={task}"
-    keys = [text_key(t, prompt) for t in texts]
+    keys = _cache_keys(model, texts, prompt_name, task)
     missing = list(range(len(texts)))
     if cache is not None:
         found, missing = cache.get(keys)
@@ -263,6 +270,17 @@ class DenseRetriever:
     def encode_documents(self, texts: list[str], what: str = "documents") -> np.ndarray:
         """Encode document texts (document prompt applied); ``what`` names them on the progress bar."""
         return self._encode(texts, self.document_prompt_name, what, "document")
+
+    def cached_documents(self, texts: list[str]) -> int:
+        """Count the document texts whose vectors the embedding cache already holds (0 without a cache).
+
+        Call after `choose_backend` when a fast path is asked for: the cache is the chosen runtime's.
+        """
+        if self.cache is None or not texts:
+            return 0
+        keys = _cache_keys(self.model, self.text.prepare_all(list(texts)), self.document_prompt_name, "document")
+        found, _ = self.cache.get(keys)
+        return len(found)
 
     def check_truncation(self, texts: list[str], what: str, *, query: bool = False) -> TruncationReport | None:
         """Count the texts longer than the model's window and warn once with counts (never truncate silently).

@@ -173,12 +173,14 @@ class PlanStep(_NewModelStep):
             throughput_source=source,
             cost=cost,
             paired_texts=paired,
+            in_cache=lambda todo: retriever.cached_documents([d.embed_text() for d in todo]),
         )
         atomic_write_json(out / "plan.json", plan.to_json())
         numbers = {
             "documents": plan.documents,
             "to_embed": plan.to_embed,
             "already_embedded": plan.already_embedded,
+            "in_cache": plan.in_cache,
             "to_write": plan.to_write,
             "to_delete": plan.to_delete,
             "docs_per_second": round(plan.docs_per_second, 3),
