@@ -18,15 +18,18 @@ optimiser state), NDCG@10 on the demo's test split with the lift over MiniLM
 zero-shot and its paired p-value, and the paired p-value against ``mnrl-16``.
 Ratios: cached-128's rise vs mnrl-128's and mnrl-16's, its train time vs
 mnrl-128's, NDCG@10 of each large batch vs batch 16. Ratios only, never timed
-assertions. Run niced on an otherwise idle machine. Usage::
+assertions. Run niced on an otherwise idle machine (the record keeps the load
+average). With ``--pairs 1024`` it took 23 minutes on 2 cores shared with another
+benchmark (all 1,568 pairs: about 30, by the same step times). Usage::
 
-    python bench/bench_cached_mnrl.py --out bench/results/cached_mnrl.json
+    python bench/bench_cached_mnrl.py --pairs 1024 --out bench/results/cached_mnrl.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -156,7 +159,11 @@ def main() -> None:
         "eval_split": NO_DEV, "save_steps": 100_000, "early_stopping_patience": None, "dataset": str(pairs),
     }  # fmt: skip
     record: dict[str, Any] = {
-        "machine": {"python": platform.python_version(), "torch_threads": torch.get_num_threads()},
+        "machine": {
+            "python": platform.python_version(),
+            "torch_threads": torch.get_num_threads(),
+            "load_average_at_start": os.getloadavg(),  # other work on the machine slows every variant
+        },
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if "child" not in k},
         "train": {k: v for k, v in common.items() if k != "dataset"},
         "pairs": n_pairs,
@@ -189,6 +196,7 @@ def main() -> None:
     record["ratios"] = ratios(measured, small, large, cached)
     shutil.rmtree(tmp_root, ignore_errors=True)
     record["seconds"] = time.perf_counter() - started
+    record["machine"]["load_average_at_end"] = os.getloadavg()
     record["complete"] = True
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps({"ratios": record["ratios"]}))

@@ -66,8 +66,8 @@ def test_a_length_grouped_one_thread_run_records_its_step_time_and_restores_thre
     assert result.batch_grouping == "length" and result.steps == 2
     assert result.step_seconds is not None and result.step_seconds > 0
     memory = result.memory_mib
-    assert memory is not None and 0 < memory["rss_at_start"] <= memory["peak_rss"] <= peak_rss_mib()
-    assert memory["rise"] == round(memory["peak_rss"] - memory["rss_at_start"], 1)
+    assert memory is not None and 0 < memory["rss_at_start"] <= memory["peak_rss"] <= peak_rss_mib() + 0.1
+    assert abs(memory["rise"] - (memory["peak_rss"] - memory["rss_at_start"])) <= 0.1 + 1e-9
     assert torch.get_num_threads() == threads
     with torch_threads(1) as used:
         assert used == 1 == torch.get_num_threads()
