@@ -2,13 +2,21 @@
 
 import random
 
+import numpy as np
 import torch
 
 from conftest import TINY_TRAIN as TINY
 from domainfit.core.workspace import Workspace
 from domainfit.stages.train import run_train
 from domainfit.train.config import TrainConfig
-from domainfit.train.speed import grouped_batches, length_grouped_batches, torch_threads
+from domainfit.train.speed import (
+    grouped_batches,
+    length_grouped_batches,
+    peak_rss_mib,
+    rss_mib,
+    step_timer,
+    torch_threads,
+)
 
 
 def _rows(n=300, seed=0):
@@ -57,7 +65,24 @@ def test_a_length_grouped_one_thread_run_records_its_step_time_and_restores_thre
     result = run_train(mini_beir, Workspace(tmp_path / "ws"), cfg)
     assert result.batch_grouping == "length" and result.steps == 2
     assert result.step_seconds is not None and result.step_seconds > 0
+    memory = result.memory_mib
+    assert memory is not None and 0 < memory["rss_at_start"] <= memory["peak_rss"] <= peak_rss_mib() + 0.1
+    assert abs(memory["rise"] - (memory["peak_rss"] - memory["rss_at_start"])) <= 0.1 + 1e-9
     assert torch.get_num_threads() == threads
     with torch_threads(1) as used:
         assert used == 1 == torch.get_num_threads()
     assert torch.get_num_threads() == threads
+
+
+def test_the_step_timer_measures_the_memory_training_takes():
+    timer = step_timer()
+    assert timer.memory() is None  # nothing measured before training ends
+    timer.on_train_begin(None, None, None)
+    before = rss_mib()
+    block = np.ones((300, 1024, 1024), dtype=np.uint8)  # 300 MiB, every page touched
+    held = rss_mib()
+    timer.on_train_end(None, None, None)
+    memory = timer.memory()
+    assert before is not None and held is not None and held - before > 290
+    assert memory is not None and memory["rise"] > 290 and memory["peak_rss"] >= held - 1
+    del block

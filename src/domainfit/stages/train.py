@@ -106,6 +106,7 @@ class TrainResult:
     level_details: dict[str, Any] | None = None  # what the level did (frozen layers, prompts tried, adapter epochs)
     step_seconds: float | None = None  # median optimiser step time (warm-up step left out; None: no trainer)
     batch_grouping: str = "none"  # see domainfit.train.speed
+    memory_mib: dict[str, Any] | None = None  # resident memory of training (domainfit.train.speed step_timer)
 
 
 def _chunked_qrels_examples(
@@ -347,6 +348,7 @@ class TrainStage(Stage[TrainResult]):
             level_details=level_details,
             step_seconds=timer.median(),
             batch_grouping="length" if args.batch_sampler is length_grouped_batches else "none",
+            memory_mib=timer.memory(),
         )
         if not self.writes():
             return result

@@ -11,7 +11,8 @@ filled in that order, skipping a row whose text is already in the batch (as
 the positive); batch order is shuffled again. Batches of similar lengths pad
 less, so a CPU step costs less.
 
-`StepTimer` is a trainer callback recording each optimiser step's wall time;
+`StepTimer` is a trainer callback recording each optimiser step's wall time
+and the resident memory of training (`rss_mib`, `peak_rss_mib`);
 `torch_threads` sets torch's intra-op threads for the length of a block.
 """
 
@@ -19,8 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import random
+import resource
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 #: Batches per mega-batch that are sorted by length (as transformers' LengthGroupedSampler).
@@ -99,6 +103,24 @@ def length_grouped_batches(
     )  # fmt: skip
 
 
+def rss_mib() -> float | None:
+    """Return this process's resident set size now, in MiB (``VmRSS``; None where ``/proc`` is missing)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def peak_rss_mib() -> float:
+    """Return this process's peak resident set size so far, in MiB (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
 @contextlib.contextmanager
 def torch_threads(threads: int) -> Iterator[int]:
     """Run a block with ``threads`` torch intra-op threads (0: leave torch's setting); yields the count in use."""
@@ -114,15 +136,28 @@ def torch_threads(threads: int) -> Iterator[int]:
 
 
 def step_timer() -> Any:
-    """Return a trainer callback recording each optimiser step's seconds in ``.seconds``."""
+    """Return a trainer callback recording each optimiser step's seconds in ``.seconds`` and training's memory."""
     from transformers import TrainerCallback
 
     class StepTimer(TrainerCallback):
-        """Wall time from ``on_step_begin`` to ``on_step_end`` of every step (evaluation and saving excluded)."""
+        """Wall time from ``on_step_begin`` to ``on_step_end`` of every step (evaluation and saving excluded).
+
+        Also the resident set when training begins (model loaded, data built) and
+        the process's peak resident set before and after training (`memory`).
+        """
 
         def __init__(self) -> None:
             self.seconds: list[float] = []
             self._start = 0.0
+            self._rss_start: float | None = None
+            self._peak_before = 0.0
+            self._peak_after = 0.0
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self._rss_start, self._peak_before = rss_mib(), peak_rss_mib()
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self._peak_after = peak_rss_mib()
 
         def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self._start = time.perf_counter()
@@ -134,5 +169,22 @@ def step_timer() -> Any:
             """Median seconds per step, the first (warm-up) step left out when there are others."""
             times = sorted(self.seconds[1:] or self.seconds)
             return times[len(times) // 2] if times else None
+
+        def memory(self) -> dict[str, Any] | None:
+            """Resident memory of training in MiB, or None before training ended or without ``/proc``.
+
+            ``rss_at_start``: resident set when training began; ``peak_rss``: the
+            process's peak after training; ``rise``: their difference (the memory
+            of the batches, gradients and optimiser state); ``peak_in_training``:
+            whether training set that peak (if not, ``rise`` is an upper bound).
+            """
+            if self._rss_start is None or not self._peak_after:
+                return None
+            return {
+                "rss_at_start": round(self._rss_start, 1),
+                "peak_rss": round(self._peak_after, 1),
+                "rise": round(max(0.0, self._peak_after - self._rss_start), 1),
+                "peak_in_training": self._peak_after > self._peak_before,
+            }
 
     return StepTimer()
