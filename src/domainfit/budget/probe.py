@@ -136,8 +136,11 @@ def _bm25_seconds(documents: list[str], queries: list[str]) -> tuple[float, floa
     return (indexed - start) / max(1, len(documents)), (searched - indexed) / max(1, len(queries))
 
 
-def _train_steps(model: Any, batches: Sequence[Sequence[tuple[str, str, str]]], window: int) -> list[float]:
-    """Seconds of one real optimiser step over each of ``batches`` of (query, positive, negative) triples."""
+def timed_steps(model: Any, batches: Sequence[Sequence[tuple[str, str, str]]], window: int) -> list[float]:
+    """Seconds of one real optimiser step over each of ``batches`` of (query, positive, negative) triples.
+
+    The model is trained in place (MultipleNegativesRankingLoss, AdamW) at ``window`` tokens: pass a copy.
+    """
     import torch
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
@@ -160,15 +163,22 @@ def _train_steps(model: Any, batches: Sequence[Sequence[tuple[str, str, str]]], 
     return times
 
 
+def _train_steps(
+    model: Any, pairs: Sequence[tuple[str, str, str]], batch_size: int, window: int, steps: int
+) -> list[float]:
+    """Seconds of each of ``steps`` real optimiser steps over batches of ``pairs`` in their order, cycled."""
+    rows = list(pairs) or [("probe", "probe", "probe")]
+    batches = [[rows[(step * batch_size + i) % len(rows)] for i in range(batch_size)] for step in range(steps)]
+    return timed_steps(model, batches, window)
+
+
 def median_step(model: Any, pairs: Sequence[tuple[str, str, str]], batch_size: int, window: int, steps: int) -> float:
     """Median seconds of ``steps`` real optimiser steps (at least two: the first, a warm-up, is left out).
 
     The batches are ``pairs`` in their order, cycled (not grouped by length):
     what the levels probe compares between models (`domainfit.budget.levels`).
     """
-    rows = list(pairs) or [("probe", "probe", "probe")]
-    batches = [[rows[(step * batch_size + i) % len(rows)] for i in range(batch_size)] for step in range(max(2, steps))]
-    times = _train_steps(model, batches, window)[1:]
+    times = _train_steps(model, pairs, batch_size, window, max(2, steps))[1:]
     return sorted(times)[len(times) // 2]
 
 
@@ -232,7 +242,7 @@ def step_estimate(
     full = [b for b in batches if len(b) == batch_size] or batches  # a sample under one batch: its one batch
     tokens = [batch_padded_tokens(b, columns, window) for b in full]
     timed = [full[i % len(full)] for i in range(max(2, steps))]
-    times = _train_steps(model, [[rows[i] for i in b] for b in timed], window)
+    times = timed_steps(model, [[rows[i] for i in b] for b in timed], window)
     warm = zip(times[1:], timed[1:], strict=True)  # the first step is a warm-up
     rates = sorted(t / max(1, batch_padded_tokens(b, columns, window)) for t, b in warm)
     rate = rates[len(rates) // 2]
