@@ -10,7 +10,13 @@ default; ``none``: the trainer's no-duplicates batches), measured in this run:
   the same triples (query, positive, one random negative, as the probe's), with
   that grouping, warm-up step left out;
 - estimate / actual, and the estimate of the probe before it grouped batches
-  (`domainfit.budget.probe.median_step` on a sample of the triples) / actual.
+  (`domainfit.budget.probe.median_step` on a sample of the triples) / actual;
+- the probe's rate at the median batch's padded tokens / actual: the trainer
+  records a median step, the plan needs the mean one, and grouped batches'
+  padded tokens are skewed (many batches at the window);
+- for ``length``, the probe's rate at the median padded tokens of the batches the
+  short run actually took (its data and sampler rebuilt): a short run's batches
+  need not be typical of an epoch's.
 
 The machine is shared: the probe runs before and after each training run and
 the estimate is their mean (both kept, with the load average), so a change in
@@ -37,16 +43,19 @@ from typing import Any
 
 import torch
 
-from domainfit.budget.probe import median_step, sample, step_estimate
+from domainfit.budget.probe import batch_padded_tokens, median_step, probe_batches, sample, step_estimate
 from domainfit.config import Config
 from domainfit.core.models import load_bi_encoder
 from domainfit.core.progress import set_quiet
 from domainfit.core.workspace import Workspace
 from domainfit.data.beir import load_beir
 from domainfit.data.demo import demo_path
+from domainfit.data.truncation import token_lengths
 from domainfit.stages.plan import _labelled_triples, _train_window
 from domainfit.stages.train import run_train
 from domainfit.train.config import TrainConfig
+from domainfit.train.data import examples_from_pairs, to_dataset
+from domainfit.train.speed import GROUP, length_grouped_batches
 
 GROUPINGS = ("length", "none")
 
@@ -56,6 +65,30 @@ def write_triples(triples: list[tuple[str, str, str]], path: Path) -> Path:
     rows = (json.dumps({"query": q, "positive": p, "negative": n}) for q, p, n in triples)
     path.write_text("".join(row + "\n" for row in rows))
     return path
+
+
+def median_batch_tokens(triples: list[tuple[str, str, str]], batch: int, window: int, grouping: str, seed: int) -> int:
+    """Padded tokens of the median full batch of the probe's sample (the trainer records a median step)."""
+    rows = sample(triples, batch * GROUP, seed)
+    tokenizer = load_bi_encoder().tokenizer
+    columns = [token_lengths(tokenizer, [r[c] for r in rows]) for c in range(3)]
+    full = [b for b in probe_batches(rows, batch, grouping, seed) if len(b) == batch]
+    tokens = sorted(batch_padded_tokens(b, columns, window) for b in full)
+    return tokens[len(tokens) // 2]
+
+
+def trainer_step_tokens(pairs: Path, cfg: TrainConfig) -> list[int]:
+    """Padded tokens of each batch the length-grouped trainer takes in its first ``cfg.max_steps`` steps.
+
+    The trainer's data and sampler rebuilt as ``domainfit train`` builds them
+    (the pair file's examples, shuffled with the seed; the sampler's epoch 0):
+    a short run's batches need not be typical of an epoch's.
+    """
+    rows = to_dataset(examples_from_pairs(pairs), "ranking", max_negatives=cfg.max_negatives, seed=cfg.seed)
+    tokenizer = load_bi_encoder().tokenizer
+    columns = [token_lengths(tokenizer, rows[c]) for c in rows.column_names]
+    batches = list(length_grouped_batches(rows, cfg.batch_size, False, seed=cfg.seed))[: cfg.max_steps]
+    return [batch_padded_tokens(b, columns, cfg.max_seq_length) for b in batches]
 
 
 def main() -> None:
@@ -102,6 +135,17 @@ def main() -> None:
         after = step_estimate(load_bi_encoder(), triples, batch, window, args.probe_steps, grouping=grouping,
                               seed=seed)  # fmt: skip
         estimate = (before.seconds + after.seconds) / 2
+        median_tokens = median_batch_tokens(triples, batch, window, grouping, seed)
+        rate = (before.seconds_per_token + after.seconds_per_token) / 2
+        at_median = median_tokens * rate
+        taken_record: dict[str, Any] = {}
+        if grouping == "length":  # the steps the run took (warm-up left out): their median batch
+            taken = sorted(trainer_step_tokens(pairs, cfg)[1:])
+            middle = taken[len(taken) // 2]
+            taken_record = {
+                "run_median_step_padded_tokens": middle,
+                "run_batches_estimate_to_actual": rate * middle / actual if actual else None,
+            }
         groupings[grouping] = {
             "estimate_seconds": estimate,
             "estimate_before_seconds": before.seconds,
@@ -113,8 +157,12 @@ def main() -> None:
             "actual_batch_grouping": result.batch_grouping,
             "actual_steps": result.steps,
             "estimate_to_actual": estimate / actual if actual else None,
+            "median_batch_padded_tokens": median_tokens,
+            "estimate_at_median_batch_seconds": at_median,
+            "median_batch_estimate_to_actual": at_median / actual if actual else None,
             "ungrouped_probe_to_actual": old / actual if actual else None,
             "load_average": os.getloadavg()[0],
+            **taken_record,
         }
         shutil.rmtree(ws.root / "train-checkpoints", ignore_errors=True)
         print(json.dumps({grouping: groupings[grouping]}), flush=True)
