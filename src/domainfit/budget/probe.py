@@ -9,11 +9,18 @@ real model on the user's own texts.
 - queries: a sample of queries encoded the same way, in seconds per query;
 - training: a few real optimiser steps (MultipleNegativesRankingLoss over
   batches of (query, positive, negative) at the training window) on a copy
-  of the base model; the first step (warm-up) is left out.
+  of the base model; the first step (warm-up) is left out. The batches are
+  formed from a sample of the training triples the way the trainer forms
+  them (`domainfit.train.speed.grouped_batches` for ``batch_grouping =
+  "length"``, plain shuffled batches otherwise), and the step time is
+  seconds per *padded* token (median over the timed steps) times the mean
+  padded tokens of a full batch of the sample (`step_estimate`), so the
+  few timed batches stand for all of them.
 
 Example::
 
-    probe = measure_probe(model_name, documents, queries, pairs, batch_size=32, window=256, train_window=128)
+    probe = measure_probe(model_name, documents, queries, pairs, batch_size=32, window=256, train_window=128,
+                          train_batch_size=32, batch_grouping="length")
     probe.document_seconds(lengths)  # seconds to encode documents of these token lengths
 """
 
@@ -26,6 +33,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 from domainfit.data.truncation import token_lengths as tokenize_lengths
+from domainfit.train.speed import GROUP, grouped_batches, text_lengths
 
 T = TypeVar("T")
 
@@ -53,6 +61,11 @@ class Probe:
     train_window: int
     model_load_seconds: float
     basis: str
+    #: How the timed training batches were formed: "length" (grouped as the trainer groups them) or "none"
+    #: (shuffled; also every probe saved before the probe grouped batches).
+    batch_grouping: str = "none"
+    #: Mean padded tokens of a full training batch over the probe's sample (None: not recorded, an older probe).
+    step_padded_tokens: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return the JSON form kept in the plan."""
@@ -123,10 +136,11 @@ def _bm25_seconds(documents: list[str], queries: list[str]) -> tuple[float, floa
     return (indexed - start) / max(1, len(documents)), (searched - indexed) / max(1, len(queries))
 
 
-def _train_steps(
-    model: Any, pairs: Sequence[tuple[str, str, str]], batch_size: int, window: int, steps: int
-) -> list[float]:
-    """Seconds of each of ``steps`` real optimiser steps over batches of ``pairs`` (query, positive, negative)."""
+def timed_steps(model: Any, batches: Sequence[Sequence[tuple[str, str, str]]], window: int) -> list[float]:
+    """Seconds of one real optimiser step over each of ``batches`` of (query, positive, negative) triples.
+
+    The model is trained in place (MultipleNegativesRankingLoss, AdamW) at ``window`` tokens: pass a copy.
+    """
     import torch
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
@@ -136,10 +150,8 @@ def _train_steps(
     model.train()
     loss = MultipleNegativesRankingLoss(model)
     optimiser = torch.optim.AdamW(model.parameters(), lr=2e-5)
-    rows = list(pairs) or [("probe", "probe", "probe")]
     times = []
-    for step in range(steps):
-        batch = [rows[(step * batch_size + i) % len(rows)] for i in range(batch_size)]
+    for batch in batches:
         start = time.perf_counter()
         features = [model.preprocess([row[col] for row in batch]) for col in range(3)]
         value = loss(features, torch.zeros(0))
@@ -151,10 +163,91 @@ def _train_steps(
     return times
 
 
+def _train_steps(
+    model: Any, pairs: Sequence[tuple[str, str, str]], batch_size: int, window: int, steps: int
+) -> list[float]:
+    """Seconds of each of ``steps`` real optimiser steps over batches of ``pairs`` in their order, cycled."""
+    rows = list(pairs) or [("probe", "probe", "probe")]
+    batches = [[rows[(step * batch_size + i) % len(rows)] for i in range(batch_size)] for step in range(steps)]
+    return timed_steps(model, batches, window)
+
+
 def median_step(model: Any, pairs: Sequence[tuple[str, str, str]], batch_size: int, window: int, steps: int) -> float:
-    """Median seconds of ``steps`` real optimiser steps (at least two: the first, a warm-up, is left out)."""
+    """Median seconds of ``steps`` real optimiser steps (at least two: the first, a warm-up, is left out).
+
+    The batches are ``pairs`` in their order, cycled (not grouped by length):
+    what the levels probe compares between models (`domainfit.budget.levels`).
+    """
     times = _train_steps(model, pairs, batch_size, window, max(2, steps))[1:]
     return sorted(times)[len(times) // 2]
+
+
+@dataclass(frozen=True)
+class StepEstimate:
+    """A training step's estimated seconds and what they rest on."""
+
+    seconds: float  # seconds_per_token x padded_tokens
+    padded_tokens: float  # mean padded tokens of a full batch of the sample
+    seconds_per_token: float  # median seconds per padded token of the timed steps
+    timed_steps: int  # steps timed (the warm-up left out)
+    sampled: int  # triples the batches were formed from
+    grouping: str  # "length" or "none"
+
+
+def probe_batches(rows: Sequence[tuple[str, ...]], batch_size: int, grouping: str, seed: int) -> list[list[int]]:
+    """Return batches of row indices as training forms them: length-grouped (``"length"``) or shuffled.
+
+    ``"length"`` is `grouped_batches` over the rows' character lengths and
+    texts, as the trainer's sampler calls it; otherwise the rows are
+    shuffled (seeded) and cut into batches of ``batch_size``.
+    """
+    if grouping == "length":
+        return grouped_batches(text_lengths(rows), [tuple(r) for r in rows], batch_size, seed)
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def batch_padded_tokens(batch: Sequence[int], column_lengths: Sequence[Sequence[int]], window: int) -> int:
+    """Tokens a batch computes: per text column, the batch size times its longest token length cut at ``window``."""
+    return sum(len(batch) * min(window, max(lengths[i] for i in batch)) for lengths in column_lengths)
+
+
+def step_estimate(
+    model: Any,
+    pairs: Sequence[tuple[str, str, str]],
+    batch_size: int,
+    window: int,
+    steps: int,
+    *,
+    grouping: str,
+    seed: int,
+) -> StepEstimate:
+    """Estimate a training step's seconds on batches formed the way training forms them.
+
+    Inputs: the model (trained in place: pass a copy), the training triples
+    (query, positive, negative), the training batch and window, the steps to
+    time (at least two: the first, a warm-up, is left out), the grouping
+    (``"length"`` or ``"none"``) and the seed. A seeded sample of at most
+    ``batch_size x GROUP`` triples (one mega-batch of the grouping) is cut
+    into batches with `probe_batches`; ``steps`` of its full batches are
+    timed. Output: the median seconds per padded token of the timed steps
+    times the mean padded tokens of a full batch of the sample.
+    """
+    rows = sample(pairs, batch_size * GROUP, seed)
+    # nothing to sample: one batch of a placeholder triple, repeated (grouping would split its copies)
+    rows = rows or [("probe", "probe", "probe")] * batch_size
+    columns = [tokenize_lengths(model.tokenizer, [row[col] for row in rows]) for col in range(3)]
+    batches = probe_batches(rows, batch_size, grouping if pairs else "none", seed)
+    full = [b for b in batches if len(b) == batch_size] or batches  # a sample under one batch: its one batch
+    tokens = [batch_padded_tokens(b, columns, window) for b in full]
+    timed = [full[i % len(full)] for i in range(max(2, steps))]
+    times = timed_steps(model, [[rows[i] for i in b] for b in timed], window)
+    warm = zip(times[1:], timed[1:], strict=True)  # the first step is a warm-up
+    rates = sorted(t / max(1, batch_padded_tokens(b, columns, window)) for t, b in warm)
+    rate = rates[len(rates) // 2]
+    mean_tokens = sum(tokens) / len(tokens)
+    return StepEstimate(rate * mean_tokens, mean_tokens, rate, len(rates), len(rows), grouping)
 
 
 def seconds_per_text(model: Any, texts: list[str], batch_size: int = 32) -> float:
@@ -172,6 +265,7 @@ def measure_probe(
     window: int,
     train_window: int,
     train_batch_size: int,
+    batch_grouping: str,
     seed: int = 13,
     steps: int = 4,
 ) -> Probe:
@@ -179,8 +273,10 @@ def measure_probe(
 
     Inputs: the model name or folder, the corpus texts, the query texts, the
     training triples (query, positive, negative), the encoding batch and
-    window, the training window and batch, the seed and the training steps
-    to time (the first is a warm-up, left out). Output: a `Probe`.
+    window, the training window, batch and batch grouping (``[train]
+    batch_grouping``: ``"length"`` or ``"none"``), the seed and the training
+    steps to time (the first is a warm-up, left out; see `step_estimate`).
+    Output: a `Probe`.
     """
     from domainfit.core.models import load_bi_encoder
 
@@ -202,15 +298,15 @@ def measure_probe(
     asked = sample(queries, PROBE_TEXTS, seed) or ["probe"]
     per_query = seconds_per_text(model, asked, batch_size)
     per_bm25, per_bm25_query = _bm25_seconds(pool, asked)
-    triples = sample(pairs, train_batch_size * steps, seed)
-    per_step = median_step(model, triples, train_batch_size, train_window, steps)
+    step = step_estimate(model, pairs, train_batch_size, train_window, steps, grouping=batch_grouping, seed=seed)
+    batches = "length-grouped" if step.grouping == "length" else "shuffled"
     return Probe(
         seconds_per_token=per_token,
         seconds_per_query=per_query,
         seconds_per_token_long=per_token_long,
         short_length=round(short, 1),
         long_length=round(long, 1),
-        seconds_per_step=per_step,
+        seconds_per_step=step.seconds,
         seconds_per_bm25_document=per_bm25,
         seconds_per_bm25_query=per_bm25_query,
         bm25_documents=len(pool),
@@ -220,8 +316,12 @@ def measure_probe(
         model_load_seconds=round(loaded, 2),
         basis=(
             f"encoded {2 * half} documents (typical and longest) and {len(asked)} queries of this corpus and timed "
-            f"{max(2, steps) - 1} training steps (batch {train_batch_size}, {train_window} tokens) on this machine"
+            f"{step.timed_steps} training steps (batch {train_batch_size}, {train_window} tokens, {batches} "
+            f"batches of {step.sampled} sampled training pairs, {step.padded_tokens:.0f} padded tokens a step) "
+            "on this machine"
         ),
+        batch_grouping=step.grouping,
+        step_padded_tokens=step.padded_tokens,
     )
 
 

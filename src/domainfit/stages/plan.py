@@ -287,7 +287,8 @@ def plan_probe(
 
     Inputs: the corpus texts, the query texts and the training triples (query,
     positive, negative) the probe times, and the training window. The encoding
-    window is `encode_window`'s.
+    window is `encode_window`'s; the training batches are grouped as ``[train]
+    batch_grouping`` says, as the trainer will group them.
     """
     window = encode_window(config)
     earlier = None if force else _earlier_probe(workspace, config, window, train_window)
@@ -295,7 +296,7 @@ def plan_probe(
         return earlier
     return measure_probe(config.train.base_model, texts, queries, triples, batch_size=config.bench.batch_size,
                          window=window, train_window=train_window, train_batch_size=config.train.batch_size,
-                         seed=config.train.seed)  # fmt: skip
+                         batch_grouping=config.train.batch_grouping, seed=config.train.seed)  # fmt: skip
 
 
 def fit_plan(
@@ -364,7 +365,11 @@ def fit_plan(
 
 
 def _earlier_probe(workspace: Workspace, config: Config, window: int, train_window: int) -> Probe | None:
-    """Return the workspace's last probe when it timed the same model, batches and windows (else None)."""
+    """Return the workspace's last probe when it timed the same model, batches, grouping and windows (else None).
+
+    A probe saved before the probe grouped its batches loads as one of
+    shuffled batches (``batch_grouping = "none"``).
+    """
     previous = read_plan(workspace)
     if previous is None or previous.workload.get("base_model") != config.train.base_model:
         return None
@@ -373,6 +378,7 @@ def _earlier_probe(workspace: Workspace, config: Config, window: int, train_wind
     except TypeError:
         return None
     same = (probe.window, probe.train_window, probe.batch_size) == (window, train_window, config.bench.batch_size)
+    same = same and probe.batch_grouping == config.train.batch_grouping
     return probe if same and previous.workload.get("train_batch_size") == config.train.batch_size else None
 
 

@@ -41,6 +41,7 @@ from domainfit.stages.plan import (
     record_timings,
     write_plan,
 )
+from domainfit.train.speed import GROUP
 
 if TYPE_CHECKING:
     from domainfit.config import Config
@@ -52,8 +53,9 @@ if TYPE_CHECKING:
 PHASE = "train"
 #: The stages ``train`` runs, of the loop's.
 ONLY = ("train",)
-#: Training examples the probe's steps are drawn from.
-PROBE_EXAMPLES = 256
+#: Training batches' worth of examples the probe's steps are drawn from: one mega-batch of the length
+#: grouping (`domainfit.train.speed.GROUP`), so the probe's batches pad as the trainer's do.
+PROBE_BATCHES = GROUP
 
 
 def train_examples(workspace: Workspace, dataset: BeirDataset, config: Config) -> MinedExamples:
@@ -120,8 +122,8 @@ def plan_train(
         raise UsageError(f"{data}: no training examples in split {config.train.train_split!r}")
     texts = [d.full_text() for d in dataset.corpus.values()]
     if probe is None:
-        triples = [(e.anchor, e.positive, (e.negatives or [e.positive])[0])
-                   for e in sample(examples.examples, PROBE_EXAMPLES, config.train.seed)]  # fmt: skip
+        picked = sample(examples.examples, config.train.batch_size * PROBE_BATCHES, config.train.seed)
+        triples = [(e.anchor, e.positive, (e.negatives or [e.positive])[0]) for e in picked]
         probe = plan_probe(workspace, config, texts, [t[0] for t in triples], triples, config.train.max_seq_length,
                            force=force)  # fmt: skip
     lengths = corpus_lengths(config.train.base_model, texts, config.train.seed)

@@ -23,7 +23,7 @@ import random
 import resource
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,12 @@ def row_lengths(dataset: Any) -> list[int]:
     """Return each row's total text length in characters over its string columns (a cheap token-count proxy)."""
     columns = [c for c in dataset.column_names if c != "label"]
     data = {c: dataset[c] for c in columns}
-    return [sum(len(data[c][i]) for c in columns if isinstance(data[c][i], str)) for i in range(len(dataset))]
+    return text_lengths([tuple(data[c][i] for c in columns) for i in range(len(dataset))])
+
+
+def text_lengths(rows: Sequence[Sequence[Any]]) -> list[int]:
+    """Return each row's total length in characters over its string fields (the length batches are grouped by)."""
+    return [sum(len(value) for value in row if isinstance(value, str)) for row in rows]
 
 
 def grouped_batches(
