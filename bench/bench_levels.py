@@ -130,7 +130,8 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=128)
     parser.add_argument("--probe-steps", type=int, default=4, help="steps timed per model (the first is warm-up)")
     parser.add_argument("--top-layers", type=int, default=2)
-    parser.add_argument("--static-source", default="tokenlearn", choices=["tokenlearn", "distill"])
+    parser.add_argument("--static-source", default="distill", choices=["tokenlearn", "distill"])
+    parser.add_argument("--static-learning-rate", type=float, default=None, help="default: [train]'s")
     parser.add_argument("--minilm-passages", type=int, default=300)
     parser.add_argument("--levels", default="full,top-layers,adapter,static")
     parser.add_argument("--pairs", type=int, default=0, help="train pairs every level trains on (0: all)")
@@ -168,6 +169,7 @@ def main() -> None:
                 eval_steps=args.steps, save_steps=args.steps, early_stopping_patience=None,
                 eval_corpus="sample", eval_max_corpus=300, top_layers=args.top_layers,
                 static_source=args.static_source, adapter_epochs=20,
+                **({"static_learning_rate": args.static_learning_rate} if args.static_learning_rate else {}),
                 dataset=str(pair_file) if pair_file else None,
             )  # fmt: skip
             start = time.perf_counter()
