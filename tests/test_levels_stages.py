@@ -35,6 +35,7 @@ def test_prompts_then_adapter_each_evaluated_and_both_in_the_levels_table(tmp_pa
         "query_adapter.safetensors",
     ]
     assert adapter.level_details["documents_re_embedded"] == 0 and adapter.best_step is not None
+    assert adapter.level_details["batch_size"] == 32 != TINY["batch_size"]  # its own batch, not the trainer's
     result = run_eval(mini_beir, ws, evaluation)
     assert result.model == str(folder)
     row = json.loads((ws.root / "eval" / "level-adapter.json").read_text())

@@ -189,7 +189,8 @@ def compute_adapter(stage: TrainStage, out: Path) -> TrainResult:
     encoded = time.perf_counter()
     settings: dict[str, Any] = {
         "kind": cfg.adapter, "hidden": cfg.adapter_hidden, "rank": cfg.adapter_rank, "epochs": cfg.adapter_epochs,
-        "batch_size": cfg.batch_size, "learning_rate": cfg.adapter_learning_rate, "temperature": cfg.temperature,
+        "batch_size": cfg.adapter_batch_size or cfg.batch_size, "learning_rate": cfg.adapter_learning_rate,
+        "temperature": cfg.temperature,
         "seed": cfg.seed, "patience": cfg.adapter_patience, "positive_keys": [e.positive for e in examples],
     }  # fmt: skip
     trials: list[dict[str, Any]] | None = None
@@ -205,6 +206,7 @@ def compute_adapter(stage: TrainStage, out: Path) -> TrainResult:
         "adapter": cfg.adapter,
         "hidden": cfg.adapter_hidden if cfg.adapter == "mlp" else None,
         "rank": cfg.adapter_rank if cfg.adapter == "lowrank" else None,
+        "batch_size": settings["batch_size"],
         "negatives_per_query": fit.hard_negatives,
         "negatives_mined_per_query": k,
         "hard_negative_trials": trials,

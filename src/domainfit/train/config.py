@@ -89,6 +89,9 @@ class TrainConfig(BaseModel):
     adapter_epochs: int = Field(60, ge=1, description="adapter: most passes over the training pairs")
     adapter_patience: int = Field(8, ge=1, description="adapter: epochs without a dev gain before stopping")
     adapter_learning_rate: float = Field(3e-4, gt=0)
+    adapter_batch_size: int | None = Field(
+        32, ge=2, description="adapter: pairs per batch (its in-batch negatives); None: [train] batch_size"
+    )
     adapter_hard_negatives: Literal["dev", "always", "never"] = Field(
         "dev", description="adapter: train with the mined hard negatives, without, or both and keep the better on dev"
     )
