@@ -5,12 +5,13 @@ before anything is trained is a **prior**, said so wherever it is shown:
 
 - full fine-tuning's lift is ``expected_full_lift`` (``[decide]``, default 0.05
   NDCG@10), or the lift eval measured when the workspace has one;
-- the other levels get a share of it: ``top-layers`` 0.8 and ``prompts`` 0.4 of
-  it (from the rough quality steps of the levels of effort, 80-90 % and 70-80 %
-  of optimal vs 85-95 % for a full fine-tune), prompts 0 for a model never trained
+- the other levels get a share of it, measured with one epoch of MiniLM on the
+  same pairs on two corpora (`bench/bench_levels.py`: the demo, and a
+  long-document corpus): ``top-layers`` (top 2 of 6) 0.4 (0.40 and 0.44),
+  the query-side adapter 0.3 (0.21 and 0.32); ``prompts`` 0.4 (the rough
+  quality steps of the levels of effort), 0 for a model never trained
   with instructions (one whose folder defines no prompts, like all-MiniLM-L6-v2);
-  the query-side adapter 0.4 (query-only linear adapters report part of a
-  fine-tune's gain, dataset-dependent); a static model loses about a fifth of the
+  a static model loses about a fifth of the
   base score (distilled static models trail their teacher) and gains half a
   fine-tune's lift back by training.
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from domainfit.budget.levels import LevelTimes
 
 #: Share of full fine-tuning's lift each level is expected to reach (a prior).
-PRIOR_SHARE = {"prompts": 0.4, "adapter": 0.4, "static": 0.5, "top-layers": 0.8, "full": 1.0}
+PRIOR_SHARE = {"prompts": 0.4, "adapter": 0.3, "static": 0.5, "top-layers": 0.4, "full": 1.0}
 #: A static model's expected loss before training, as a share of the base model's score (a prior).
 STATIC_LOSS_SHARE = 0.2
 #: The level numbers shown next to the names.
