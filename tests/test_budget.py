@@ -220,7 +220,7 @@ def test_make_plan_fits_a_budget_and_applies_it(tmp_path, mini_beir) -> None:
     assert asked.fits and not asked.changes and not asked.overrides
     assert [s["stage"] for s in asked.stages][:4] == ["bench", "decide", "synth", "mine"]
     assert probe.seconds_per_step > 0 and probe.seconds_per_token > 0
-    assert probe.batch_grouping == config.train.batch_grouping == "length" and probe.step_padded_tokens
+    assert probe.batch_grouping == config.train.batch_grouping == "none" and probe.step_padded_tokens
     # a budget under what the settings ask for: the plan cuts, fits, and its overrides reach the config
     budget = asked.seconds * 0.6
     fitted, sized, _ = make_plan(dataset, config, ws, budget=budget, spent=0.0, phase="start", probe=probe)

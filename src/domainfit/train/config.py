@@ -96,7 +96,7 @@ class TrainConfig(BaseModel):
         "dev", description="adapter: train with the mined hard negatives, without, or both and keep the better on dev"
     )
     batch_grouping: Literal["none", "length"] = Field(
-        "length", description="length: batches of similar text length (less padding), no duplicate text in a batch"
+        "none", description="length: batches of similar text length (less padding), no duplicate text in a batch"
     )
     threads: int = Field(0, ge=0, description="torch intra-op threads while training (0: torch's default)")
     static_source: Literal["distill", "tokenlearn"] = Field(
