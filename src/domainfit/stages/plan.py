@@ -365,11 +365,7 @@ def fit_plan(
 
 
 def _earlier_probe(workspace: Workspace, config: Config, window: int, train_window: int) -> Probe | None:
-    """Return the workspace's last probe when it timed the same model, batches, grouping and windows (else None).
-
-    A probe saved before the probe grouped its batches loads as one of
-    shuffled batches (``batch_grouping = "none"``).
-    """
+    """Return the last probe if it timed the same model, batches, grouping and windows (an old one: shuffled)."""
     previous = read_plan(workspace)
     if previous is None or previous.workload.get("base_model") != config.train.base_model:
         return None
@@ -377,8 +373,8 @@ def _earlier_probe(workspace: Workspace, config: Config, window: int, train_wind
         probe = Probe(**previous.probe)
     except TypeError:
         return None
-    same = (probe.window, probe.train_window, probe.batch_size) == (window, train_window, config.bench.batch_size)
-    same = same and probe.batch_grouping == config.train.batch_grouping
+    same = (probe.window, probe.train_window, probe.batch_size, probe.batch_grouping) == (
+        window, train_window, config.bench.batch_size, config.train.batch_grouping)  # fmt: skip
     return probe if same and previous.workload.get("train_batch_size") == config.train.batch_size else None
 
 
