@@ -24,7 +24,6 @@ import resource
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 #: Batches per mega-batch that are sorted by length (as transformers' LengthGroupedSampler).
@@ -109,15 +108,13 @@ def length_grouped_batches(
 
 
 def rss_mib() -> float | None:
-    """Return this process's resident set size now, in MiB (``VmRSS``; None where ``/proc`` is missing)."""
+    """Return this process's resident set size now, in MiB (psutil; None where the platform does not say)."""
+    import psutil
+
     try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
+        return float(psutil.Process().memory_info().rss) / (1024 * 1024)
+    except (psutil.Error, OSError):
         return None
-    for line in status.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return None
 
 
 def peak_rss_mib() -> float:
@@ -176,7 +173,7 @@ def step_timer() -> Any:
             return times[len(times) // 2] if times else None
 
         def memory(self) -> dict[str, Any] | None:
-            """Resident memory of training in MiB, or None before training ended or without ``/proc``.
+            """Resident memory of training in MiB, or None before training ended or where psutil cannot read it.
 
             ``rss_at_start``: resident set when training began; ``peak_rss``: the
             process's peak after training; ``rise``: their difference (the memory
